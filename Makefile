@@ -1,0 +1,68 @@
+# codecot — the two commands a newcomer needs: `make demo` and `make test`.
+# Everything is installed into ./.venv by `make setup`; nothing by hand.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+OUT ?= demo_out
+PRESET ?= default
+
+# Keep every library's caches inside the project and never reach a model hub.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export WANDB_MODE := disabled
+export DS_ACCELERATOR := cpu
+export TOKENIZERS_PARALLELISM := false
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_ext
+export MPLCONFIGDIR := $(CURDIR)/.cache/mpl
+export HF_HOME := $(CURDIR)/.cache/hf
+export TRITON_CACHE_DIR := $(CURDIR)/.cache/triton
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup chromium test lint demo bench bench-train bench-sandbox bench-synth bench-diag clean
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: an unpinned torch (or a dependency's torch>=...) pulls a
+# multi-GB CUDA build; 2.13.0 is the CPU wheel on this machine's disk.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Debian's chromium: kaleido needs it for PNG/SVG export, the dashboard test for screenshots.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium (PNG export, browser test)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; PNG export and the browser test will say so"; }
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup chromium lint
+	$(BIN)/python -m pytest -q -x --timeout=900 tests
+
+demo: setup chromium
+	$(BIN)/diag demo --out $(OUT) --preset $(PRESET)
+
+bench: bench-train bench-sandbox bench-synth bench-diag
+
+bench-train: setup
+	$(BIN)/python bench/bench_train.py
+
+bench-sandbox: setup
+	$(BIN)/python bench/bench_sandbox.py
+
+bench-synth: setup
+	$(BIN)/python bench/bench_synth.py
+
+bench-diag: setup
+	$(BIN)/python bench/bench_diag.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""codecot sandbox: run untrusted Python in a fresh, limited, network-less interpreter."""
