@@ -1,0 +1,602 @@
+"""`diag synth`: sources -> filter -> dedup/decontam -> teacher -> parser -> sandbox -> triples.
+
+    from synthesis.pipeline import SynthConfig, main
+    stats = main(SynthConfig(sources=["toy"], n=2000, out="runs/toy"))
+    stats = main(SynthConfig(sources=["pysrc:src/"], teacher="openai:http://127.0.0.1:8000/v1#m",
+                             out="runs/raw", workers=16))
+
+Stages, in order (each seed ends in exactly one place: `triples.jsonl` or `rejected.jsonl`):
+    source   a candidate row/function that is not a seed (empty field, not self-contained, ...)
+    filter   synthesis.filters.check_code (syntax, size, banned imports/calls, file writes)
+    dedup    exact and MinHash near duplicates; decontamination against HumanEval and --decontam
+    teacher  no answer after bounded retries, or the server refused the request
+    parse    synthesis.parser.parse_response (sections, code blocks, asserts, truncation)
+    sandbox  solution + tests did not pass in the sandbox (sentinel verdict)
+
+The run folder holds:
+    triples.jsonl    kept triples (synthesis.schema.Triple; meta.split in train/val/test/ood)
+    rejected.jsonl   {id, stage, reason, detail, source, response_key?}
+    responses.jsonl  the teacher's answers, cached by prompt hash (flushed one by one)
+    stats.json       per stage: in, out, rejected, keep_rate, reasons; totals and throughput
+    run_config.json  what identifies the run (sources, fields, n, seed, teacher, prompts)
+    manifest.json    written last (synthesis.runfiles.Manifest)
+
+Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
+half-written last line of each jsonl file, skips every seed already kept or rejected, answers
+from responses.jsonl whatever was asked before, and retries seeds whose teacher request failed
+for a transient reason. Stages 1-3 are recomputed (they are deterministic and cheap), so the
+dedup decisions of a resumed run equal those of an uninterrupted one. When the run finishes,
+triples.jsonl and rejected.jsonl are rewritten in seed order, so the files do not depend on the
+order answers arrived in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
+from synthesis.filters import FilterConfig, Rejection, check_code
+from synthesis.parser import ParsedResponse, parse_response
+from synthesis.runfiles import (
+    InputError,
+    Manifest,
+    atomic_path,
+    atomic_write_json,
+    prepare_out_dir,
+    require_file,
+)
+from synthesis.schema import SPLITS, Triple
+from synthesis.seeds import Seed
+from synthesis.sources import FieldMap, SourceReject, iter_candidates, parse_source
+from synthesis.teacher import TeacherConfig, TeacherReply, TeacherRequest, make_teacher
+
+STAGES = ("source", "filter", "dedup", "teacher", "parse", "sandbox")
+KEPT = "kept"
+TRIPLES, REJECTED, RESPONSES = "triples.jsonl", "rejected.jsonl", "responses.jsonl"
+STATS, RUN_CONFIG = "stats.json", "run_config.json"
+PLACEHOLDERS = {"instruction": ("{instruction}", "{code}"), "task": ("{code}",)}
+_PLACEHOLDER_RE = re.compile(r"\{(instruction|code)\}")
+# What identifies a run: resuming with any of these changed is refused.
+_IDENTITY = ("sources", "fields", "n", "seed", "split_ratios", "teacher", "prompts")
+
+
+@dataclass
+class SynthConfig:
+    sources: list[str] = field(default_factory=lambda: ["toy"])
+    out: str = "synth_out"
+    n: int | None = None  # toy: seeds to generate (default 1000); other sources: rows to read
+    seed: int = 0
+    fields: list[str] = field(default_factory=list)  # "instruction=question", ...
+    teacher: str = "toy"
+    prompt_file: str | None = None  # replaces synthesis/prompts/teacher.txt
+    task_prompt_file: str | None = None  # replaces synthesis/prompts/teacher_task.txt
+    teacher_cfg: TeacherConfig = field(default_factory=TeacherConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    dedup: bool = True
+    near_dup_threshold: float | None = 0.85  # None: exact dedup only
+    decontam: list[str] = field(default_factory=lambda: ["humaneval"])  # "humaneval" or jsonl
+    decontam_ngram: int = 10
+    decontam_threshold: float = 0.5
+    min_asserts: int = 10
+    sandbox_workers: int | None = None  # default: the sandbox's own (CPU count)
+    sandbox_timeout_s: float = 10.0
+    sandbox_batch: int = 256  # parsed answers per run_programs call
+    split_ratios: tuple[float, float, float] = (0.9, 0.05, 0.05)  # train/val/test by id hash
+    overwrite: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# prompts
+
+
+@dataclass
+class Prompts:
+    instruction: str  # for seeds with an instruction: placeholders {instruction} and {code}
+    task: str  # for raw code: placeholder {code}; asks for a [Task] section too
+
+    def render(self, seed: Seed) -> str:
+        template = self.task if seed.instruction is None else self.instruction
+        values = {"instruction": seed.instruction or "", "code": seed.code}
+        return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+
+
+def _read_template(path: str | None, default: str, kind: str, flag: str) -> str:
+    if path is None:
+        return resources.files("synthesis").joinpath("prompts", default).read_text("utf-8")
+    require_file(path, flag)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{flag} {path}: not valid UTF-8 ({err.reason})") from None
+    missing = [p for p in PLACEHOLDERS[kind] if p not in text]
+    if missing:
+        raise InputError(
+            f"{flag} {path}: missing placeholder(s) {', '.join(missing)} "
+            f"(a {kind} prompt needs {', '.join(PLACEHOLDERS[kind])})"
+        )
+    return text
+
+
+def load_prompts(cfg: SynthConfig) -> Prompts:
+    return Prompts(
+        instruction=_read_template(cfg.prompt_file, "teacher.txt", "instruction", "--prompt-file"),
+        task=_read_template(cfg.task_prompt_file, "teacher_task.txt", "task", "--task-prompt-file"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# append-only logs
+
+
+def repair_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Records of an append-only jsonl file, dropping a half-written tail (rewritten in place).
+
+    A kill -9 can leave the last line without its newline or cut mid-JSON; such a line is
+    removed. Returns (records, number of lines dropped).
+    """
+    if not path.exists():
+        return [], 0
+    raw = path.read_bytes()
+    records: list[dict[str, Any]] = []
+    good_end = 0
+    dropped = 0
+    pos = 0
+    while pos < len(raw):
+        end = raw.find(b"\n", pos)
+        if end == -1:  # no newline: an unfinished last line
+            dropped += 1
+            break
+        line = raw[pos:end]
+        try:
+            obj = json.loads(line.decode("utf-8")) if line.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            obj = None
+            if raw.find(b"\n", end + 1) != -1:
+                lineno = raw.count(b"\n", 0, pos) + 1
+                raise InputError(f"{path}: line {lineno} is corrupt (not JSON)") from None
+            dropped += 1
+            break
+        if obj is not None:
+            records.append(obj)
+        pos = good_end = end + 1
+    if good_end != len(raw):
+        with path.open("r+b") as handle:
+            handle.truncate(good_end)
+    return records, dropped
+
+
+class JsonlLog:
+    """An append-only jsonl file: one os.write per record, so each line lands whole or not."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.append_line(json.dumps(record, ensure_ascii=False))
+
+    def append_line(self, line: str) -> None:
+        os.write(self._fd, (line + "\n").encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def split_of(seed: Seed, salt: int, ratios: tuple[float, float, float]) -> str:
+    """The seed's own split if its source decided one, else train/val/test by a stable hash."""
+    given = seed.meta.get("split")
+    if given in SPLITS:
+        return given
+    digest = hashlib.sha256(f"{salt}:{seed.id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    train, val, _ = ratios
+    return "train" if u < train else "val" if u < train + val else "test"
+
+
+def _reject(seed_id: str, stage: str, rej: Rejection, source: str, **extra: Any) -> dict[str, Any]:
+    return {"id": seed_id, "stage": stage, "reason": rej.reason, "detail": rej.detail,
+            "source": source, **extra}  # fmt: skip
+
+
+def _sandbox_config(cfg: SynthConfig) -> Any:
+    from sandbox import SandboxConfig
+
+    known = {f.name for f in fields(SandboxConfig)}
+    wanted = {"timeout_s": cfg.sandbox_timeout_s}
+    return SandboxConfig(**{k: v for k, v in wanted.items() if k in known})
+
+
+def _identity(cfg: SynthConfig, prompts: Prompts) -> dict[str, Any]:
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    return {
+        "sources": list(cfg.sources),
+        "fields": sorted(cfg.fields),
+        "n": cfg.n,
+        "seed": cfg.seed,
+        "split_ratios": list(cfg.split_ratios),
+        "teacher": cfg.teacher,
+        "prompts": {"instruction": digest(prompts.instruction), "task": digest(prompts.task)},
+    }
+
+
+def _check_config(cfg: SynthConfig) -> None:
+    if not cfg.sources:
+        raise InputError("--source: give at least one source")
+    if cfg.n is not None and cfg.n < 1:
+        raise InputError(f"--n {cfg.n}: must be >= 1")
+    if len(cfg.split_ratios) != 3 or abs(sum(cfg.split_ratios) - 1.0) > 1e-6:
+        raise InputError(f"--split-ratios {cfg.split_ratios}: three fractions summing to 1")
+    if cfg.min_asserts < 1:
+        raise InputError(f"--min-asserts {cfg.min_asserts}: must be >= 1")
+    if cfg.sandbox_batch < 1:
+        raise InputError(f"--sandbox-batch {cfg.sandbox_batch}: must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class _Candidate:
+    seed: Seed
+    parsed: ParsedResponse
+    key: str
+
+
+class _Run:
+    def __init__(self, cfg: SynthConfig, out: Path):
+        self.cfg = cfg
+        self.out = out
+        self.triples = JsonlLog(out / TRIPLES)
+        self.rejected = JsonlLog(out / REJECTED)
+        self.responses = JsonlLog(out / RESPONSES)
+        self.finished: set[str] = set()
+        self.counts: Counter[str] = Counter()
+
+    def close(self) -> None:
+        for log in (self.triples, self.rejected, self.responses):
+            log.close()
+
+    def reject(self, record: dict[str, Any]) -> None:
+        self.rejected.append(record)
+        self.finished.add(record["id"])
+        self.counts[f"rejected_{record['stage']}"] += 1
+
+    def keep(self, triple: Triple) -> None:
+        self.triples.append_line(triple.to_json())
+        self.finished.add(triple.id)
+        self.counts["kept"] += 1
+
+
+def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
+    """Repair the logs of an earlier attempt; ids already finished; what was repaired."""
+    triples, bad_t = repair_jsonl(out / TRIPLES)
+    rejected, bad_r = repair_jsonl(out / REJECTED)
+    _, bad_c = repair_jsonl(out / RESPONSES)
+    # Transient teacher failures are retried: drop them from the log (atomic rewrite).
+    retry = {r["id"] for r in rejected if r.get("stage") == "teacher" and r.get("retryable")}
+    if retry:
+        rejected = [r for r in rejected if r["id"] not in retry]
+        _rewrite_jsonl(out / REJECTED, rejected)
+    finished = {r["id"] for r in triples} | {r["id"] for r in rejected}
+    repaired = {
+        "triples": bad_t,
+        "rejected": bad_r,
+        "responses": bad_c,
+        "teacher_retry": len(retry),
+    }
+    return finished, repaired
+
+
+def _load_cache(path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
+    cache: dict[str, dict[str, Any]] = {}
+    if not path.exists() or not keys:
+        return cache
+    with path.open("rb") as handle:
+        for raw in handle:
+            record = json.loads(raw)
+            if record["key"] in keys:
+                cache[record["key"]] = record
+    return cache
+
+
+def _front_stages(
+    cfg: SynthConfig, run: _Run | None
+) -> tuple[list[str], list[Seed], dict[str, Any]]:
+    """Stages 1-3 over every candidate. Returns (all candidate ids in order, seeds that passed,
+    sources info). Rejections of ids not finished before are written to the log."""
+    fieldmap = FieldMap.from_flags(cfg.fields)
+    specs = [parse_source(s) for s in cfg.sources]
+    dedup = Deduplicator(cfg.near_dup_threshold) if cfg.dedup else None
+    decontam = (
+        Decontaminator(
+            load_benchmark_texts(cfg.decontam), cfg.decontam_ngram, cfg.decontam_threshold
+        )
+        if cfg.decontam
+        else None
+    )
+    order: list[str] = []
+    seen: dict[str, str] = {}
+    passed: list[Seed] = []
+    for spec in specs:
+        for item in iter_candidates(
+            spec, fieldmap, limit=cfg.n, toy_n=cfg.n or 1000, seed=cfg.seed
+        ):
+            if item.id in seen:
+                raise InputError(
+                    f"--source {spec.text}: id {item.id!r} also comes from {seen[item.id]}"
+                )
+            seen[item.id] = spec.text
+            order.append(item.id)
+            fresh = run is not None and item.id not in run.finished
+            if isinstance(item, SourceReject):
+                if fresh:
+                    rej = Rejection(item.reason, item.detail)
+                    run.reject(_reject(item.id, "source", rej, item.source))
+                continue
+            rejection, stage = check_code(item.code, cfg.filters), "filter"
+            if rejection is None and dedup is not None:
+                rejection, stage = dedup.check(item.id, item.code), "dedup"
+            if rejection is None and decontam is not None:
+                text = f"{item.instruction or ''}\n{item.code}"
+                rejection, stage = decontam.check(text), "dedup"
+            if rejection is not None:
+                if fresh:
+                    run.reject(_reject(item.id, stage, rejection, item.source))
+                continue
+            passed.append(item)
+    return order, passed, {"sources": [s.text for s in specs]}
+
+
+def _teacher_replies(
+    teacher: Any, requests: list[TeacherRequest], cache: dict[str, dict[str, Any]]
+) -> Iterator[tuple[TeacherRequest, TeacherReply, bool]]:
+    """Cached answers first, then the teacher's; the bool says whether the answer is new."""
+    for request in requests:
+        if request.key in cache:
+            hit = cache[request.key]
+            yield request, TeacherReply(hit["text"], hit.get("finish_reason")), False
+    fresh = [r for r in requests if r.key not in cache]
+    for request, reply in teacher.run(fresh):
+        yield request, reply, True
+
+
+def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str, verdict: Any) -> Triple:
+    seed, parsed = cand.seed, cand.parsed
+    meta = dict(seed.meta)
+    meta.update(
+        split=split_of(seed, cfg.seed, cfg.split_ratios),
+        teacher=teacher_name,
+        response_key=cand.key,
+        n_asserts=parsed.n_asserts,
+        sandbox={"status": verdict.status, "duration_s": round(verdict.duration_s, 4)},
+    )
+    if seed.entry_point and seed.entry_point != parsed.entry_point:
+        meta["seed_entry_point"] = seed.entry_point
+    problem = parsed.task if seed.instruction is None else seed.instruction
+    return Triple(
+        id=seed.id,
+        problem=problem or "",
+        cot=parsed.analysis,
+        code=parsed.code,
+        tests=parsed.tests,
+        entry_point=parsed.entry_point,
+        seed_answer=seed.seed_answer,
+        source=seed.source,
+        meta=meta,
+    )
+
+
+def _flush_sandbox(
+    batch: list[_Candidate], run: _Run, cfg: SynthConfig, teacher_name: str, bar: Any
+) -> None:
+    if not batch:
+        return
+    from sandbox import Program, run_programs
+
+    programs = [Program(c.seed.id, c.parsed.code, c.parsed.tests) for c in batch]
+    verdicts = run_programs(programs, _sandbox_config(cfg), workers=cfg.sandbox_workers)
+    for cand, verdict in zip(batch, verdicts):
+        if verdict.status == "passed":
+            run.keep(_to_triple(cand, cfg, teacher_name, verdict))
+        else:
+            detail = (verdict.detail or "")[:300]
+            rej = Rejection(verdict.status, detail)
+            run.reject(
+                _reject(cand.seed.id, "sandbox", rej, cand.seed.source, response_key=cand.key)
+            )
+        bar.update(1)
+    batch.clear()
+
+
+def compute_stats(out: Path, order: list[str]) -> dict[str, Any]:
+    """Per-stage counts from the files on disk (so they cover every resumed attempt)."""
+    final: dict[str, tuple[str, str]] = {}  # id -> (stage or "kept", reason)
+    for record in repair_jsonl(out / TRIPLES)[0]:
+        final[record["id"]] = (KEPT, "")
+    for record in repair_jsonl(out / REJECTED)[0]:
+        final[record["id"]] = (record["stage"], record["reason"])
+    wanted = set(order)
+    rank = {name: i for i, name in enumerate((*STAGES, KEPT))}
+    per_stage: dict[str, Any] = {}
+    reached = [rank[final[i][0]] for i in order if i in final]
+    for index, stage in enumerate(STAGES):
+        n_in = sum(r >= index for r in reached)
+        reasons = Counter(final[i][1] for i in order if i in final and final[i][0] == stage)
+        n_rej = sum(reasons.values())
+        per_stage[stage] = {
+            "in": n_in,
+            "out": n_in - n_rej,
+            "rejected": n_rej,
+            "keep_rate": round((n_in - n_rej) / n_in, 4) if n_in else None,
+            "reasons": dict(reasons.most_common()),
+        }
+    kept = sum(1 for i in order if final.get(i, ("", ""))[0] == KEPT)
+    n_seeds = per_stage["source"]["out"]
+    return {
+        "candidates": len(order),
+        "seeds": n_seeds,
+        "kept": kept,
+        "rejected": sum(s["rejected"] for s in per_stage.values()),
+        "unfinished": sum(1 for i in order if i not in final),
+        "keep_rate": round(kept / n_seeds, 4) if n_seeds else None,
+        "stages": per_stage,
+        "stray_ids": len(set(final) - wanted),  # in the logs but not among the sources now
+    }
+
+
+def _split_counts(out: Path) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for record in repair_jsonl(out / TRIPLES)[0]:
+        counts[record.get("meta", {}).get("split", "?")] += 1
+    return dict(sorted(counts.items()))
+
+
+def _finalize_order(out: Path, order: list[str]) -> None:
+    """Rewrite triples.jsonl and rejected.jsonl in seed order (atomic)."""
+    rank = {seed_id: i for i, seed_id in enumerate(order)}
+    for name in (TRIPLES, REJECTED):
+        records = repair_jsonl(out / name)[0]
+        records.sort(key=lambda r: rank.get(r["id"], len(rank)))
+        _rewrite_jsonl(out / name, records)
+
+
+def main(cfg: SynthConfig) -> dict[str, Any]:
+    """Run (or resume) a synthesis; returns the stats written to stats.json."""
+    from tqdm import tqdm
+
+    t_start = time.perf_counter()
+    _check_config(cfg)
+    prompts = load_prompts(cfg)
+    teacher = make_teacher(cfg.teacher, cfg.teacher_cfg)
+    specs = [parse_source(spec) for spec in cfg.sources]  # a bad path fails before --out
+    if cfg.teacher == "toy" and any(spec.kind != "toy" for spec in specs):
+        raise InputError("--teacher toy answers only --source toy seeds; use openai: or hf:")
+    FieldMap.from_flags(cfg.fields)
+    for bench in cfg.decontam:
+        if bench != "humaneval":
+            require_file(bench, "--decontam")
+
+    out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    identity = _identity(cfg, prompts)
+    previous = out / RUN_CONFIG
+    if previous.exists():
+        before = json.loads(previous.read_text(encoding="utf-8"))
+        changed = [k for k in _IDENTITY if before.get(k) != identity.get(k)]
+        if changed:
+            raise InputError(
+                f"--out {out}: holds a run with other {', '.join(changed)} "
+                "(pass --overwrite to start over)"
+            )
+    else:
+        atomic_write_json(previous, identity)
+    manifest = Manifest("synth", out, config=cfg, seed=cfg.seed)
+
+    finished, repaired = _load_state(out)
+    run = _Run(cfg, out)
+    run.finished = finished
+    try:
+        with manifest.timed("front_stages"):
+            order, passed, info = _front_stages(cfg, run)
+        pending = [s for s in passed if s.id not in run.finished]
+        requests = [
+            TeacherRequest(hashlib.sha256(f"{teacher.cache_id}\n{p}".encode()).hexdigest(), p, seed)
+            for seed in pending
+            for p in [prompts.render(seed)]
+        ]
+        cache = _load_cache(out / RESPONSES, {r.key for r in requests})
+        n_cached = sum(r.key in cache for r in requests)
+        batch: list[_Candidate] = []
+        t_teacher = time.perf_counter()
+        with tqdm(
+            total=len(requests), desc="synth", unit="seed", disable=not cfg.progress, smoothing=0.1
+        ) as bar:
+            for request, reply, new in _teacher_replies(teacher, requests, cache):
+                seed = request.seed
+                if reply.error is not None:
+                    rej = Rejection("teacher_error", reply.error[:300])
+                    run.reject(
+                        _reject(seed.id, "teacher", rej, seed.source, retryable=reply.retryable)
+                    )
+                    bar.update(1)
+                    continue
+                if new:
+                    run.responses.append(
+                        {"key": request.key, "seed_id": seed.id, "teacher": teacher.name,
+                         "text": reply.text, "finish_reason": reply.finish_reason,
+                         "attempts": reply.attempts, "seconds": round(reply.seconds, 3)}
+                    )  # fmt: skip
+                parsed = parse_response(
+                    reply.text,
+                    entry_point=seed.entry_point,
+                    strict_entry_point=seed.instruction is not None,
+                    want_task=seed.instruction is None,
+                    min_asserts=cfg.min_asserts,
+                    finish_reason=reply.finish_reason,
+                )
+                if isinstance(parsed, Rejection):
+                    run.reject(
+                        _reject(seed.id, "parse", parsed, seed.source, response_key=request.key)
+                    )
+                    bar.update(1)
+                    continue
+                batch.append(_Candidate(seed, parsed, request.key))
+                if len(batch) >= cfg.sandbox_batch:
+                    _flush_sandbox(batch, run, cfg, teacher.name, bar)
+            _flush_sandbox(batch, run, cfg, teacher.name, bar)
+        teacher_s = time.perf_counter() - t_teacher
+    finally:
+        run.close()
+
+    _finalize_order(out, order)
+    stats = compute_stats(out, order)
+    wall = time.perf_counter() - t_start
+    stats.update(
+        splits=_split_counts(out),
+        this_attempt={
+            "processed": len(requests),
+            "cached_responses": n_cached,
+            "teacher_requests": getattr(teacher, "n_requests", len(requests) - n_cached),
+            "repaired": repaired,
+            "kept": run.counts["kept"],
+            "wall_s": round(wall, 3),
+            "teacher_and_sandbox_s": round(teacher_s, 3),
+            "seeds_per_s": round(len(requests) / teacher_s, 2) if teacher_s > 0 else None,
+            "kept_per_s": round(run.counts["kept"] / wall, 2) if wall > 0 else None,
+        },
+        **info,
+    )
+    atomic_write_json(out / STATS, stats)
+    manifest.finish(
+        outputs={"triples": TRIPLES, "rejected": REJECTED, "responses": RESPONSES, "stats": STATS},
+        summary={"kept": stats["kept"], "seeds": stats["seeds"], "keep_rate": stats["keep_rate"]},
+    )
+    return stats
+
+
+def config_dict(cfg: SynthConfig) -> dict[str, Any]:
+    return asdict(cfg)
