@@ -59,6 +59,8 @@ class FakeTeacher:
         self.model = model
         self.requests: list[str] = []
         self.asked: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests the server was handling at once
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self.port = self._server.server_address[1]
@@ -105,13 +107,18 @@ class FakeTeacher:
                     attempt = fake.asked[prompt]
                     fake.asked[prompt] += 1
                     fake.requests.append(prompt)
-                if fake.latency_s:
-                    time.sleep(fake.latency_s)
-                fault = fake.faults(prompt, attempt) if fake.faults else None
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
+                    if fake.latency_s:
+                        time.sleep(fake.latency_s)
+                    fault = fake.faults(prompt, attempt) if fake.faults else None
                     self._reply(request, prompt, fault)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): nothing to do
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
 
             def _reply(self, request: dict, prompt: str, fault: Fault | None) -> None:
                 text = fake.answer(prompt)
