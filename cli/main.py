@@ -40,6 +40,13 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """codecot: SFT a code LLM in four formats (seed, wo, follow = CoT first, precede = code
+    first), evaluate it, and explain the difference with four diagnostics."""
+
+
 for _name in COMMAND_MODULES:
     try:
         _module = importlib.import_module(f"cli.cmd_{_name}")

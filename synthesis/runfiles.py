@@ -222,12 +222,8 @@ class Manifest:
         return atomic_write_json(self.out_dir / MANIFEST, self.as_dict("finished"))
 
 
-def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Create `out`, refusing to clobber a finished run unless --overwrite or --resume was given.
-
-    A folder holding a finished run (its manifest says so) is refused; with `overwrite` it is
-    emptied first; with `resume` it is kept as is and the command continues from what is there.
-    """
+def check_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Refuse an --out that holds a finished run unless --overwrite or --resume (no writes)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
@@ -237,6 +233,16 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
             f"--out {out}: already holds a finished {manifest.get('command', '?')} run "
             "(pass --overwrite to replace it or --resume to continue it)"
         )
+    return out
+
+
+def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create `out`, refusing to clobber a finished run unless --overwrite or --resume was given.
+
+    A folder holding a finished run (its manifest says so) is refused; with `overwrite` it is
+    emptied first; with `resume` it is kept as is and the command continues from what is there.
+    """
+    out = check_out_dir(out, overwrite=overwrite, resume=resume)
     if overwrite and out.is_dir():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

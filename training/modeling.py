@@ -1,0 +1,147 @@
+"""Finding and loading models: a model dir, a training run dir, or one of its checkpoints.
+
+    resolve_model_dir("runs/precede")            -> runs/precede/final
+    resolve_model_dir("runs/precede/checkpoint-20") -> itself
+    list_checkpoints("runs/precede")             -> [(10, .../checkpoint-10), (20, ...)]
+
+Nothing here reaches a model hub: paths must exist locally (a hub name is refused unless the
+caller opts in with `allow_hub=True`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from synthesis.runfiles import InputError
+
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def resolve_model_dir(path: str | Path, what: str = "--model") -> Path:
+    """The HF model directory behind `path` (a model dir, or a run dir holding `final/`)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} {path}: no such directory")
+    if not path.is_dir():
+        raise InputError(f"{what} {path}: is a file, expected a model directory")
+    if (path / "config.json").exists():
+        return path
+    if (path / "final" / "config.json").exists():
+        return path / "final"
+    ckpts = list_checkpoints(path, missing_ok=True)
+    if ckpts:
+        return ckpts[-1][1]
+    raise InputError(
+        f"{what} {path}: not a model directory (no config.json) and not a training run "
+        "(no final/ or checkpoint-*/)"
+    )
+
+
+def list_checkpoints(run_dir: str | Path, missing_ok: bool = False) -> list[tuple[int, Path]]:
+    """Checkpoints of a training run, by step. Uses checkpoints.json when present."""
+    run_dir = Path(run_dir)
+    index = run_dir / "checkpoints.json"
+    found: list[tuple[int, Path]] = []
+    if index.exists():
+        for entry in json.loads(index.read_text(encoding="utf-8")):
+            ckpt = Path(entry["path"])
+            ckpt = ckpt if ckpt.is_absolute() else run_dir / ckpt
+            if (ckpt / "config.json").exists():
+                found.append((int(entry["step"]), ckpt))
+    else:
+        for child in run_dir.iterdir() if run_dir.is_dir() else []:
+            match = _CKPT_RE.match(child.name)
+            if match and (child / "config.json").exists():
+                found.append((int(match.group(1)), child))
+    found.sort()
+    if not found and not missing_ok:
+        raise InputError(f"{run_dir}: holds no checkpoints (no checkpoint-<step>/ with a model)")
+    return found
+
+
+def has_tokenizer(model_dir: str | Path) -> bool:
+    return any((Path(model_dir) / name).exists() for name in _TOKENIZER_FILES)
+
+
+def load_tokenizer(path: str | Path, what: str = "--model") -> Any:
+    """A fast tokenizer from a local model dir; clear errors when it is missing or slow."""
+    from transformers import AutoTokenizer
+
+    from training.formats import check_tokenizer
+
+    model_dir = resolve_model_dir(path, what)
+    if not has_tokenizer(model_dir):
+        raise InputError(
+            f"{what} {model_dir}: has no tokenizer (tokenizer.json / tokenizer_config.json)"
+        )
+    try:
+        tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{what} {model_dir}: tokenizer does not load ({err})") from None
+    check_tokenizer(tok, f"{what} {model_dir}")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def torch_dtype(name: str, device: str = "cpu") -> Any:
+    """'auto' -> bf16 on CUDA, fp32 on CPU; else the named dtype."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16}
+    table.update({"bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16})
+    if name not in table:
+        raise InputError(f"--dtype {name!r}: choose from auto, {', '.join(table)}")
+    return table[name]
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    path: str | Path,
+    *,
+    dtype: str = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    what: str = "--model",
+) -> Any:
+    """A causal LM from a local dir, in eval mode, on `device`."""
+    from transformers import AutoModelForCausalLM
+
+    model_dir = resolve_model_dir(path, what)
+    device = device or default_device()
+    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, device), "local_files_only": True}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"{what} {model_dir}: model does not load ({err})") from None
+    return model.to(device).eval()
+
+
+def model_label(path: str | Path) -> str:
+    """A short name for a model in result tables: the run's `format-sSEED`, else the dir name."""
+    model_dir = Path(path)
+    for candidate in (model_dir, model_dir.parent):
+        manifest = candidate / "manifest.json"
+        if manifest.exists():
+            try:
+                cfg = json.loads(manifest.read_text(encoding="utf-8")).get("config", {})
+            except json.JSONDecodeError:
+                continue
+            if "format" in cfg:
+                return f"{cfg['format']}-s{cfg.get('seed', 0)}"
+            if "preset" in cfg:
+                return "base"
+    return model_dir.name

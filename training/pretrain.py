@@ -1,0 +1,355 @@
+"""`diag pretrain`: the embedded default base model, trained here from scratch.
+
+    diag pretrain --preset tiny  --out /tmp/base    # tests: seconds
+    diag pretrain --preset small --out runs/base    # the demo's base: a few minutes on 2 cores
+
+A byte-level BPE tokenizer (the `tokenizers` library) and a small Llama-architecture causal LM
+(`transformers.LlamaConfig`) are trained on Python source every machine has: the interpreter's own
+standard library (tests and idlelib excluded; `--site-packages` adds installed packages). Files
+are split by a stable hash of their path into train and held-out sets; the held-out loss (mean
+next-token NLL over held-out stdlib files never trained on) goes into `pretrain.json` and the
+manifest. The output is a normal HF directory (safetensors, tokenizer, chat template) loadable
+with `AutoModelForCausalLM.from_pretrained(path)`. Training uses `transformers.Trainer`; it is
+deterministic given `--seed`, and an interrupted run resumes from `<out>.work/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import sysconfig
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from synthesis.runfiles import (
+    InputError,
+    Manifest,
+    atomic_dir,
+    atomic_write_json,
+    prepare_out_dir,
+    read_manifest,
+)
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|pad|>", "<|user|>", "<|assistant|>", "<|system|>"]
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+# One user turn -> "<|user|>\n{content}\n<|assistant|>\n"; assistant turns end with EOS.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}"
+    "{% if m['role'] == 'assistant' %}<|assistant|>\n{{ m['content'] }}<|endoftext|>\n"
+    "{% else %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+@dataclass
+class Preset:
+    """Model size and pretraining budget. Sizes measured: see the README."""
+
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    seq_len: int
+    batch_size: int
+    steps: int
+    lr: float
+    warmup_steps: int
+    max_files: int | None = None  # cap on training files (tiny: fast tokenizer training)
+    max_position_embeddings: int = 2048
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        vocab_size=1024,
+        hidden_size=64,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=176,
+        seq_len=128,
+        batch_size=16,
+        steps=40,
+        lr=3e-3,
+        warmup_steps=5,
+        max_files=120,
+    ),
+    "small": Preset(
+        vocab_size=4096,
+        hidden_size=192,
+        num_layers=3,
+        num_heads=4,
+        intermediate_size=512,
+        seq_len=256,
+        batch_size=16,
+        steps=400,
+        lr=2e-3,
+        warmup_steps=40,
+    ),
+}
+
+
+@dataclass
+class PretrainConfig:
+    """Options of `diag pretrain`.
+
+    Output:  out (model dir), overwrite
+    Model:   preset (tiny | small); steps overrides the preset's step budget
+    Data:    site_packages (add installed packages' source), heldout_percent (by path hash),
+             max_file_kb (skip generated data files)
+    Run:     seed
+    """
+
+    out: str
+    preset: str = "small"
+    steps: int | None = None
+    seed: int = 0
+    site_packages: bool = False
+    heldout_percent: int = 3
+    max_file_kb: int = 256
+    overwrite: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# corpus
+
+
+def source_files(cfg: PretrainConfig) -> list[tuple[str, Path]]:
+    """(relative name, path) of the Python files to learn from, sorted for determinism."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    roots = [("stdlib", stdlib)]
+    if cfg.site_packages:
+        roots.append(("site", Path(sysconfig.get_paths()["purelib"])))
+    files: list[tuple[str, Path]] = []
+    for tag, root in roots:
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            parts = rel.split("/")
+            if tag == "stdlib" and (
+                parts[0] in ("site-packages", "test", "idlelib", "lib2to3")
+                or "tests" in parts
+                or "test" in parts
+            ):
+                continue
+            try:
+                if path.stat().st_size > cfg.max_file_kb * 1024:
+                    continue
+            except OSError:
+                continue
+            files.append((f"{tag}/{rel}", path))
+    return files
+
+
+def is_heldout(name: str, percent: int) -> bool:
+    digest = hashlib.sha1(name.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+def read_texts(files: list[tuple[str, Path]]) -> list[str]:
+    texts = []
+    for _, path in files:
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, OSError):
+            continue
+    return texts
+
+
+def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
+    """Byte-level BPE on the corpus, wrapped as a fast HF tokenizer with our chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    # trim_offsets=False: offsets cover a token's leading space too (token-exact spans).
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=PAD, unk_token=None
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.model_max_length = 1 << 30
+    return fast
+
+
+def chunk_corpus(texts: list[str], tokenizer: Any, seq_len: int) -> list[list[int]]:
+    """Concatenate files (EOS between them) and cut into `seq_len` blocks."""
+    stream: list[int] = []
+    eos = tokenizer.eos_token_id
+    for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        stream.extend(ids)
+        stream.append(eos)
+    n = len(stream) // seq_len
+    return [stream[i * seq_len : (i + 1) * seq_len] for i in range(n)]
+
+
+class _Blocks:
+    """A map-style dataset of token blocks for the Trainer (labels = input_ids, shifted inside)."""
+
+    def __init__(self, blocks: list[list[int]]):
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        ids = torch.tensor(self.blocks[i], dtype=torch.long)
+        return {"input_ids": ids, "labels": ids.clone()}
+
+
+def build_model(preset: Preset, tokenizer: Any, seed: int) -> Any:
+    from transformers import LlamaConfig, LlamaForCausalLM, set_seed
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=preset.hidden_size,
+        intermediate_size=preset.intermediate_size,
+        num_hidden_layers=preset.num_layers,
+        num_attention_heads=preset.num_heads,
+        num_key_value_heads=preset.num_heads,
+        max_position_embeddings=preset.max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+    )
+    set_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def config_key(cfg: PretrainConfig) -> dict[str, Any]:
+    """What decides the weights: reuse a finished base only when this matches."""
+    preset = PRESETS[cfg.preset]
+    return {
+        "preset": cfg.preset,
+        "preset_values": asdict(preset),
+        "steps": cfg.steps or preset.steps,
+        "seed": cfg.seed,
+        "site_packages": cfg.site_packages,
+        "heldout_percent": cfg.heldout_percent,
+        "max_file_kb": cfg.max_file_kb,
+    }
+
+
+def is_finished_base(out: str | Path, cfg: PretrainConfig) -> bool:
+    manifest = read_manifest(out) if Path(out).is_dir() else None
+    return bool(
+        manifest
+        and manifest.get("status") == "finished"
+        and manifest.get("command") == "pretrain"
+        and manifest.get("key") == config_key(cfg)
+    )
+
+
+def main(cfg: PretrainConfig) -> dict[str, Any]:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    if cfg.preset not in PRESETS:
+        raise InputError(f"--preset {cfg.preset!r}: choose from {', '.join(PRESETS)}")
+    if cfg.steps is not None and cfg.steps <= 0:
+        raise InputError(f"--steps {cfg.steps}: must be positive")
+    preset = PRESETS[cfg.preset]
+    steps = cfg.steps or preset.steps
+    out = Path(cfg.out)
+    prepare_out_dir(out, overwrite=cfg.overwrite)
+    work = out.with_name(out.name + ".work")
+    manifest = Manifest("pretrain", out, config=cfg, seed=cfg.seed)
+
+    with manifest.timed("corpus"):
+        files = source_files(cfg)
+        train_files = [f for f in files if not is_heldout(f[0], cfg.heldout_percent)]
+        held_files = [f for f in files if is_heldout(f[0], cfg.heldout_percent)]
+        if preset.max_files is not None:
+            train_files = train_files[:: max(1, len(train_files) // preset.max_files)]
+            held_files = held_files[: max(4, preset.max_files // 20)]
+        train_texts, held_texts = read_texts(train_files), read_texts(held_files)
+        if not train_texts or not held_texts:
+            raise InputError("no Python source found to pretrain on (stdlib missing?)")
+
+    with manifest.timed("tokenizer"):
+        tokenizer = train_tokenizer(train_texts, preset.vocab_size)
+        train_blocks = chunk_corpus(train_texts, tokenizer, preset.seq_len)
+        held_blocks = chunk_corpus(held_texts, tokenizer, preset.seq_len)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(preset, tokenizer, cfg.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    resume = work.is_dir() and any(work.glob("checkpoint-*"))
+    args = TrainingArguments(
+        output_dir=str(work),
+        max_steps=steps,
+        per_device_train_batch_size=preset.batch_size,
+        per_device_eval_batch_size=preset.batch_size,
+        learning_rate=preset.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=preset.warmup_steps,
+        weight_decay=0.1,
+        logging_steps=max(1, steps // 20),
+        save_strategy="steps",
+        save_steps=max(10, steps // 4),
+        save_total_limit=1,
+        report_to=[],
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=_Blocks(train_blocks), processing_class=tokenizer
+    )
+    t0 = time.perf_counter()
+    with manifest.timed("train"):
+        trainer.train(resume_from_checkpoint=True if resume else None)
+    train_s = time.perf_counter() - t0
+    with manifest.timed("heldout"):
+        held = trainer.evaluate(eval_dataset=_Blocks(held_blocks))
+    heldout_loss = float(held["eval_loss"])
+    log = [row for row in trainer.state.log_history if "loss" in row]
+    result = {
+        "preset": cfg.preset,
+        "n_params": n_params,
+        "vocab_size": len(tokenizer),
+        "steps": steps,
+        "train_tokens": steps * preset.batch_size * preset.seq_len,
+        "corpus": {
+            "train_files": len(train_texts),
+            "heldout_files": len(held_texts),
+            "train_tokens_available": len(train_blocks) * preset.seq_len,
+            "heldout_tokens": len(held_blocks) * preset.seq_len,
+        },
+        "train_seconds": round(train_s, 1),
+        "tokens_per_second": round(steps * preset.batch_size * preset.seq_len / train_s, 1),
+        "final_train_loss": log[-1]["loss"] if log else None,
+        "heldout_loss": round(heldout_loss, 4),
+        "heldout_ppl": round(math.exp(heldout_loss), 2),
+    }
+    model.config.use_cache = True
+    with atomic_dir(out) as tmp:
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        atomic_write_json(tmp / "pretrain.json", {**result, "log": log})
+        manifest.out_dir = tmp
+        manifest.finish(key=config_key(cfg), result=result)
+    shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"pretrained {cfg.preset}: {n_params / 1e6:.2f} M params, {steps} steps in "
+        f"{train_s:.0f} s; held-out loss {heldout_loss:.3f} (ppl {math.exp(heldout_loss):.1f}) "
+        f"-> {out}"
+    )
+    return result
