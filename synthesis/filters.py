@@ -58,7 +58,8 @@ DEFAULT_BANNED_IMPORTS = (
     "builtins",
 )
 DEFAULT_BANNED_CALLS = ("eval", "exec", "compile", "__import__", "breakpoint", "exit", "quit")
-# Method names that write to or change the file system whatever object they are called on.
+# Method names that write to or change the file system whatever object they are called on
+# (not `replace`: str.replace is far more common than Path.replace).
 FILE_WRITE_METHODS = (
     "write_text",
     "write_bytes",
@@ -67,7 +68,6 @@ FILE_WRITE_METHODS = (
     "mkdir",
     "touch",
     "rename",
-    "replace",
     "symlink_to",
     "chmod",
 )

@@ -228,7 +228,7 @@ def _sandbox_config(cfg: SynthConfig) -> Any:
     return SandboxConfig(**{k: v for k, v in wanted.items() if k in known})
 
 
-def _identity(cfg: SynthConfig, prompts: Prompts) -> dict[str, Any]:
+def _identity(cfg: SynthConfig, prompts: Prompts, teacher_id: str) -> dict[str, Any]:
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -238,7 +238,7 @@ def _identity(cfg: SynthConfig, prompts: Prompts) -> dict[str, Any]:
         "n": cfg.n,
         "seed": cfg.seed,
         "split_ratios": list(cfg.split_ratios),
-        "teacher": cfg.teacher,
+        "teacher": teacher_id,  # model and settings, not the URL: a moved server is the same
         "prompts": {"instruction": digest(prompts.instruction), "task": digest(prompts.task)},
     }
 
@@ -385,7 +385,7 @@ def _teacher_replies(
         yield request, reply, True
 
 
-def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str, verdict: Any) -> Triple:
+def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
     seed, parsed = cand.seed, cand.parsed
     meta = dict(seed.meta)
     meta.update(
@@ -393,7 +393,6 @@ def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str, verdict: A
         teacher=teacher_name,
         response_key=cand.key,
         n_asserts=parsed.n_asserts,
-        sandbox={"status": verdict.status, "duration_s": round(verdict.duration_s, 4)},
     )
     if seed.entry_point and seed.entry_point != parsed.entry_point:
         meta["seed_entry_point"] = seed.entry_point
@@ -422,7 +421,7 @@ def _flush_sandbox(
     verdicts = run_programs(programs, _sandbox_config(cfg), workers=cfg.sandbox_workers)
     for cand, verdict in zip(batch, verdicts):
         if verdict.status == "passed":
-            run.keep(_to_triple(cand, cfg, teacher_name, verdict))
+            run.keep(_to_triple(cand, cfg, teacher_name))
         else:
             detail = (verdict.detail or "")[:300]
             rej = Rejection(verdict.status, detail)
@@ -502,7 +501,7 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
             require_file(bench, "--decontam")
 
     out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    identity = _identity(cfg, prompts)
+    identity = _identity(cfg, prompts, teacher.cache_id)
     previous = out / RUN_CONFIG
     if previous.exists():
         before = json.loads(previous.read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ this prompt was asked before) may make a request misbehave on purpose:
     Fault("hang", seconds=S)          sleep S before answering (past the client's timeout)
     Fault("length")                   cut the answer in half, finish_reason "length"
     Fault("bytes", body=b"...")       send these raw bytes as a 200 body (non-UTF-8, not JSON)
-    Fault("content_bytes")            valid JSON framing with invalid UTF-8 inside the content
+    Fault("content_bytes")            valid JSON framing, a first line of invalid UTF-8 in the content
     Fault("drop")                     close the connection without answering
 """
 
@@ -158,7 +158,7 @@ class FakeTeacher:
                     ensure_ascii=False,
                 ).encode("utf-8")
                 if fault is not None and fault.kind == "content_bytes":
-                    body = body.replace(b'"content": "', b'"content": "\xff\xfe caf\xe9 ', 1)
+                    body = body.replace(b'"content": "', b'"content": "\xff\xfe caf\xe9 \\n', 1)
                 self._send(200, body)
 
         return Handler
