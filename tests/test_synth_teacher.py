@@ -124,3 +124,23 @@ def test_teacher_specs() -> None:
     assert parse_retry_after("2") == 2.0 and parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past
     assert parse_retry_after("soon") is None
+
+
+@pytest.mark.slow
+def test_hf_teacher_batched_equals_one_by_one(tiny_base) -> None:
+    """The local-model teacher: batched greedy generation (left padding, chat template) gives
+    the same answers as one prompt at a time, and a token-limit stop is reported as 'length'."""
+    from synthesis.teacher import HFTeacher
+
+    prompts = ["def add(a, b):", "Write a function that reverses a list.", "x = [1, 2, 3]\nfor"]
+    batched = HFTeacher(str(tiny_base), TeacherConfig(batch_size=3, max_tokens=12, device="cpu"))
+    single = HFTeacher(str(tiny_base), TeacherConfig(batch_size=1, max_tokens=12, device="cpu"))
+    together = {req.prompt: reply for req, reply in batched.run(_requests(prompts))}
+    alone = {req.prompt: reply for req, reply in single.run(_requests(prompts))}
+    assert sorted(together) == sorted(prompts)
+    for prompt in prompts:
+        assert together[prompt].text == alone[prompt].text
+        assert together[prompt].finish_reason == alone[prompt].finish_reason
+        assert together[prompt].finish_reason in {"stop", "length"}
+    assert any(reply.finish_reason == "length" for reply in together.values())
+    assert len({reply.text for reply in together.values()}) > 1  # real, different answers
