@@ -127,11 +127,22 @@ def test_teacher_specs() -> None:
 
 
 @pytest.mark.slow
-def test_hf_teacher_batched_equals_one_by_one(tiny_base) -> None:
+def test_hf_teacher_batched_equals_one_by_one(tiny_base, tmp_path) -> None:
     """The local-model teacher: batched greedy generation (left padding, chat template) gives
-    the same answers as one prompt at a time, and a token-limit stop is reported as 'length'."""
+    the same answers as one prompt at a time, and a token-limit stop is reported as 'length'.
+    The tiny base's weights are re-drawn at random so that its answers differ per prompt."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
     from synthesis.teacher import HFTeacher
 
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(tiny_base)
+    config.initializer_range = 0.5  # large random weights: answers depend on the prompt
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(tiny_base).save_pretrained(tmp_path)
+    tiny_base = tmp_path
     prompts = ["def add(a, b):", "Write a function that reverses a list.", "x = [1, 2, 3]\nfor"]
     batched = HFTeacher(str(tiny_base), TeacherConfig(batch_size=3, max_tokens=12, device="cpu"))
     single = HFTeacher(str(tiny_base), TeacherConfig(batch_size=1, max_tokens=12, device="cpu"))
@@ -139,7 +150,7 @@ def test_hf_teacher_batched_equals_one_by_one(tiny_base) -> None:
     alone = {req.prompt: reply for req, reply in single.run(_requests(prompts))}
     assert sorted(together) == sorted(prompts)
     for prompt in prompts:
-        assert together[prompt].text == alone[prompt].text
+        assert together[prompt].text == alone[prompt].text, (prompt, together[prompt].text)
         assert together[prompt].finish_reason == alone[prompt].finish_reason
         assert together[prompt].finish_reason in {"stop", "length"}
     assert any(reply.finish_reason == "length" for reply in together.values())
