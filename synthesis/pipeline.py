@@ -35,7 +35,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -268,7 +270,9 @@ class _Candidate:
 
 
 class _Run:
-    def __init__(self, cfg: SynthConfig, out: Path):
+    """The open logs of one attempt; the teacher loop and the sandbox thread both record here."""
+
+    def __init__(self, cfg: SynthConfig, out: Path, bar: Any = None):
         self.cfg = cfg
         self.out = out
         self.triples = JsonlLog(out / TRIPLES)
@@ -276,20 +280,78 @@ class _Run:
         self.responses = JsonlLog(out / RESPONSES)
         self.finished: set[str] = set()
         self.counts: Counter[str] = Counter()
+        self.bar = bar  # a tqdm bar, advanced once per seed that ends in this attempt
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         for log in (self.triples, self.rejected, self.responses):
             log.close()
 
-    def reject(self, record: dict[str, Any]) -> None:
-        self.rejected.append(record)
-        self.finished.add(record["id"])
-        self.counts[f"rejected_{record['stage']}"] += 1
+    def _ended(self, seed_id: str, count: str, advance: bool) -> None:
+        self.finished.add(seed_id)
+        self.counts[count] += 1
+        if advance and self.bar is not None:
+            self.bar.update(1)
+
+    def reject(self, record: dict[str, Any], advance: bool = True) -> None:
+        with self._lock:
+            self.rejected.append(record)
+            self._ended(record["id"], f"rejected_{record['stage']}", advance)
 
     def keep(self, triple: Triple) -> None:
-        self.triples.append_line(triple.to_json())
-        self.finished.add(triple.id)
-        self.counts["kept"] += 1
+        with self._lock:
+            self.triples.append_line(triple.to_json())
+            self._ended(triple.id, "kept", True)
+
+
+class _SandboxStage:
+    """Runs batches of parsed answers in the sandbox on a background thread, so the teacher
+    keeps answering meanwhile. At most `depth` batches wait; `close()` drains and re-raises."""
+
+    def __init__(self, run: _Run, cfg: SynthConfig, teacher_name: str, depth: int = 2):
+        self.run, self.cfg, self.teacher_name = run, cfg, teacher_name
+        self._queue: queue.Queue[list[_Candidate] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="sandbox", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is None:
+                try:
+                    self._check(batch)
+                except BaseException as err:  # re-raised in the main thread
+                    self._error = err
+
+    def _check(self, batch: list[_Candidate]) -> None:
+        from sandbox import Program, run_programs
+
+        programs = [Program(c.seed.id, c.parsed.code, c.parsed.tests) for c in batch]
+        verdicts = run_programs(
+            programs, _sandbox_config(self.cfg), workers=self.cfg.sandbox_workers
+        )
+        for cand, verdict in zip(batch, verdicts):
+            if verdict.status == "passed":
+                self.run.keep(_to_triple(cand, self.cfg, self.teacher_name))
+            else:
+                rej = Rejection(verdict.status, (verdict.detail or "")[:300])
+                record = _reject(cand.seed.id, "sandbox", rej, cand.seed.source)
+                self.run.reject({**record, "response_key": cand.key})
+
+    def submit(self, batch: list[_Candidate]) -> None:
+        if self._error is not None:
+            raise self._error
+        if batch:
+            self._queue.put(batch)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
@@ -356,7 +418,7 @@ def _front_stages(
             if isinstance(item, SourceReject):
                 if fresh:
                     rej = Rejection(item.reason, item.detail)
-                    run.reject(_reject(item.id, "source", rej, item.source))
+                    run.reject(_reject(item.id, "source", rej, item.source), advance=False)
                 continue
             rejection, stage = check_code(item.code, cfg.filters), "filter"
             if rejection is None and dedup is not None:
@@ -366,7 +428,7 @@ def _front_stages(
                 rejection, stage = decontam.check(text), "dedup"
             if rejection is not None:
                 if fresh:
-                    run.reject(_reject(item.id, stage, rejection, item.source))
+                    run.reject(_reject(item.id, stage, rejection, item.source), advance=False)
                 continue
             passed.append(item)
     return order, passed, {"sources": [s.text for s in specs]}
@@ -408,28 +470,6 @@ def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
         source=seed.source,
         meta=meta,
     )
-
-
-def _flush_sandbox(
-    batch: list[_Candidate], run: _Run, cfg: SynthConfig, teacher_name: str, bar: Any
-) -> None:
-    if not batch:
-        return
-    from sandbox import Program, run_programs
-
-    programs = [Program(c.seed.id, c.parsed.code, c.parsed.tests) for c in batch]
-    verdicts = run_programs(programs, _sandbox_config(cfg), workers=cfg.sandbox_workers)
-    for cand, verdict in zip(batch, verdicts):
-        if verdict.status == "passed":
-            run.keep(_to_triple(cand, cfg, teacher_name))
-        else:
-            detail = (verdict.detail or "")[:300]
-            rej = Rejection(verdict.status, detail)
-            run.reject(
-                _reject(cand.seed.id, "sandbox", rej, cand.seed.source, response_key=cand.key)
-            )
-        bar.update(1)
-    batch.clear()
 
 
 def compute_stats(out: Path, order: list[str]) -> dict[str, Any]:
@@ -518,6 +558,7 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     finished, repaired = _load_state(out)
     run = _Run(cfg, out)
     run.finished = finished
+    sandbox: _SandboxStage | None = None
     try:
         with manifest.timed("front_stages"):
             order, passed, info = _front_stages(cfg, run)
@@ -529,19 +570,19 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
         ]
         cache = _load_cache(out / RESPONSES, {r.key for r in requests})
         n_cached = sum(r.key in cache for r in requests)
-        batch: list[_Candidate] = []
         t_teacher = time.perf_counter()
         with tqdm(
             total=len(requests), desc="synth", unit="seed", disable=not cfg.progress, smoothing=0.1
         ) as bar:
+            run.bar = bar
+            sandbox = _SandboxStage(run, cfg, teacher.name)
+            batch: list[_Candidate] = []
             for request, reply, new in _teacher_replies(teacher, requests, cache):
                 seed = request.seed
                 if reply.error is not None:
                     rej = Rejection("teacher_error", reply.error[:300])
-                    run.reject(
-                        _reject(seed.id, "teacher", rej, seed.source, retryable=reply.retryable)
-                    )
-                    bar.update(1)
+                    record = _reject(seed.id, "teacher", rej, seed.source)
+                    run.reject({**record, "retryable": reply.retryable})
                     continue
                 if new:
                     run.responses.append(
@@ -558,17 +599,23 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
                     finish_reason=reply.finish_reason,
                 )
                 if isinstance(parsed, Rejection):
-                    run.reject(
-                        _reject(seed.id, "parse", parsed, seed.source, response_key=request.key)
-                    )
-                    bar.update(1)
+                    record = _reject(seed.id, "parse", parsed, seed.source)
+                    run.reject({**record, "response_key": request.key})
                     continue
                 batch.append(_Candidate(seed, parsed, request.key))
                 if len(batch) >= cfg.sandbox_batch:
-                    _flush_sandbox(batch, run, cfg, teacher.name, bar)
-            _flush_sandbox(batch, run, cfg, teacher.name, bar)
+                    sandbox.submit(batch)
+                    batch = []
+            sandbox.submit(batch)
+            sandbox, closing = None, sandbox
+            closing.close()
         teacher_s = time.perf_counter() - t_teacher
     finally:
+        if sandbox is not None:  # an error above: let the sandbox finish what it holds
+            try:
+                sandbox.close()
+            except Exception:  # noqa: BLE001 (the first error is the one to report)
+                pass
         run.close()
 
     _finalize_order(out, order)
