@@ -1,0 +1,143 @@
+"""Batched generation with a Hugging Face causal LM (left padding, KV cache).
+
+    from evaluation.generate import GenConfig, generate
+    outs = generate(model, tokenizer, prompt_ids_list, GenConfig(n_samples=1))
+    outs[i][s].text, outs[i][s].n_tokens, outs[i][s].finish    # prompt i, sample s
+
+Prompts are sorted by length (longest first, so a batch that does not fit fails at once) and cut
+into batches of `batch_size` rows; a prompt with n samples takes n rows. Decoder-only models
+need left padding: the tokenizer's padding side is set to "left" for the call and the attention
+mask marks the pads. Greedy by default; with `temperature > 0` sampling (top_p), seeded once
+per call with `seed`, so a rerun of the same model on the same prompts gives the same samples on
+the same hardware. The results come back in the input order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class GenConfig:
+    n_samples: int = 1
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    batch_size: int = 32  # rows (prompt x sample) per generate() call
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str
+    n_tokens: int  # generated tokens, EOS included, pads excluded
+    finish: str  # "eos" | "length"
+
+
+@dataclass
+class GenStats:
+    samples: int = 0
+    new_tokens: int = 0
+    seconds: float = 0.0
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """EOS ids: the tokenizer's (what training appends) plus the generation config's."""
+    ids = [tokenizer.eos_token_id]
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(gen_eos, int):
+        ids.append(gen_eos)
+    elif isinstance(gen_eos, list | tuple):
+        ids.extend(gen_eos)
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    cfg: GenConfig,
+    *,
+    progress: bool = False,
+    stats: GenStats | None = None,
+) -> list[list[Generation]]:
+    """`cfg.n_samples` generations for each prompt (token ids), in input order."""
+    import torch
+    from transformers import set_seed
+
+    if cfg.n_samples > 1 and cfg.temperature <= 0:
+        raise ValueError("n_samples > 1 needs temperature > 0 (greedy samples are identical)")
+    stats = stats if stats is not None else GenStats()
+    device = next(model.parameters()).device
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    stops = stop_token_ids(model, tokenizer)
+    rows = [(i, s) for i in range(len(prompts)) for s in range(cfg.n_samples)]
+    rows.sort(key=lambda r: (-len(prompts[r[0]]), r[0], r[1]))
+    out: list[list[Generation | None]] = [[None] * cfg.n_samples for _ in prompts]
+    sampling = cfg.temperature > 0
+    gen_kwargs: dict[str, Any] = {
+        "max_new_tokens": cfg.max_new_tokens,
+        "do_sample": sampling,
+        "pad_token_id": pad_id,
+        "eos_token_id": stops,
+        "use_cache": True,
+    }
+    if sampling:
+        gen_kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+    else:  # silence sampling defaults a model's generation_config may carry
+        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    set_seed(cfg.seed)
+    batches = [rows[i : i + cfg.batch_size] for i in range(0, len(rows), cfg.batch_size)]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(rows), desc="generate", unit="sample", leave=False)
+    t0 = time.perf_counter()
+    for batch in batches:
+        width = max(len(prompts[i]) for i, _ in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # [rows, width]
+        mask = torch.zeros((len(batch), width), dtype=torch.long)  # [rows, width]
+        for r, (i, _) in enumerate(batch):
+            p = list(prompts[i])
+            ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)  # left padding
+            mask[r, width - len(p) :] = 1
+        with torch.inference_mode():
+            result = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), **gen_kwargs
+            )  # [rows, width + new]
+        new = result[:, width:].cpu().tolist()  # [rows, new]
+        for (i, s), tokens in zip(batch, new):
+            finish = "length"
+            for pos, tok in enumerate(tokens):
+                if tok in stops:
+                    tokens = tokens[: pos + 1]
+                    finish = "eos"
+                    break
+            text = tokenizer.decode(
+                tokens[:-1] if finish == "eos" else tokens,
+                skip_special_tokens=True,
+                clean_up_tokenization_spaces=False,
+            )
+            out[i][s] = Generation(text=text, n_tokens=len(tokens), finish=finish)
+            stats.new_tokens += len(tokens)
+        stats.samples += len(batch)
+        if bar is not None:
+            bar.update(len(batch))
+    stats.seconds += time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return [[g for g in per if g is not None] for per in out]

@@ -1,0 +1,672 @@
+"""`diag eval`: generate -> extract code (format-aware) -> run the tests in the sandbox -> pass@k.
+
+    from evaluation.run import EvalConfig, main
+    main(EvalConfig(model="runs/precede", bench="toy", out="runs/eval-precede"))
+    main(EvalConfig(model="runs/precede", all_checkpoints=True, bench="jsonl:t.jsonl", out=...))
+    main(EvalConfig(samples="samples.jsonl", bench="humaneval", out="runs/he-check"))
+
+Models: `--model` is a model dir, a training run (its final/), or one checkpoint; with
+`--all-checkpoints` every `checkpoint-<step>/` of the run (`training.modeling.list_checkpoints`)
+plus `final/` when its step has no checkpoint (diag train always checkpoints the last step, and
+final/ then holds the same weights, so it is not evaluated twice). One model is loaded at a time.
+The prompt is `training.formats.prompt_ids(problem, tokenizer)`, the ids training used.
+
+Samples: `--samples FILE` evaluates pre-generated samples in the human-eval/evalplus format, one
+JSON object a line with `task_id` and `solution` (a full program, evalplus) or `completion`
+(appended to the task's code prompt, human-eval's convention, where the benchmark has one; a
+full program otherwise). No extraction unless `--format` is given.
+
+The run folder:
+    samples.parquet     one row per model x task x sample (columns: SAMPLE_COLUMNS)
+    pass_at_k.parquet   one row per model x group x k, with a seeded bootstrap CI over tasks
+    summary.json        pass@k overall / by difficulty / by family, verdict counts, wrong entry
+                        points, pass@1 if renamed, generation samples/s, eval seconds
+    parts/<key>.parquet one finished (model, step) each; a rerun after a kill skips them
+    parts/<key>.json    that part's timings
+    run_config.json     what identifies the run (a rerun with other settings is refused)
+    manifest.json       written last
+
+Resuming: rerunning the same command over an unfinished folder (or `--resume` over a finished
+one) keeps every finished part and evaluates only the rest.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, iter_jsonl, load_tasks
+from evaluation.extract import EXTRACT_FORMATS, extract_code
+from synthesis.runfiles import (
+    InputError,
+    Manifest,
+    atomic_write_json,
+    atomic_write_parquet,
+    check_out_dir,
+    prepare_out_dir,
+    read_manifest,
+    require_file,
+)
+
+SAMPLES, PASS_AT_K, SUMMARY, RUN_CONFIG, PARTS = (
+    "samples.parquet",
+    "pass_at_k.parquet",
+    "summary.json",
+    "run_config.json",
+    "parts",
+)
+SAMPLE_COLUMNS = (
+    "label", "format", "seed", "step", "loss_tokens_seen", "checkpoint", "bench", "split",
+    "task_id", "sample", "completion", "code", "extraction", "truncated", "n_prompt_tokens",
+    "n_new_tokens", "finish", "status", "detail", "passed", "wrong_entry_point",
+    "passed_if_renamed", "renamed_from", "family", "difficulty", "duration_s",
+)  # fmt: skip
+PASS_COLUMNS = (
+    "label", "format", "seed", "step", "loss_tokens_seen", "bench", "split", "group", "k",
+    "pass_at_k", "ci_low", "ci_high", "n_tasks",
+)  # fmt: skip
+# What identifies a run: resuming with any of these changed is refused.
+_IDENTITY = (
+    "model", "samples", "bench", "bench_file", "split", "format", "all_checkpoints", "n_samples",
+    "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
+)  # fmt: skip
+_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class EvalConfig:
+    out: str = "eval_out"
+    bench: str = "toy"  # BENCHMARKS name or jsonl:PATH
+    model: str | None = None  # model dir, run dir (final/), or checkpoint dir
+    samples: str | None = None  # pre-generated samples (human-eval / evalplus jsonl)
+    bench_file: str | None = None
+    split: str = "test"  # triples benchmarks: train | val | test | ood | all
+    format: str | None = None  # extraction: the run's training format; "raw" for --samples
+    all_checkpoints: bool = False
+    n_samples: int = 1
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 0.95
+    max_new_tokens: int = 512
+    batch_size: int = 32  # generation rows per batch
+    seed: int = 0  # sampling and bootstrap seed
+    ks: tuple[int, ...] = (1, 5, 10)  # pass@k for every k <= n_samples
+    toy_seed: int = 0  # the toy world's seed (match the `diag synth --seed` of the training data)
+    toy_n: int = 200  # in-process toy tasks
+    max_tasks: int | None = None  # evaluate only the first N tasks
+    timeout_s: float = 10.0  # sandbox wall clock per program
+    workers: int | None = None  # sandbox processes (default: CPU count)
+    dtype: str = "auto"  # bf16 on GPU, fp32 on CPU
+    device: str | None = None  # default: cuda if available
+    label: str | None = None  # model label (default: the run's format-sSEED, or "samples")
+    allow_missing: bool = False  # --samples: tolerate tasks without samples
+    n_boot: int = 1000  # bootstrap resamples for the CIs
+    overwrite: bool = False
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ModelEntry:
+    """One model to evaluate: a part of the run."""
+
+    key: str  # part file name
+    path: Path | None
+    label: str
+    format: str
+    seed: int | None
+    step: int | None
+    checkpoint: str  # "checkpoint-8", "final", the dir name, or "samples"
+    loss_tokens_seen: int | None = None
+
+
+@dataclass
+class PartTimings:
+    gen_samples: int = 0
+    gen_new_tokens: int = 0
+    gen_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    load_seconds: float = 0.0
+    programs: int = 0
+
+    @property
+    def gen_samples_per_s(self) -> float | None:
+        return round(self.gen_samples / self.gen_seconds, 3) if self.gen_seconds > 0 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# models and their metadata
+
+
+def _run_manifest(path: Path) -> dict[str, Any]:
+    """The training manifest of a model dir (itself, or the run folder above it)."""
+    for candidate in (path, path.parent):
+        try:
+            manifest = read_manifest(candidate)
+        except InputError:
+            continue
+        if manifest and manifest.get("command") == "train":
+            return manifest
+    return {}
+
+
+def _checkpoint_index(run_dir: Path) -> dict[int, dict[str, Any]]:
+    index = run_dir / "checkpoints.json"
+    if not index.exists():
+        return {}
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{index}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    return {int(e["step"]): e for e in entries if isinstance(e, dict) and "step" in e}
+
+
+def model_entries(cfg: EvalConfig) -> list[ModelEntry]:
+    """The models `cfg` names, with label, format, seed, step and loss tokens seen."""
+    from training.formats import check_format
+    from training.modeling import list_checkpoints, model_label, resolve_model_dir
+
+    assert cfg.model is not None
+    given = Path(cfg.model)
+    model_dir = resolve_model_dir(given)  # InputError when missing / not a model
+    run_dir = model_dir.parent if model_dir != given or _CKPT_RE.match(model_dir.name) else given
+    if cfg.all_checkpoints:
+        if (given / "config.json").exists() and not (given / "checkpoints.json").exists():
+            raise InputError(
+                f"--model {given}: --all-checkpoints needs a training run folder "
+                "(checkpoint-<step>/ and final/), not a model directory"
+            )
+        run_dir = given
+    manifest = _run_manifest(model_dir)
+    fmt = cfg.format or manifest.get("config", {}).get("format")
+    if fmt is None:
+        raise InputError(
+            f"--format: not given, and {given} has no training manifest naming one "
+            "(pass --format seed|wo|follow|precede)"
+        )
+    check_format(fmt)
+    seed = manifest.get("config", {}).get("seed")
+    label = cfg.label or model_label(model_dir)
+    index = _checkpoint_index(run_dir)
+    final_step = manifest.get("result", {}).get("steps")
+
+    def tokens(step: int | None) -> int | None:
+        entry = index.get(step) if step is not None else None
+        return int(entry["loss_tokens_seen"]) if entry and "loss_tokens_seen" in entry else None
+
+    if not cfg.all_checkpoints:
+        match = _CKPT_RE.match(model_dir.name)
+        step = int(match.group(1)) if match else final_step if model_dir.name == "final" else None
+        key = f"step-{step:09d}" if step is not None else "model"
+        return [ModelEntry(key, model_dir, label, fmt, seed, step, model_dir.name, tokens(step))]
+    entries = [
+        ModelEntry(f"step-{step:09d}", path, label, fmt, seed, step, path.name, tokens(step))
+        for step, path in list_checkpoints(run_dir)
+    ]
+    final = run_dir / "final"
+    steps = {e.step for e in entries}
+    if (final / "config.json").exists() and (final_step is None or final_step not in steps):
+        key = f"step-{final_step:09d}" if final_step is not None else "final"
+        entries.append(
+            ModelEntry(key, final, label, fmt, seed, final_step, "final", tokens(final_step))
+        )
+    return entries
+
+
+def _tokenizer_dir(entry: ModelEntry) -> Path:
+    from training.modeling import has_tokenizer
+
+    assert entry.path is not None
+    if not has_tokenizer(entry.path) and (entry.path.parent / "final").exists():
+        return entry.path.parent / "final"  # checkpoints saved without their tokenizer
+    return entry.path
+
+
+def _check_loadable(entry: ModelEntry) -> None:
+    """The model config parses and the tokenizer loads (cheap; weights are read later)."""
+    from transformers import AutoConfig
+
+    from training.modeling import load_tokenizer
+
+    try:
+        AutoConfig.from_pretrained(str(entry.path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"--model {entry.path}: model config does not load ({err})") from None
+    load_tokenizer(_tokenizer_dir(entry))
+
+
+def _load(entry: ModelEntry, cfg: EvalConfig) -> tuple[Any, Any]:
+    from training.modeling import load_model, load_tokenizer
+
+    assert entry.path is not None
+    tokenizer = load_tokenizer(_tokenizer_dir(entry))
+    model = load_model(entry.path, dtype=cfg.dtype, device=cfg.device)
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------------------------------------
+# samples files
+
+
+def read_samples(
+    path: str, tasks: list[BenchTask], allow_missing: bool
+) -> tuple[list[BenchTask], dict[str, list[tuple[str, bool]]]]:
+    """(tasks with samples, task_id -> [(text, is_completion)]) from a human-eval/evalplus file."""
+    require_file(path, "--samples")
+    by_id = {t.task_id: t for t in tasks}
+    found: dict[str, list[tuple[str, bool]]] = {}
+    for where, obj in iter_jsonl(path, "--samples"):
+        task_id = obj.get("task_id")
+        if not isinstance(task_id, str | int) or isinstance(task_id, bool):
+            raise InputError(f"{where}: missing field 'task_id'")
+        task_id = str(task_id)
+        if task_id not in by_id:
+            raise InputError(f"{where}: task_id {task_id!r} is not a task of this benchmark")
+        if "solution" in obj:
+            text, completion = obj["solution"], False
+            name = "solution"
+        elif "completion" in obj:
+            text, completion = obj["completion"], by_id[task_id].code_prompt is not None
+            name = "completion"
+        else:
+            raise InputError(f"{where}: needs a 'solution' or 'completion' field")
+        if not isinstance(text, str):
+            raise InputError(f"{where}: field '{name}': expected a string")
+        found.setdefault(task_id, []).append((text, completion))
+    if not found:
+        raise InputError(f"--samples {path}: holds no samples")
+    missing = [t.task_id for t in tasks if t.task_id not in found]
+    if missing and not allow_missing:
+        raise InputError(
+            f"--samples {path}: no samples for {len(missing)} of {len(tasks)} tasks "
+            f"(first: {missing[0]!r}); pass --allow-missing to evaluate only the tasks present"
+        )
+    return [t for t in tasks if t.task_id in found], found
+
+
+# ---------------------------------------------------------------------------------------------
+# one part: generate (or read), extract, judge
+
+
+def _judge_rows(
+    entry: ModelEntry,
+    cfg: EvalConfig,
+    items: list[tuple[BenchTask, int, str, bool, dict[str, Any]]],
+    fmt: str,
+    timings: PartTimings,
+) -> list[dict[str, Any]]:
+    """Rows for (task, sample index, text, is_completion, generation info) items."""
+    from evaluation.judge import Candidate, judge
+    from sandbox import SandboxConfig
+
+    candidates, extras = [], []
+    for task, _, text, is_completion, _ in items:
+        if is_completion:
+            ex_code, method, truncated = text, "completion", False
+        else:
+            ex = extract_code(text, fmt, task.entry_point)
+            ex_code, method, truncated = ex.code, ex.method, ex.truncated
+        candidates.append(Candidate(task, ex_code, is_completion))
+        extras.append((method, truncated))
+    t0 = time.perf_counter()
+    verdicts = judge(
+        candidates,
+        SandboxConfig(timeout_s=cfg.timeout_s),
+        workers=cfg.workers,
+        progress=cfg.progress,
+    )
+    timings.eval_seconds += time.perf_counter() - t0
+    timings.programs += len(candidates)
+    split = bench_split(_spec(cfg))
+    rows = []
+    for (task, sample, text, _, info), (method, truncated), v in zip(items, extras, verdicts):
+        rows.append(
+            {
+                "label": entry.label,
+                "format": entry.format,
+                "seed": entry.seed,
+                "step": entry.step,
+                "loss_tokens_seen": entry.loss_tokens_seen,
+                "checkpoint": entry.checkpoint,
+                "bench": cfg.bench,
+                "split": split,
+                "task_id": task.task_id,
+                "sample": sample,
+                "completion": text,
+                "code": v.program,
+                "extraction": method,
+                "truncated": truncated,
+                "n_prompt_tokens": info.get("n_prompt_tokens"),
+                "n_new_tokens": info.get("n_new_tokens"),
+                "finish": info.get("finish"),
+                "status": v.status,
+                "detail": v.detail[:2000],
+                "passed": v.passed,
+                "wrong_entry_point": v.wrong_entry_point,
+                "passed_if_renamed": v.passed_if_renamed,
+                "renamed_from": v.renamed_from,
+                "family": task.family,
+                "difficulty": task.difficulty,
+                "duration_s": round(v.duration_s, 4),
+            }
+        )
+    return rows
+
+
+def evaluate_model(
+    entry: ModelEntry,
+    tasks: list[BenchTask],
+    cfg: EvalConfig,
+    loaded: tuple[Any, Any] | None = None,
+) -> tuple[list[dict[str, Any]], PartTimings]:
+    """Generate for every task with one model (loaded here unless given) and judge every sample."""
+    from evaluation.generate import GenConfig, GenStats, generate
+    from training.formats import prompt_ids
+
+    timings = PartTimings()
+    t0 = time.perf_counter()
+    model, tokenizer = loaded if loaded is not None else _load(entry, cfg)
+    loaded = None
+    timings.load_seconds = round(time.perf_counter() - t0, 3)
+    prompts = [prompt_ids(task.problem, tokenizer) for task in tasks]
+    stats = GenStats()
+    gen_cfg = GenConfig(
+        n_samples=cfg.n_samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+    )
+    outs = generate(model, tokenizer, prompts, gen_cfg, progress=cfg.progress, stats=stats)
+    del model
+    gc.collect()
+    timings.gen_samples, timings.gen_new_tokens = stats.samples, stats.new_tokens
+    timings.gen_seconds = round(stats.seconds, 3)
+    items = [
+        (
+            task,
+            s,
+            gen.text,
+            False,
+            {"n_prompt_tokens": len(p), "n_new_tokens": gen.n_tokens, "finish": gen.finish},
+        )
+        for task, p, per in zip(tasks, prompts, outs)
+        for s, gen in enumerate(per)
+    ]
+    rows = _judge_rows(entry, cfg, items, entry.format, timings)
+    timings.eval_seconds = round(timings.eval_seconds, 3)
+    return rows, timings
+
+
+# ---------------------------------------------------------------------------------------------
+# pass@k tables
+
+
+def _groups(frame: Any) -> list[tuple[str, Any]]:
+    groups = [("all", frame)]
+    for column in ("difficulty", "family"):
+        values = sorted(v for v in frame[column].dropna().unique())
+        groups += [(f"{column}={v}", frame[frame[column] == v]) for v in values]
+    return groups
+
+
+def _counts(frame: Any, column: str = "passed") -> tuple[list[int], list[int]]:
+    per_task = frame.groupby("task_id", sort=True)[column].agg(["count", "sum"])
+    return per_task["count"].astype(int).tolist(), per_task["sum"].astype(int).tolist()
+
+
+def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
+    """pass@k per model x group x k (k <= every task's sample count), with bootstrap CIs."""
+    import numpy as np
+
+    from evaluation.passk import bootstrap_ci, per_task_pass_at_k
+
+    rows = []
+    keys = ["label", "format", "seed", "step", "loss_tokens_seen", "bench", "split"]
+    for key, model_frame in frame.groupby(keys, dropna=False, sort=False):
+        meta = dict(zip(keys, key))
+        for group, sub in _groups(model_frame):
+            n, c = _counts(sub)
+            for k in sorted(set(cfg.ks)):
+                if k > min(n):
+                    continue
+                values = per_task_pass_at_k(n, c, k)
+                low, high = bootstrap_ci(values, seed=cfg.seed, n_boot=cfg.n_boot)
+                rows.append(
+                    {
+                        **meta,
+                        "group": group,
+                        "k": k,
+                        "pass_at_k": float(np.mean(values)),
+                        "ci_low": low,
+                        "ci_high": high,
+                        "n_tasks": len(n),
+                    }
+                )
+    return rows
+
+
+def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from evaluation.passk import per_task_pass_at_k
+
+    first = sub.iloc[0]
+
+    def table(group: str) -> dict[str, Any]:
+        rows = pak[pak["group"] == group]
+        return {
+            f"pass@{int(r.k)}": {
+                "value": round(float(r.pass_at_k), 6),
+                "ci_low": round(float(r.ci_low), 6),
+                "ci_high": round(float(r.ci_high), 6),
+                "n_tasks": int(r.n_tasks),
+            }
+            for r in rows.itertuples()
+        }
+
+    lenient = sub["passed"] | sub["passed_if_renamed"].fillna(False).astype(bool)
+    n, c = _counts(sub.assign(lenient=lenient), "lenient")
+
+    def none_if_na(value: Any) -> Any:
+        return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+    groups = sorted(set(pak["group"]))
+    return {
+        "label": first["label"],
+        "format": first["format"],
+        "seed": none_if_na(first["seed"]),
+        "step": none_if_na(first["step"]),
+        "checkpoint": first["checkpoint"],
+        "loss_tokens_seen": none_if_na(first["loss_tokens_seen"]),
+        "n_tasks": int(sub["task_id"].nunique()),
+        "n_samples": int(len(sub)),
+        "pass_at_k": table("all"),
+        "by_difficulty": {
+            g.split("=", 1)[1]: table(g) for g in groups if g.startswith("difficulty=")
+        },
+        "by_family": {g.split("=", 1)[1]: table(g) for g in groups if g.startswith("family=")},
+        "status_counts": dict(Counter(sub["status"])),
+        "wrong_entry_point_rate": round(float(sub["wrong_entry_point"].mean()), 6),
+        "pass_at_1_if_renamed": round(float(np.mean(per_task_pass_at_k(n, c, 1))), 6),
+        "extraction_counts": dict(Counter(sub["extraction"])),
+        "timings": timings,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def _spec(cfg: EvalConfig) -> BenchSpec:
+    return BenchSpec(
+        name=cfg.bench,
+        bench_file=cfg.bench_file,
+        split=cfg.split,
+        toy_seed=cfg.toy_seed,
+        toy_n=cfg.toy_n,
+    )
+
+
+def _validate(cfg: EvalConfig) -> None:
+    if (cfg.model is None) == (cfg.samples is None):
+        raise InputError("give exactly one of --model (generate) and --samples (pre-generated)")
+    if cfg.samples is not None and cfg.all_checkpoints:
+        raise InputError("--all-checkpoints needs --model (a training run), not --samples")
+    if cfg.format is not None and cfg.format not in EXTRACT_FORMATS:
+        raise InputError(f"--format {cfg.format!r}: choose from {', '.join(EXTRACT_FORMATS)}")
+    if cfg.model is not None and cfg.format == "raw":
+        raise InputError(
+            "--format raw is for --samples; a model's format is seed|wo|follow|precede"
+        )
+    if cfg.n_samples < 1:
+        raise InputError(f"--n-samples {cfg.n_samples}: need at least 1")
+    if cfg.n_samples > 1 and cfg.temperature <= 0:
+        raise InputError(
+            f"--n-samples {cfg.n_samples} needs --temperature > 0 (greedy samples are identical)"
+        )
+    if cfg.temperature < 0 or not 0 < cfg.top_p <= 1:
+        raise InputError("--temperature must be >= 0 and --top-p in (0, 1]")
+    if cfg.max_new_tokens < 1 or cfg.batch_size < 1:
+        raise InputError("--max-new-tokens and --batch-size must be >= 1")
+    if not cfg.ks or min(cfg.ks) < 1:
+        raise InputError(f"--k {cfg.ks}: every k must be >= 1")
+    if cfg.timeout_s <= 0:
+        raise InputError(f"--timeout {cfg.timeout_s}: must be > 0")
+    if cfg.max_tasks is not None and cfg.max_tasks < 1:
+        raise InputError(f"--max-tasks {cfg.max_tasks}: must be >= 1")
+
+
+def _identity(cfg: EvalConfig) -> dict[str, Any]:
+    values = asdict(cfg)
+    return {k: values[k] for k in _IDENTITY}
+
+
+def main(cfg: EvalConfig) -> dict[str, Any]:
+    """Run `diag eval`; returns the summary written to summary.json."""
+    import pandas as pd
+
+    _validate(cfg)
+    out = check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    tasks = load_tasks(_spec(cfg))
+    if cfg.max_tasks is not None:
+        tasks = tasks[: cfg.max_tasks]
+    samples: dict[str, list[tuple[str, bool]]] = {}
+    loaded: tuple[Any, Any] | None = None
+    if cfg.samples is not None:
+        tasks, samples = read_samples(cfg.samples, tasks, cfg.allow_missing)
+        fmt = cfg.format or "raw"
+        entries = [ModelEntry("samples", None, cfg.label or "samples", fmt, None, None, "samples")]
+    else:
+        entries = model_entries(cfg)
+        # Fail before writing anything when a model or its tokenizer does not load: a single
+        # model is loaded now (and kept); every checkpoint's config and tokenizer are checked.
+        if len(entries) == 1:
+            loaded = _load(entries[0], cfg)
+        else:
+            for entry in entries:
+                _check_loadable(entry)
+
+    # Everything is checked: from here on the run folder is written.
+    identity = _identity(cfg)
+    run_config = out / RUN_CONFIG
+    if run_config.exists() and not cfg.overwrite:
+        previous = json.loads(run_config.read_text(encoding="utf-8"))
+        changed = [k for k in identity if previous.get(k) != identity[k]]
+        if changed:
+            raise InputError(
+                f"--out {out}: holds a run with other settings ({', '.join(changed)}); "
+                "use another --out or --overwrite"
+            )
+    out = prepare_out_dir(out, overwrite=cfg.overwrite, resume=True)
+    atomic_write_json(run_config, identity)
+    manifest = Manifest("eval", out, config=cfg, seed=cfg.seed)
+    parts = out / PARTS
+    parts.mkdir(exist_ok=True)
+
+    from tqdm import tqdm
+
+    frames, part_timings, skipped = [], {}, []
+    bar = tqdm(entries, desc="models", unit="model", disable=not cfg.progress or len(entries) < 2)
+    for entry in bar:
+        part, part_json = parts / f"{entry.key}.parquet", parts / f"{entry.key}.json"
+        if part.exists():
+            skipped.append(entry.key)
+        else:
+            with manifest.timed(f"model:{entry.key}"):
+                if entry.path is None:
+                    timings = PartTimings()
+                    items = [
+                        (task, s, text, is_completion, {})
+                        for task in tasks
+                        for s, (text, is_completion) in enumerate(samples[task.task_id])
+                    ]
+                    rows = _judge_rows(entry, cfg, items, entry.format, timings)
+                    timings.eval_seconds = round(timings.eval_seconds, 3)
+                else:
+                    rows, timings = evaluate_model(entry, tasks, cfg, loaded)
+                    loaded = None
+            info = {**asdict(timings), "gen_samples_per_s": timings.gen_samples_per_s}
+            atomic_write_json(part_json, info)
+            atomic_write_parquet(part, _typed(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))))
+        frame = pd.read_parquet(part)
+        frames.append(frame)
+        part_timings[entry.key] = (
+            json.loads(part_json.read_text(encoding="utf-8")) if part_json.exists() else {}
+        )
+
+    frame = _typed(pd.concat(frames, ignore_index=True))
+    pak = pd.DataFrame(pass_at_k_rows(frame, cfg), columns=list(PASS_COLUMNS))
+    models = []
+    for entry in entries:
+        sub = frame[(frame["label"] == entry.label) & (frame["checkpoint"] == entry.checkpoint)]
+        sub_pak = pak[(pak["label"] == entry.label) & _eq(pak["step"], entry.step)]
+        models.append(_model_summary(sub, sub_pak, part_timings.get(entry.key, {})))
+    summary = {
+        "bench": cfg.bench,
+        "split": bench_split(_spec(cfg)),
+        "format": entries[0].format,
+        "n_tasks": len(tasks),
+        "n_samples_per_task": cfg.n_samples if cfg.samples is None else None,
+        "ks": sorted(set(cfg.ks)),
+        "models": models,
+        "resumed_parts": skipped,
+    }
+    atomic_write_parquet(out / SAMPLES, frame)
+    atomic_write_parquet(out / PASS_AT_K, _typed(pak))
+    atomic_write_json(out / SUMMARY, summary)
+    manifest.finish(
+        outputs=[SAMPLES, PASS_AT_K, SUMMARY],
+        result={
+            "n_models": len(entries),
+            "n_rows": len(frame),
+            "pass_at_1": {
+                f"{m['label']}@{m['step']}": m["pass_at_k"].get("pass@1") for m in models
+            },
+        },
+    )
+    if cfg.progress:
+        for m in models:
+            p1 = m["pass_at_k"].get("pass@1", {}).get("value")
+            print(f"{m['label']} step {m['step']}: pass@1 {p1} over {m['n_tasks']} tasks")
+    return summary
+
+
+def _eq(series: Any, value: Any) -> Any:
+    return series.isna() if value is None else series == value
+
+
+def _typed(frame: Any) -> Any:
+    """Nullable integer / boolean columns, so parts and the final tables agree on types."""
+    for column in ("seed", "step", "loss_tokens_seen", "n_prompt_tokens", "n_new_tokens"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    if "passed_if_renamed" in frame:
+        frame["passed_if_renamed"] = frame["passed_if_renamed"].astype("boolean")
+    return frame
