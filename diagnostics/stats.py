@@ -4,6 +4,7 @@
     opts = StatsOptions(n_resamples=10_000, confidence=0.95, seed=0, test="wilcoxon")
     est = bootstrap_mean(values, opts)            # Estimate(mean, ci_low, ci_high, n)
     est = paired_bootstrap(a, b, opts)            # of mean(a - b), a[i] and b[i] the same example
+    est = bootstrap_ratio(nll_sums, n_tokens, opts)   # token-weighted mean, examples resampled
     stat, p = paired_test(a, b, "wilcoxon")       # or "ttest": scipy's own functions
     row = compare_paired(a, b, metric="log_ppl:code", name_a="follow-s0", name_b="precede-s0",
                          opts=opts)               # one row of a summary_*.parquet table
@@ -130,6 +131,28 @@ def bootstrap_mean(values: Any, opts: StatsOptions | None = None) -> Estimate:
         return Estimate(mean, mean, mean, 1)
     low, high = _percentiles(_resampled_means(x, opts), opts.confidence)
     return Estimate(mean, low, high, int(x.size))
+
+
+def bootstrap_ratio(num: Any, den: Any, opts: StatsOptions | None = None) -> Estimate:
+    """sum(num) / sum(den) (e.g. a token-weighted mean loss from per-example sums and token
+    counts) with a percentile interval from resampling the units (examples) with replacement."""
+    opts = opts or StatsOptions()
+    num, den = _paired(num, den)
+    if num.size == 0 or den.sum() == 0:
+        return _NAN_ESTIMATE
+    ratio = float(num.sum() / den.sum())
+    if num.size == 1:
+        return Estimate(ratio, ratio, ratio, 1)
+    n = num.size
+    rng = np.random.default_rng(opts.seed)
+    block = max(1, _BLOCK_CELLS // n)
+    reps = np.empty(opts.n_resamples, dtype=np.float64)
+    for start in range(0, opts.n_resamples, block):
+        rows = min(block, opts.n_resamples - start)
+        idx = rng.integers(0, n, size=(rows, n))  # [rows, n]
+        reps[start : start + rows] = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+    low, high = _percentiles(reps, opts.confidence)
+    return Estimate(ratio, low, high, int(n))
 
 
 def _paired(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -154,3 +154,17 @@ def test_bad_options_are_input_errors() -> None:
         StatsOptions(pooling="median")
     with pytest.raises(InputError, match="--confidence"):
         StatsOptions(confidence=95)
+
+
+def test_ratio_bootstrap_is_the_token_weighted_mean_and_equal_weights_match_the_mean() -> None:
+    rng = np.random.default_rng(8)
+    num, den = rng.normal(loc=5.0, size=60), rng.integers(1, 9, size=60).astype(float)
+    est = stats.bootstrap_ratio(num, den, StatsOptions(n_resamples=500))
+    assert est.mean == pytest.approx(num.sum() / den.sum()) and est.n == 60
+    assert est.ci_low < est.mean < est.ci_high
+    # with every weight 1 the ratio is the plain mean, resampled with the same draws
+    same = stats.bootstrap_ratio(num, np.ones(60), StatsOptions(n_resamples=500))
+    plain = stats.bootstrap_mean(num, StatsOptions(n_resamples=500))
+    assert (same.mean, same.ci_low, same.ci_high) == pytest.approx(
+        (plain.mean, plain.ci_low, plain.ci_high)
+    )
