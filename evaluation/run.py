@@ -245,7 +245,14 @@ def _load(entry: ModelEntry, cfg: EvalConfig) -> tuple[Any, Any]:
 
     assert entry.path is not None
     tokenizer = load_tokenizer(_tokenizer_dir(entry))
-    model = load_model(entry.path, dtype=cfg.dtype, device=cfg.device)
+    try:
+        model = load_model(entry.path, dtype=cfg.dtype, device=cfg.device)
+    except InputError:
+        raise
+    except Exception as err:  # e.g. safetensors' SafetensorError for a corrupt weights file
+        raise InputError(
+            f"--model {entry.path}: model does not load ({type(err).__name__}: {err})"
+        ) from None
     return model, tokenizer
 
 
@@ -362,7 +369,7 @@ def evaluate_model(
     entry: ModelEntry,
     tasks: list[BenchTask],
     cfg: EvalConfig,
-    loaded: tuple[Any, Any] | None = None,
+    loaded: tuple[Any, Any, float] | None = None,
 ) -> tuple[list[dict[str, Any]], PartTimings]:
     """Generate for every task with one model (loaded here unless given) and judge every sample."""
     from evaluation.generate import GenConfig, GenStats, generate
@@ -370,9 +377,13 @@ def evaluate_model(
 
     timings = PartTimings()
     t0 = time.perf_counter()
-    model, tokenizer = loaded if loaded is not None else _load(entry, cfg)
-    loaded = None
-    timings.load_seconds = round(time.perf_counter() - t0, 3)
+    if loaded is not None:
+        model, tokenizer, load_seconds = loaded
+        loaded = None
+    else:
+        model, tokenizer = _load(entry, cfg)
+        load_seconds = time.perf_counter() - t0
+    timings.load_seconds = round(load_seconds, 3)
     prompts = [prompt_ids(task.problem, tokenizer) for task in tasks]
     stats = GenStats()
     gen_cfg = GenConfig(
@@ -386,6 +397,7 @@ def evaluate_model(
     outs = generate(model, tokenizer, prompts, gen_cfg, progress=cfg.progress, stats=stats)
     del model
     gc.collect()
+    _empty_cuda_cache()
     timings.gen_samples, timings.gen_new_tokens = stats.samples, stats.new_tokens
     timings.gen_seconds = round(stats.seconds, 3)
     items = [
@@ -454,6 +466,7 @@ def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
 
 def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
+    import pandas as pd
 
     from evaluation.passk import per_task_pass_at_k
 
@@ -475,7 +488,7 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
     n, c = _counts(sub.assign(lenient=lenient), "lenient")
 
     def none_if_na(value: Any) -> Any:
-        return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+        return None if pd.isna(value) else int(value)
 
     groups = sorted(set(pak["group"]))
     return {
@@ -558,7 +571,7 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
     if cfg.max_tasks is not None:
         tasks = tasks[: cfg.max_tasks]
     samples: dict[str, list[tuple[str, bool]]] = {}
-    loaded: tuple[Any, Any] | None = None
+    loaded: tuple[Any, Any, float] | None = None
     if cfg.samples is not None:
         tasks, samples = read_samples(cfg.samples, tasks, cfg.allow_missing)
         fmt = cfg.format or "raw"
@@ -568,7 +581,8 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
         # Fail before writing anything when a model or its tokenizer does not load: a single
         # model is loaded now (and kept); every checkpoint's config and tokenizer are checked.
         if len(entries) == 1:
-            loaded = _load(entries[0], cfg)
+            t0 = time.perf_counter()
+            loaded = (*_load(entries[0], cfg), time.perf_counter() - t0)
         else:
             for entry in entries:
                 _check_loadable(entry)
@@ -656,6 +670,13 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             p1 = m["pass_at_k"].get("pass@1", {}).get("value")
             print(f"{m['label']} step {m['step']}: pass@1 {p1} over {m['n_tasks']} tasks")
     return summary
+
+
+def _empty_cuda_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _eq(series: Any, value: Any) -> Any:
