@@ -1,1 +1,77 @@
-"""codecot sandbox: run untrusted Python in a fresh, limited, network-less interpreter."""
+"""codecot sandbox: run untrusted Python in a fresh, limited, network-less interpreter.
+
+    from sandbox import SandboxConfig, Program, run_programs, isolation_mode
+    progs = [Program("p1", "def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3"]),
+             Program("he", humaneval_prompt + completion, test + "\ncheck(entry_point)\n")]
+    verdicts = run_programs(progs, SandboxConfig(timeout_s=10), workers=4, progress=True)
+    [v.status for v in verdicts]   # passed / failed / error / timeout / oom / killed
+    isolation_mode()               # "netns" (root here) or "socket-block"
+
+Generated and teacher-written code is untrusted; one sandbox serves the synthesis
+self-consistency filter and evaluation (pass@k). Design, per program:
+
+* A fresh interpreter: `python -I -S -B` (isolated: PYTHON* variables ignored, never -O, so
+  asserts stay; the harness also compiles with optimize=0). Interpreters are pre-started and wait
+  for their program, each used once (sandbox/pool.py); one selector loop drives them all.
+* Processes (sandbox/_child.py): P0 = that interpreter; it unshares network, mount and pid
+  namespaces and forks P1, pid 1 of the new pid namespace, which forks P2, the program. P2 starts
+  a new session, reads stdin from /dev/null, sets rlimits (address space relative to a fresh
+  interpreter, CPU seconds, tasks, file size, open files, no core files), switches to a private
+  uid (uid_base + slot), sets no_new_privs and non-dumpable, and runs the code then the tests.
+* Nothing left running: when P1 exits the kernel kills every process left in its pid namespace,
+  including children that escaped the process group (setsid, double fork) - they cannot leave
+  the namespace. On timeout the harness SIGKILLs P0 and P1 (P1 also has PDEATHSIG=SIGKILL).
+* No network: the namespace has no interface up (connect -> "Network is unreachable"; the host's
+  127.0.0.1 is another namespace's).
+* No writes outside the temp dir: the private uid owns no file; /tmp is a fresh size-limited
+  tmpfs owned by that uid (the cwd, HOME, TMPDIR) and the other world-writable directories are
+  covered by empty read-only tmpfs, all in the program's own mount namespace. Directories that
+  uid cannot traverse but the interpreter lives in (here /root/.pyenv) get an empty tmpfs with
+  only the interpreter bound back. Reading other files is allowed.
+* Verdict by a positive sentinel: after the last test passes the runner writes this run's
+  128-bit nonce on a result pipe and exits; "passed" needs that nonce and a clean exit of P2
+  (its wait status comes from P1 on a pipe P2 never holds). The nonce travels to the child on its
+  stdin pipe (never argv, environment or a file), then lives only in the main thread's kernel
+  keyring: other threads, forked children and exec'd programs cannot read it, and an audit hook
+  refuses every foreign-function lookup (ctypes) except by the runner after the last test. So
+  sys.exit(0), os._exit(0), killing the parent, closing stdout or printing a fake marker never
+  pass; sys.settrace (which can jump over a failing assert) is refused; the tests run against a
+  pristine copy of the builtins whatever the solution patched; `__debug__` cannot be assigned.
+* Verdicts: passed / failed (list tests: index and text of the failing statement; block tests:
+  its line) / error (exception type and message) / timeout (wall clock, or RLIMIT_CPU) / oom
+  (MemoryError under the address-space limit) / killed (signal, output flood, batch deadline).
+
+Not root ("socket-block", reported by isolation_mode() and isolation_report()): no namespaces
+and no uid switch, so the program keeps the caller's uid and can write where the caller can;
+network sockets (all but AF_UNIX), name lookups and running other programs are refused by the
+audit hook; escaped children are found and killed by the supervisor, a child subreaper that
+sweeps /proc for processes re-parented to it. As root, isolation="socket-block" uses a private
+uid too (then only world-writable directories such as /tmp stay writable).
+
+Out of scope: a solution written against this harness can still fool the tests it is given (an
+object whose __eq__ always returns True, a fake `math` module placed in sys.modules for the
+tests to import, native code via ctypes.memmove); the sandbox contains it, and the tricks above
+cannot forge a pass.
+"""
+
+from sandbox.api import (
+    STATUSES,
+    Program,
+    SandboxConfig,
+    Verdict,
+    isolation_mode,
+    isolation_report,
+    run_program,
+    run_programs,
+)
+
+__all__ = [
+    "STATUSES",
+    "Program",
+    "SandboxConfig",
+    "Verdict",
+    "isolation_mode",
+    "isolation_report",
+    "run_program",
+    "run_programs",
+]

@@ -1,0 +1,317 @@
+"""Public types of the sandbox: `SandboxConfig`, `Program`, `Verdict`, and the entry points.
+
+    from sandbox import SandboxConfig, Program, run_programs
+    verdicts = run_programs([Program("t1", "def f(x):\n    return x + 1\n", ["assert f(1) == 2"])],
+                            SandboxConfig(timeout_s=5))
+    verdicts[0].status   # "passed"
+
+`SandboxConfig` is the one place the limits' defaults live; each is explained beside it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+STATUSES = ("passed", "failed", "error", "timeout", "oom", "killed")
+ISOLATIONS = ("auto", "netns", "socket-block")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Limits for one program run. Defaults suit evaluation (HumanEval/MBPP-sized programs)."""
+
+    # Wall clock per program, counted from the moment its code is handed to a warm interpreter.
+    timeout_s: float = 10.0
+    # CPU seconds (RLIMIT_CPU; SIGXCPU -> "timeout"). None: timeout_s rounded up, plus one.
+    cpu_s: int | None = None
+    # Address space the program may add on top of a fresh interpreter's (RLIMIT_AS, so it counts
+    # virtual memory: 1 GiB is plenty for test-sized programs, and a MemoryError -> "oom").
+    memory_mb: int = 1024
+    # Tasks (processes + threads) the program's private uid may have, itself included
+    # (RLIMIT_NPROC). 8 lets a program use a few threads or a small multiprocessing pool; a fork
+    # bomb stops at 8 and everything is killed at the end of the run anyway.
+    max_processes: int = 8
+    # Largest file the program may write (RLIMIT_FSIZE), and open files (RLIMIT_NOFILE).
+    max_file_mb: int = 16
+    max_open_files: int = 256
+    # Size of the program's private /tmp (a tmpfs, its cwd) in "netns" mode.
+    tmpfs_mb: int = 64
+    # stdout and stderr are each kept up to this many bytes; a program writing more than
+    # output_kill_mb in all is killed ("killed", output flood).
+    output_bytes: int = 64 * 1024
+    output_kill_mb: int = 16
+    # "auto": "netns" when this process may create namespaces (root), else "socket-block".
+    isolation: str = "auto"
+    # Programs run as uid/gid uid_base + k (k: a free slot number), a uid that owns no files, so
+    # they cannot write outside their temp dir and their RLIMIT_NPROC counts only themselves.
+    # Only when the harness runs as root; otherwise programs keep the caller's uid (reported).
+    uid_base: int = 100_000
+    # Let programs import installed packages (site-packages is put on sys.path without running
+    # its .pth files). False: standard library only.
+    site_packages: bool = True
+    # Interpreter for the programs (default: this one). Always started as `-I -S -B`, never -O.
+    python: str | None = None
+    # A warm interpreter that is not ready after this long is replaced (startup watchdog).
+    startup_timeout_s: float = 30.0
+    # After a program is killed or exits, its pipes must close within this long (stall watchdog).
+    drain_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "timeout_s": self.timeout_s,
+            "memory_mb": self.memory_mb,
+            "max_processes": self.max_processes,
+            "max_file_mb": self.max_file_mb,
+            "max_open_files": self.max_open_files,
+            "tmpfs_mb": self.tmpfs_mb,
+            "output_bytes": self.output_bytes,
+            "output_kill_mb": self.output_kill_mb,
+            "startup_timeout_s": self.startup_timeout_s,
+            "drain_timeout_s": self.drain_timeout_s,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"SandboxConfig.{name}={value!r}: must be > 0")
+        if self.cpu_s is not None and self.cpu_s < 1:
+            raise ValueError(f"SandboxConfig.cpu_s={self.cpu_s!r}: must be >= 1 or None")
+        if self.max_open_files < 16:
+            raise ValueError(f"SandboxConfig.max_open_files={self.max_open_files}: need >= 16")
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"SandboxConfig.isolation={self.isolation!r}: one of {ISOLATIONS}")
+        if not 1 <= self.uid_base <= 2**31 - 100_000:
+            raise ValueError(f"SandboxConfig.uid_base={self.uid_base}: out of range")
+
+    @property
+    def cpu_limit_s(self) -> int:
+        return self.cpu_s if self.cpu_s is not None else int(self.timeout_s + 0.999) + 1
+
+
+@dataclass(frozen=True)
+class Program:
+    """A solution and its tests.
+
+    tests: a list of statements run one by one after `code` in the same namespace (a failure
+    names the index and text of the statement), or one block of text (e.g. HumanEval's `check`
+    function followed by `check(entry_point)`).
+    """
+
+    id: str
+    code: str
+    tests: list[str] | str = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happened to one program. status: passed/failed/error/timeout/oom/killed.
+
+    passed only when the harness saw this run's nonce (printed by the runner after the last test)
+    and the program process then exited cleanly; an exit code never passes anything.
+    failed_test: index of the failing statement (list tests), else None.
+    """
+
+    id: str
+    status: str
+    detail: str
+    failed_test: int | None
+    duration_s: float
+    stdout: str
+    stderr: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def run_programs(
+    programs: Sequence[Program],
+    config: SandboxConfig | None = None,
+    workers: int | None = None,
+    deadline_s: float | None = None,
+    progress: bool = False,
+) -> list[Verdict]:
+    """Run every program in its own fresh sandboxed interpreter; verdicts in input order.
+
+    workers: programs running at once (default: the CPUs this process may use). deadline_s: a
+    limit for the whole batch; programs still running then, or not started, get "killed".
+    Never raises because of what a program does; raises ValueError for a bad argument and
+    RuntimeError when the sandbox itself cannot start on this machine.
+    """
+    from sandbox.pool import run_batch
+
+    config = config if config is not None else SandboxConfig()
+    programs = list(programs)
+    for i, p in enumerate(programs):
+        if not isinstance(p, Program):
+            raise ValueError(f"programs[{i}]: expected sandbox.Program, got {type(p).__name__}")
+        if not isinstance(p.code, str):
+            raise ValueError(f"programs[{i}] ({p.id!r}): code must be a str")
+        if not (isinstance(p.tests, str) or (
+            isinstance(p.tests, list) and all(isinstance(t, str) for t in p.tests)
+        )):  # fmt: skip
+            raise ValueError(f"programs[{i}] ({p.id!r}): tests must be a str or a list of str")
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if workers < 1:
+        raise ValueError(f"workers={workers}: must be >= 1")
+    if deadline_s is not None and not deadline_s > 0:
+        raise ValueError(f"deadline_s={deadline_s}: must be > 0")
+    if not programs:
+        return []
+    return run_batch(programs, config, workers, deadline_s, progress)
+
+
+def run_program(program: Program, config: SandboxConfig | None = None) -> Verdict:
+    """Run one program (see `run_programs`)."""
+    return run_programs([program], config, workers=1)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# what this machine allows
+
+_PROBE = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+out = {}
+keys = {"x86_64": 248, "aarch64": 217}.get(os.uname().machine)
+if keys is not None:
+    libc.syscall.restype = ctypes.c_long
+    k = libc.syscall(keys, b"user", b"codecot-probe", b"x", 1, -1)
+    out["keyring"] = bool(k > 0)
+else:
+    out["keyring"] = False
+if os.geteuid() == 0 and libc.unshare(0x40000000 | 0x20000000 | 0x00020000) == 0:
+    pid = os.fork()
+    if pid == 0:
+        ok = libc.mount(None, b"/", None, 0x4000 | (1 << 18), None) == 0
+        ok = ok and libc.mount(b"proc", b"/proc", b"proc", 14, None) == 0
+        ok = ok and libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 6, b"size=64k") == 0
+        os._exit(0 if ok else 1)
+    out["netns"] = os.waitpid(pid, 0)[1] == 0
+    out["why"] = "" if out["netns"] else "mounts in a new namespace failed"
+else:
+    out["netns"] = False
+    out["why"] = "not root" if os.geteuid() else "unshare failed: errno %d" % ctypes.get_errno()
+real = os.path.realpath
+out["paths"] = sorted({real(p) for p in sys.path + [sys.prefix, sys.base_prefix]} |
+                      {os.path.dirname(real(sys.executable))})
+print(repr(out))
+"""
+
+
+@functools.lru_cache(maxsize=8)
+def probe(python: str | None = None) -> dict[str, object]:
+    """What isolation this machine gives (run once per interpreter path, in a throwaway child)."""
+    exe = python or sys.executable
+    proc = subprocess.run(
+        [exe, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"sandbox probe with {exe} failed: {proc.stderr.strip()[-500:]}")
+    import ast
+
+    found = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
+    return {
+        "netns": bool(found["netns"]),
+        "keyring": bool(found["keyring"]),
+        "why": found["why"],
+        "paths": [p for p in found["paths"] if os.path.isdir(p)],
+    }
+
+
+def unhide_plan(paths: list[str]) -> dict[str, list[str]]:
+    """Directories a uid that owns nothing cannot traverse (e.g. /root, 0700) that lie above
+    `paths` (the interpreter's), each with the paths under it to bind back into an empty tmpfs
+    over it (in the sandbox's own mount namespace)."""
+    plan: dict[str, list[str]] = {}
+    for path in sorted({os.path.realpath(p) for p in paths}):
+        parts = path.strip("/").split("/")
+        for i in range(len(parts) - 1):
+            ancestor = "/" + "/".join(parts[: i + 1])
+            if not os.stat(ancestor).st_mode & 0o001:
+                kept = plan.setdefault(ancestor, [])
+                if not any(path == k or path.startswith(k + "/") for k in kept):
+                    kept.append(path)
+                break
+    return plan
+
+
+_HIDE = ("/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm")
+
+
+def world_writable_dirs() -> list[str]:
+    """World-writable directories besides /tmp: the usual ones and any one or two levels below /
+    (a full scan of the disk is too slow here; tests/test_sandbox_hostile.py scans it from inside
+    the sandbox)."""
+    found: set[str] = set()
+    candidates = list(_HIDE)
+    for top in os.scandir("/"):
+        if top.is_dir(follow_symlinks=False) and top.name not in ("proc", "sys", "tmp"):
+            candidates.append(top.path)
+            try:
+                candidates += [
+                    e.path for e in os.scandir(top.path) if e.is_dir(follow_symlinks=False)
+                ]
+            except OSError:
+                pass
+    for path in candidates:
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002 and path != "/tmp":
+            found.add(path)
+    return sorted(found)
+
+
+def resolve_isolation(config: SandboxConfig) -> str:
+    """The isolation a run with `config` gets: "netns" or "socket-block"."""
+    available = probe(config.python)["netns"]
+    if config.isolation == "netns" and not available:
+        why = probe(config.python)["why"]
+        raise ValueError(f"SandboxConfig.isolation='netns' is not available here ({why})")
+    mode = config.isolation
+    if mode == "auto":
+        mode = "netns" if available else "socket-block"
+    if mode == "socket-block" and os.geteuid() == 0:
+        blocked = unhide_plan(probe(config.python)["paths"])
+        if blocked:
+            raise ValueError(
+                f"SandboxConfig.isolation='socket-block' as root runs programs under a private uid, "
+                f"which cannot reach the interpreter's files under {', '.join(blocked)}; use "
+                f"isolation='netns' or an interpreter readable by all users (SandboxConfig.python)"
+            )
+    return mode
+
+
+def isolation_mode() -> str:
+    """Which network isolation the default config gets here: "netns" or "socket-block"."""
+    return resolve_isolation(SandboxConfig())
+
+
+def isolation_report(config: SandboxConfig | None = None) -> dict[str, object]:
+    """What the sandbox can and cannot guarantee on this machine, for logs and manifests."""
+    config = config if config is not None else SandboxConfig()
+    mode = resolve_isolation(config)
+    root = os.geteuid() == 0
+    found = probe(config.python)
+    return {
+        "mode": mode,
+        "network": "none (own network namespace, no interfaces up)"
+        if mode == "netns"
+        else "sockets other than AF_UNIX, DNS and exec blocked by an audit hook in the child",
+        "uid": f"private uid from {config.uid_base}" if root else "the caller's (not root)",
+        "writes_outside_tmp": "blocked (private uid; world-writable dirs hidden)"
+        if mode == "netns"
+        else ("blocked except world-writable dirs (/tmp, ...)" if root else "NOT blocked"),
+        "process_cleanup": "pid namespace (all killed when its init exits)"
+        if mode == "netns"
+        else "subreaper sweep of descendants + process group kill",
+        "sentinel": "kernel keyring" if found["keyring"] else "memory (closure)",
+    }

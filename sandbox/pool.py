@@ -1,0 +1,542 @@
+"""The harness: a pool of pre-started fresh interpreters, driven by one selector loop.
+
+    from sandbox.pool import run_batch      # (use sandbox.run_programs)
+
+Each slot is one `python -I -S -B` started for one program (sandbox/_child.py), warmed up
+before its program exists (interpreter start, namespaces, mounts), then given the program and
+used once. At most `workers` programs run at once and at most `workers` warm interpreters wait.
+One thread multiplexes every pipe; nothing here blocks on a child. Timers: per-program wall
+clock, a startup watchdog per warm interpreter, a drain watchdog once a program is over (its pipes
+must close), and the batch deadline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import marshal
+import os
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.api import (
+    MiB,
+    Program,
+    SandboxConfig,
+    Verdict,
+    probe,
+    resolve_isolation,
+    unhide_plan,
+    world_writable_dirs,
+)
+
+CHILD = Path(__file__).with_name("_child.py")
+REC = b"\x1e"
+RES_CAP = 64 * 1024
+STUB = (
+    "import os,marshal\n"
+    "def _r(n):\n"
+    " b=b''\n"
+    " while len(b)<n:\n"
+    "  c=os.read(0,n-len(b))\n"
+    "  if not c:os._exit(71)\n"
+    "  b+=c\n"
+    " return b\n"
+    "c=_r(int.from_bytes(_r(8),'little'))\n"
+    "exec(marshal.loads(c[1:]) if c[:1]==b'M' else compile(c[1:],'_child.py','exec'))\n"
+)
+ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "USER": "sandbox",
+    "LOGNAME": "sandbox",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+SIGNAMES = {s.value: s.name for s in signal.Signals}
+
+_batches = itertools.count()
+_uid_lock = threading.Lock()
+_uids_in_use: set[int] = set()
+
+
+def _take_uid(base: int) -> int:
+    with _uid_lock:
+        k = 0
+        while base + k in _uids_in_use:
+            k += 1
+        _uids_in_use.add(base + k)
+        return base + k
+
+
+def _give_uid(uid: int | None) -> None:
+    if uid is not None:
+        with _uid_lock:
+            _uids_in_use.discard(uid)
+
+
+_payload_cache: dict[tuple[str, float], bytes] = {}
+
+
+def _payload(python: str) -> bytes:
+    """The child's code, length-prefixed: marshal for this interpreter, source for another."""
+    key = (python, CHILD.stat().st_mtime)
+    if key not in _payload_cache:
+        source = CHILD.read_text()
+        if os.path.realpath(python) == os.path.realpath(sys.executable):
+            code = compile(source, str(CHILD), "exec", dont_inherit=True, optimize=0)
+            body = b"M" + marshal.dumps(code)
+        else:
+            body = b"S" + source.encode()
+        _payload_cache[key] = len(body).to_bytes(8, "little") + body
+    return _payload_cache[key]
+
+
+@dataclass
+class _Slot:
+    proc: subprocess.Popen
+    born: float
+    streams: dict[int, str]  # open read fds -> "out" | "err" | "res" | "ctl"
+    to_send: bytearray
+    prog_w: int | None
+    state: str = "starting"  # starting -> ready -> running -> draining -> (finalized)
+    sup_pid: int | None = None
+    index: int | None = None
+    nonce: str = ""
+    started: float = 0.0
+    deadline: float = float("inf")
+    drain_until: float = float("inf")
+    kill_reason: str | None = None  # "timeout" | "output" | "deadline" | "startup" | "drain"
+    exit: str | None = None  # the supervisor's "exit ..." line
+    failure: str = ""  # a "fail ..." line (the sandbox could not set up)
+    uid: int | None = None
+    workdir: str | None = None
+    data: dict[str, bytearray] = field(default_factory=dict)
+    totals: dict[str, int] = field(default_factory=dict)
+    ctl_buf: bytearray = field(default_factory=bytearray)
+
+
+class _Batch:
+    def __init__(self, programs: list[Program], config: SandboxConfig, workers: int) -> None:
+        self.programs = programs
+        self.config = config
+        self.workers = workers
+        self.mode = resolve_isolation(config)
+        self.root = os.geteuid() == 0
+        self.python = config.python or sys.executable
+        self.payload = _payload(self.python)
+        found = probe(config.python)
+        setup = {"mode": self.mode, "unhide": [], "hide": []}
+        if self.mode == "netns":
+            setup["unhide"] = [[b, list(ps)] for b, ps in unhide_plan(found["paths"]).items()]
+            setup["hide"] = world_writable_dirs()
+        body = marshal.dumps(setup)
+        self.setup = len(body).to_bytes(8, "little") + body
+        # every process of this batch carries this in its initial environment (/proc/PID/environ)
+        self.tag = f"{os.getpid()}.{next(_batches)}"
+        self.env = dict(ENV, CODECOT_SANDBOX=self.tag)
+        self.sel = selectors.DefaultSelector()
+        self.slots: list[_Slot] = []
+        self.results: list[Verdict | None] = [None] * len(programs)
+        self.pending: deque[int] = deque(range(len(programs)))
+        self.kill_bytes = config.output_kill_mb * MiB
+        self.startup_failures: list[str] = []
+        site: list[str] = []
+        if config.site_packages and self.python == sys.executable:
+            for key in ("purelib", "platlib"):
+                path = sysconfig.get_paths()[key]
+                if path not in site and path not in sys.path[:0]:
+                    site.append(path)
+        self.site = site
+        self.limits = {
+            "nofile": config.max_open_files,
+            "fsize": config.max_file_mb * MiB,
+            "cpu": config.cpu_limit_s,
+            "nproc": config.max_processes,
+            "as": config.memory_mb * MiB,
+        }
+
+    # -- slots ------------------------------------------------------------------------------
+
+    def spawn(self) -> None:
+        res_r, res_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+        prog_r, prog_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w)]
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=prog_r,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(res_w, ctl_w),
+                env=self.env,
+                cwd="/",
+                close_fds=True,
+            )
+        finally:
+            for fd in (res_w, ctl_w, prog_r, out_w, err_w):
+                os.close(fd)
+        slot = _Slot(proc=proc, born=time.monotonic(), streams={}, to_send=bytearray(),
+                     prog_w=prog_w)  # fmt: skip
+        for fd, name in ((out_r, "out"), (err_r, "err"), (res_r, "res"), (ctl_r, "ctl")):
+            os.set_blocking(fd, False)
+            slot.streams[fd] = name
+            slot.data[name] = bytearray()
+            slot.totals[name] = 0
+            self.sel.register(fd, selectors.EVENT_READ, (slot, name))
+        os.set_blocking(prog_w, False)
+        self.slots.append(slot)
+        self.send(slot, self.payload + self.setup)
+
+    def send(self, slot: _Slot, data: bytes) -> None:
+        if slot.prog_w is None:
+            return
+        was_empty = not slot.to_send
+        slot.to_send += data
+        if was_empty:
+            self.flush(slot)
+
+    def flush(self, slot: _Slot) -> None:
+        fd = slot.prog_w
+        if fd is None:
+            return
+        try:
+            while slot.to_send:
+                n = os.write(fd, slot.to_send)
+                del slot.to_send[:n]
+        except BlockingIOError:
+            pass
+        except OSError:  # the child is gone; it will be finalized from its pipes
+            slot.to_send.clear()
+        registered = fd in self.sel.get_map()
+        if slot.to_send and not registered:
+            self.sel.register(fd, selectors.EVENT_WRITE, (slot, "prog"))
+        elif not slot.to_send and registered:
+            self.sel.unregister(fd)
+
+    def assign(self, slot: _Slot, index: int) -> None:
+        program = self.programs[index]
+        cfg = self.config
+        slot.index, slot.state = index, "running"
+        slot.nonce = secrets.token_hex(16)
+        uid = _take_uid(cfg.uid_base) if self.root else None
+        slot.uid = uid
+        if self.mode == "netns":
+            cwd = "/tmp"
+        else:
+            slot.workdir = cwd = tempfile.mkdtemp(prefix="codecot-sbx-")
+            if uid is not None:
+                os.chown(cwd, uid, uid)
+        env = dict(self.env, HOME=cwd, TMPDIR=cwd)
+        msg = {
+            "nonce": slot.nonce,
+            "code": program.code,
+            "tests": program.tests if isinstance(program.tests, str) else list(program.tests),
+            "uid": uid,
+            "gid": uid,
+            "cwd": cwd,
+            "env": env,
+            "site": self.site,
+            "limits": self.limits,
+            "count_own_tasks": uid is None,
+            "tmpfs_kb": cfg.tmpfs_mb * 1024,
+            "tmpfs_inodes": 4096,
+        }
+        body = marshal.dumps(msg)
+        slot.started = time.monotonic()
+        slot.deadline = slot.started + cfg.timeout_s
+        self.send(slot, len(body).to_bytes(8, "little") + body)
+
+    def kill(self, slot: _Slot, reason: str) -> None:
+        if slot.kill_reason is None:
+            slot.kill_reason = reason
+        if slot.state in ("running", "starting", "ready"):
+            slot.state = "draining"
+            slot.drain_until = time.monotonic() + self.config.drain_timeout_s
+        if self.mode == "netns" or reason == "drain":
+            targets = [slot.proc.pid] + ([slot.sup_pid] if slot.sup_pid else [])
+            for pid in targets:
+                _signal(pid, signal.SIGKILL)
+        else:  # the supervisor kills the program's group and sweeps its descendants, then exits
+            _signal(slot.proc.pid, signal.SIGUSR1)
+
+    def on_data(self, slot: _Slot, name: str, chunk: bytes) -> None:
+        if name == "ctl":
+            slot.ctl_buf += chunk
+            while b"\n" in slot.ctl_buf:
+                line, _, rest = bytes(slot.ctl_buf).partition(b"\n")
+                slot.ctl_buf = bytearray(rest)
+                self.on_ctl(slot, line.decode("ascii", "replace"))
+            return
+        slot.totals[name] += len(chunk)
+        cap = RES_CAP if name == "res" else self.config.output_bytes
+        keep = cap - len(slot.data[name])
+        if keep > 0:
+            slot.data[name] += chunk[:keep]
+        if slot.state == "running" and sum(slot.totals.values()) > self.kill_bytes:
+            self.kill(slot, "output")
+
+    def on_ctl(self, slot: _Slot, line: str) -> None:
+        word, _, rest = line.partition(" ")
+        if word == "pid":
+            slot.sup_pid = int(rest)
+        elif word == "ready" and slot.state == "starting":
+            slot.state = "ready"
+        elif word == "exit":
+            slot.exit = rest
+            if slot.state == "running":
+                slot.state = "draining"
+                slot.drain_until = time.monotonic() + self.config.drain_timeout_s
+        elif word == "fail":
+            slot.failure = rest
+
+    def close_stream(self, slot: _Slot, fd: int) -> None:
+        self.sel.unregister(fd)
+        os.close(fd)
+        del slot.streams[fd]
+
+    def finalize(self, slot: _Slot) -> None:
+        for fd in list(slot.streams):
+            self.close_stream(slot, fd)
+        if slot.prog_w is not None:
+            if slot.prog_w in self.sel.get_map():
+                self.sel.unregister(slot.prog_w)
+            os.close(slot.prog_w)
+            slot.prog_w = None
+        try:
+            slot.proc.wait(timeout=self.config.drain_timeout_s)
+        except subprocess.TimeoutExpired:
+            slot.proc.kill()
+            slot.proc.wait()
+        self.slots.remove(slot)
+        _give_uid(slot.uid)
+        if slot.workdir is not None:
+            shutil.rmtree(slot.workdir, ignore_errors=True)
+        if slot.index is None:  # died before it got a program
+            if slot.kill_reason == "retire":
+                return
+            reason = slot.failure or slot.kill_reason or f"exit code {slot.proc.returncode}"
+            err = bytes(slot.data["err"]).decode("utf-8", "replace").strip()[-2000:]
+            self.startup_failures.append(reason + (f"\n{err}" if err else ""))
+            return
+        self.startup_failures.clear()
+        self.results[slot.index] = self.verdict(slot)
+
+    # -- verdicts ---------------------------------------------------------------------------
+
+    def verdict(self, slot: _Slot) -> Verdict:
+        program = self.programs[slot.index]
+        cfg = self.config
+        duration = time.monotonic() - slot.started
+        out = _text(slot.data["out"], slot.totals["out"])
+        err = _text(slot.data["err"], slot.totals["err"])
+
+        def make(status: str, detail: str, failed: int | None = None) -> Verdict:
+            return Verdict(program.id, status, detail, failed, round(duration, 4), out, err)
+
+        records = _records(bytes(slot.data["res"]))
+        wait_status, cpu = _parse_exit(slot.exit)
+        passed = ("PASS", slot.nonce) in ((r[0], r[1]) for r in records)
+        if passed and wait_status is not None and os.WIFEXITED(wait_status):
+            if os.WEXITSTATUS(wait_status) == 0:
+                return make("passed", "all tests passed")
+        reason = slot.kill_reason
+        if reason == "timeout":
+            return make("timeout", f"wall-clock limit of {cfg.timeout_s:g} s reached")
+        if reason == "deadline":
+            return make("killed", "batch deadline reached while running")
+        if reason == "output":
+            total = sum(slot.totals[k] for k in ("out", "err", "res"))
+            return make("killed", f"output flood: more than {cfg.output_kill_mb} MiB ({total} B)")
+        if wait_status is None:
+            why = {"stopped": "stopped", "lost": "lost its program"}.get(slot.exit or "", "died")
+            extra = f" ({reason})" if reason else ""
+            return make("killed", f"sandbox supervisor {why}{extra}")
+        if os.WIFSIGNALED(wait_status):
+            sig = os.WTERMSIG(wait_status)
+            name = SIGNAMES.get(sig, str(sig))
+            if sig == signal.SIGXCPU:
+                return make("timeout", f"CPU limit of {cfg.cpu_limit_s} s reached ({name})")
+            tail = bytes(slot.data["err"][-4000:])
+            if b"MemoryError" in tail or b"Cannot allocate memory" in tail or b"bad_alloc" in tail:
+                return make("oom", f"killed by {name} out of memory")
+            return make("killed", f"killed by {name}")
+        code = os.WEXITSTATUS(wait_status)
+        for status, index, detail in reversed(records):
+            if status in ("failed", "error", "oom"):
+                fail_index = int(index) if index.isdigit() else None
+                if status == "oom" and detail == "MemoryError":
+                    detail = (
+                        f"MemoryError (address space limit: {cfg.memory_mb} MiB above baseline)"
+                    )
+                return make(status, detail, fail_index)
+        if passed:
+            return make("error", f"sentinel seen but the program exited with code {code}")
+        return make("error", f"exited with code {code} before the tests finished (no sentinel)")
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self, deadline_s: float | None, progress: bool) -> list[Verdict]:
+        n = len(self.programs)
+        batch_end = time.monotonic() + deadline_s if deadline_s is not None else float("inf")
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n, desc="sandbox", unit="prog", leave=False)
+        done = 0
+        try:
+            while True:
+                now = time.monotonic()
+                if now >= batch_end:
+                    self.end_batch()
+                running = [s for s in self.slots if s.state in ("running", "draining")]
+                idle = [s for s in self.slots if s.state in ("starting", "ready")]
+                if not self.pending and not running:
+                    break
+                while len(idle) < min(len(self.pending), self.workers):
+                    self.spawn()
+                    idle.append(self.slots[-1])
+                for slot in idle:
+                    if slot.state == "ready" and self.pending and len(running) < self.workers:
+                        self.assign(slot, self.pending.popleft())
+                        running.append(slot)
+                self.watchdogs(now, batch_end)
+                timeout = min([s.deadline for s in running] + [batch_end, now + 0.5]) - now
+                for key, _ in self.sel.select(max(timeout, 0.0)):
+                    slot, name = key.data
+                    if name == "prog":
+                        self.flush(slot)
+                        continue
+                    try:
+                        chunk = os.read(key.fd, 65536)
+                    except BlockingIOError:
+                        continue
+                    if chunk:
+                        self.on_data(slot, name, chunk)
+                    else:
+                        self.close_stream(slot, key.fd)
+                for slot in list(self.slots):
+                    if not slot.streams:
+                        self.finalize(slot)
+                if len(self.startup_failures) >= 3:
+                    raise RuntimeError(
+                        "sandbox: interpreters fail to start: " + self.startup_failures[-1]
+                    )
+                finished = sum(r is not None for r in self.results)
+                if bar is not None and finished > done:
+                    bar.update(finished - done)
+                done = finished
+        finally:
+            for slot in list(self.slots):
+                self.kill(slot, "retire" if slot.index is None else "deadline")
+            for slot in list(self.slots):
+                try:
+                    self.finalize(slot)
+                except Exception:
+                    pass
+            self.sel.close()
+            if bar is not None:
+                bar.close()
+        return [r for r in self.results if r is not None]
+
+    def watchdogs(self, now: float, batch_end: float) -> None:
+        for slot in list(self.slots):
+            if slot.state == "running" and now >= slot.deadline:
+                self.kill(slot, "timeout")
+            elif slot.state == "starting" and now - slot.born > self.config.startup_timeout_s:
+                self.kill(slot, "startup")
+            elif slot.state == "draining" and now >= slot.drain_until:
+                self.kill(slot, "drain")
+                for fd in list(slot.streams):  # something still holds the pipes: let go
+                    self.close_stream(slot, fd)
+
+    def end_batch(self) -> None:
+        for slot in list(self.slots):
+            if slot.state == "running":
+                self.kill(slot, "deadline")
+            elif slot.state in ("starting", "ready"):
+                self.kill(slot, "retire")
+        for index in self.pending:
+            program = self.programs[index]
+            self.results[index] = Verdict(
+                program.id, "killed", "not run: batch deadline reached", None, 0.0, "", ""
+            )
+        self.pending.clear()
+
+
+def run_batch(
+    programs: list[Program],
+    config: SandboxConfig,
+    workers: int,
+    deadline_s: float | None,
+    progress: bool,
+) -> list[Verdict]:
+    """Run `programs` (see `sandbox.run_programs`)."""
+    batch = _Batch(programs, config, workers)
+    results = batch.run(deadline_s, progress)
+    if len(results) != len(programs):  # only if interrupted; every program gets a verdict
+        raise RuntimeError("sandbox: batch ended without a verdict for every program")
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _text(data: bytearray, total: int) -> str:
+    text = bytes(data).decode("utf-8", "replace")
+    if total > len(data):
+        text += f"\n[... truncated: {total} bytes in all]"
+    return text
+
+
+def _records(data: bytes) -> list[tuple[str, str, str]]:
+    """Parse RES: REC status TAB index TAB detail NEWLINE (anything else is ignored)."""
+    out = []
+    for chunk in data.split(REC)[1:]:
+        line = chunk.split(b"\n", 1)[0].decode("utf-8", "replace")
+        parts = line.split("\t", 2)
+        if len(parts) == 2:
+            parts.append("")
+        if len(parts) != 3:
+            continue
+        detail = parts[2]
+        if "\\" in detail:
+            detail = (
+                detail.replace("\\\\", "\x00").replace("\\n", "\n").replace("\\t", "\t")
+            ).replace("\x00", "\\")
+        out.append((parts[0], parts[1], detail))
+    return out
+
+
+def _parse_exit(line: str | None) -> tuple[int | None, float]:
+    """The supervisor's `exit STATUS UTIME STIME MAXRSS` line -> (wait status, cpu seconds)."""
+    if not line:
+        return None, 0.0
+    parts = line.split()
+    if not parts[0].lstrip("-").isdigit():
+        return None, 0.0
+    cpu = float(parts[1]) + float(parts[2]) if len(parts) >= 3 else 0.0
+    return int(parts[0]), cpu
