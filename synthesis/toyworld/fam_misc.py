@@ -542,6 +542,7 @@ def top_keys(rng: Random) -> Task:
     steps = ([[f"Ignore entries whose value is below {c}.", f"Keep only values >= {c}."]] if c is not None else []) + [
         [f"Sort the items by value, {word} first, then by key.", f"Sort with key {sort_key.replace('kv[1]', 'value').replace('kv[0]', 'key')}."],
         [f"Take the first {k} and return their keys.", f"Keep the top {k} keys."],
+        ["An empty dict gives [].", "Fewer entries than k just give a shorter list."],
     ]  # fmt: skip
     src = f"(kv for kv in $a.items() if kv[1] >= {c})" if c is not None else "$a.items()"
 
@@ -591,6 +592,7 @@ def merge_dicts(rng: Random) -> Task:
              [f"Add each entry of `$b`; for a shared key, {rule}.", f"For a key in both dicts, {rule}."]]  # fmt: skip
     if c is not None:
         steps.append([f"Remove entries with a value below {c}.", f"Keep values >= {c}."])
+    steps.append(["Return the merged dict.", "Two empty dicts give {}."])
 
     def make(cc: int | None):
         f2 = {

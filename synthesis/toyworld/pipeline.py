@@ -966,6 +966,9 @@ def build_pipeline(rng: Random, terminal_kind: str, depth: int) -> Task:
         f"{_chain(phrases, 'semicolon')}. The function returns {term}.",
     ]
     steps = [[n(s) for s in st.steps] for st in stages] + [[n(s) for s in terminal.steps]]
+    empty = repr(terminal.fn([]))  # every stage maps [] to []
+    steps.append([f"An empty `$a` gives {empty}.", f"Edge case: [] -> {empty}.",
+                  f"Check the empty input: the result is {empty}."])  # fmt: skip
     styles = ("loop", "comp", "builtin")
     reserved: set[str] = set()
     bodies = {style: render_pipeline(stages, terminal, style, rng, reserved) for style in styles}

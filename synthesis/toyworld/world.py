@@ -119,7 +119,7 @@ class ToyWorld:
         heldout_name_fraction: float = 0.15,
         pipeline_share: float = 0.5,
         depth_weights: tuple[float, ...] = (0.3, 0.4, 0.3),
-        example_rate: float = 0.35,
+        example_rate: float = 0.5,
     ) -> None:
         known = set(FAMILIES)
         chosen = list(FAMILIES) if families is None else list(families)
@@ -393,20 +393,27 @@ def choose_inputs(rng: Random, task: Task) -> tuple[list[tuple], list[Any]] | No
     if len(pool) < N_TESTS:
         return None
     chosen = list(range(min(len(task.edges), 3)))
+
+    def separating(miss: Any, candidates: list[int]) -> int | None:
+        for i in candidates:
+            if _differs(_call(miss, pool[i]), outs[i]):
+                return i
+        return None
+
     for strict, miss in [(True, m) for m in task.near_misses] + [(False, t) for t in task.tweaks]:
-        got = [_call(miss, args) for args in pool]
-        if any(_differs(got[i], outs[i]) for i in chosen):
+        if separating(miss, chosen) is not None:
             continue
-        hits = [i for i in range(len(pool)) if i not in chosen and _differs(got[i], outs[i])]
+        others = [i for i in range(len(pool)) if i not in chosen]
+        rng.shuffle(others)
+        hit = separating(miss, others)  # the first in random order: a uniform random hit
         for _ in range(3 if strict else 1):  # a rare separating input: search further
-            if hits:
+            if hit is not None:
                 break
             start = len(pool)
             grow([task.gen(rng) for _ in range(3 * N_TESTS)])
-            got += [_call(miss, args) for args in pool[start:]]
-            hits = [i for i in range(start, len(pool)) if _differs(got[i], outs[i])]
-        if hits and len(chosen) < N_TESTS:
-            chosen.append(pick(rng, hits))
+            hit = separating(miss, list(range(start, len(pool))))
+        if hit is not None and len(chosen) < N_TESTS:
+            chosen.append(hit)
         elif strict:
             return None
     # fill up with the least represented outputs first (balances True/False, spreads values)
