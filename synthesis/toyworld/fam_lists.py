@@ -576,7 +576,7 @@ def longest_run(rng: Random) -> Task:
     else:
         steps = [[f"A run continues while {'each element equals' if kind == 'equal' else 'each element is larger than'} the previous one.",
                   "Compare each element with its predecessor."],
-                 ["Otherwise a new run of length 1 starts.", "Reset the run to 1 when the chain breaks."],
+                 ["When the chain breaks, a new run of length 1 starts.", "Reset the run to 1 when the chain breaks."],
                  ["Track the longest run; an empty list gives 0.", "Return the best length seen."]]  # fmt: skip
         loop = f"best = run = 0\nfor i, x in enumerate($a):\n    run = run + 1 if i > 0 and {cond} else 1\n    best = max(best, run)\nreturn best"
 

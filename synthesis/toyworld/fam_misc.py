@@ -332,8 +332,8 @@ def fizzbuzz(rng: Random) -> Task:
             f"the {w1}{w2} sequence up to `$a`: for each i from 1 to `$a`, {w1!r} for multiples of {a}, {w2!r} for multiples of {b}, {both!r} for multiples of both, otherwise the number as a string"]  # fmt: skip
     steps = [["Loop i from 1 to `$a`.", "Go over range(1, `$a` + 1)."],
              [f"Check divisibility by both {a} and {b} first: {both!r}.", f"Multiples of both {a} and {b} give {both!r}."],
-             [f"Then {a} alone gives {w1!r} and {b} alone gives {w2!r}.", f"{w1!r} for {a}, {w2!r} for {b}."],
-             ["Otherwise use str(i).", "Other numbers become their string form."]]  # fmt: skip
+             [f"A multiple of {a} alone gives {w1!r}; of {b} alone, {w2!r}.", f"{w1!r} for {a}, {w2!r} for {b}."],
+             ["Any other number becomes str(i).", "Other numbers become their string form."]]  # fmt: skip
 
     def make(aa: int, bb: int):
         def ref(n: int) -> list[str]:

@@ -616,7 +616,7 @@ def alternate_case(rng: Random) -> Task:
             f"a copy of `$a` where index i is {hit}-cased if i % {k} == {r} and {other}-cased otherwise"]  # fmt: skip
     steps = [["Walk over `$a` with the index of each character.", "Use enumerate to get (i, ch)."],
              [f"If i % {k} == {r}, write ch.{hit}().", f"Positions with i % {k} == {r} become {hit} case."],
-             [f"Otherwise write ch.{other}().", f"All other characters are {other}-cased."],
+             [f"Every other position gets ch.{other}().", f"All other characters are {other}-cased."],
              ["Join the characters.", "Return the joined string."]]  # fmt: skip
 
     def make(kk: int, rr: int):

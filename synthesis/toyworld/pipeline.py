@@ -17,6 +17,7 @@ from the reference, so a plan that copies a wrong constant fails its tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate, takewhile
@@ -902,8 +903,12 @@ LOOP_VARS = ("x", "v", "n", "item", "val", "num", "value", "e", "elem", "k")
 REASSIGN_NAMES = ("result", "out", "cur", "work", "vals", "current", "res")
 
 
+_ARTICLE = re.compile(r"\b([Aa]) (?=(?:element|item|entry|integer)\b)")
+
+
 def _nouns(text: str, plural: str, singular: str) -> str:
-    return text.replace("VALS", plural).replace("VAL", singular)
+    """Put the item noun in ("a entry" -> "an entry")."""
+    return _ARTICLE.sub(r"\1n ", text.replace("VALS", plural).replace("VAL", singular))
 
 
 def render_pipeline(
