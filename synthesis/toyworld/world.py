@@ -14,10 +14,16 @@ held-out (verb, noun) pair and val/test/ood names always do (`heldout_name_fract
 
 Instance `index` of a stream is drawn from `Random("toy|<seed>|<stream>|<index>|<attempt>")`,
 so `generate(n)` is a prefix of `generate(n + 1)`, ids are stable (`toy-<seed>-<index>`, or
-`toy-<seed>-<split>-<index>` for one split) and nothing depends on the platform. An attempt
-is rejected (and the next one drawn) when its ten asserts take too few distinct values or fail
-to reject a near miss (a stage dropped, a constant moved by one); `generate` raises if a
-stream is that unlucky 200 times in a row.
+`toy-<seed>-<split>-<index>` for one split) and nothing depends on the platform or the hash
+seed. The family (and pipeline depth) stays fixed for FAMILY_TRIES attempts, so families whose
+draws are often rejected keep their share. An attempt is rejected (and the next one drawn)
+when its ten asserts take too few distinct values or cannot reject a near miss (a pipeline
+stage dropped); asserts that reject each constant moved by one are searched for too (best
+effort: ~90% are caught, the rest are tweaks no random input separates).
+
+Expected values are what the generated code returns on the chosen inputs; the family's
+independent reference function must agree on every one of them (a disagreement is a bug in the
+family and raises RuntimeError).
 """
 
 from __future__ import annotations
