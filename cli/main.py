@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "eval",
     "ppl",
     "kl",
+    "valloss",
     "attn",
     "ablate",
     "report",

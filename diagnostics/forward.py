@@ -1,0 +1,306 @@
+"""Teacher-forced scoring shared by `diag ppl`, `diag kl` and `diag valloss`.
+
+    from diagnostics.forward import CausalScorer, score_batch, per_example
+    ft = CausalScorer(model_ft, name="precede-s0")           # checks itself on first use
+    base = CausalScorer(model_base, name="base")
+    for batch in padded_batches(examples, 8, pad_id):
+        scores = score_batch(batch, ft, base, direction="forward", skip_prompt=False)
+        for ex in per_example(batch, scores):                 # one dict of arrays per example
+            ex["nll"], ex["kl"], ex["span"], ex["token_id"]   # [positions]
+
+One forward pass per model and batch gives every span: position t (t >= 1) is scored from the
+hidden state at t - 1 and the target `input_ids[t]`; its span is the span of token t.
+
+Memory: the model is run up to its last hidden state (`model.base_model`, `[batch, seq, hidden]`)
+and the output head is applied to the selected positions in row chunks (`chunk_rows`, auto: one
+fp32 `[rows, vocab]` block of at most `CHUNK_BYTES`), so no `[tokens, vocab]` tensor for a batch
+is ever held. Per chunk, in fp32:
+    nll_t  = logsumexp(z_t) - z_t[y_t]                          (full vocabulary of that model)
+    log p  = log_softmax(z_ft[:, :V]),  log q = log_softmax(z_base[:, :V])
+    KL(p || q)_t = sum_v p_v (log p_v - log q_v)                 (forward; reverse swaps p and q)
+V is the common vocabulary (see `common_vocab`). Padding and (optionally) prompt positions are
+never computed.
+
+The head path is checked once per scorer against the model's own `forward()` logits on a short
+prefix of the first sequence (a causal model's prefix logits do not depend on what follows); a
+model whose forward does more than `head(base_model(x))` (known extras, Gemma-style final logit
+soft-capping and Cohere-style `logit_scale`, are applied) falls back to the model's full logits,
+recorded in `CausalScorer.mode`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from synthesis.runfiles import InputError
+from training.formats import PAD_SPAN, SPAN_ID
+
+CHUNK_BYTES = 64 * 2**20  # auto chunk: one fp32 [rows, vocab] block of at most this many bytes
+_CHECK_PREFIX = 32  # tokens of the first sequence used to check the head path
+DIRECTIONS = ("forward", "reverse")
+
+
+class CausalScorer:
+    """A causal LM split into `hidden(ids, mask)` and `logits(rows)` (chunk-friendly)."""
+
+    def __init__(self, model: Any, *, name: str = "model", chunk_rows: int = 0):
+        self.model = model
+        self.name = name
+        head = model.get_output_embeddings()
+        self.vocab_size = int(head.weight.shape[0]) if head is not None else None
+        self.mode = "head" if head is not None and model.base_model is not model else "full"
+        self._head = head
+        self._chunk_rows = chunk_rows
+        self._checked = False
+        cfg = model.config
+        self._softcap = getattr(cfg, "final_logit_softcapping", None)
+        self._scale = getattr(cfg, "logit_scale", None)
+        if self.vocab_size is None:
+            self.vocab_size = int(cfg.get_text_config().vocab_size)
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def chunk_rows(self, vocab: int) -> int:
+        if self._chunk_rows > 0:
+            return self._chunk_rows
+        return max(16, CHUNK_BYTES // (4 * max(vocab, 1)))
+
+    def hidden(self, input_ids: Any, attention_mask: Any) -> Any:
+        """[batch, seq, hidden] (head mode) or [batch, seq, vocab] logits (full mode)."""
+        import torch
+
+        if not self._checked:
+            self._check(input_ids[:1, :_CHECK_PREFIX], attention_mask[:1, :_CHECK_PREFIX])
+        with torch.inference_mode():
+            if self.mode == "full":
+                out = self.model(
+                    input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+                )
+                return out.logits
+            out = self.model.base_model(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            )
+            return out.last_hidden_state
+
+    def logits(self, rows: Any) -> Any:
+        """[rows, vocab] fp32 logits from `hidden()` rows."""
+        import torch
+
+        with torch.inference_mode():
+            if self.mode == "full":
+                return rows.float()
+            z = self._head(rows).float()
+            if self._scale is not None:
+                z = z * float(self._scale)
+            if self._softcap:
+                z = torch.tanh(z / self._softcap) * self._softcap
+            return z
+
+    def _check(self, ids: Any, mask: Any) -> None:
+        import torch
+
+        self._checked = True
+        if self.mode == "full":
+            return
+        with torch.inference_mode():
+            ref = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits[0].float()
+            mine = self.logits(self.hidden(ids, mask)[0])
+        scale = max(1.0, float(ref.abs().max()))
+        tol = (1e-4 if self.model.dtype == torch.float32 else 3e-2) * scale
+        err = float((ref - mine).abs().max())
+        if not err <= tol:
+            warnings.warn(
+                f"{self.name}: output head applied to the last hidden state differs from the "
+                f"model's logits (max abs err {err:.2e}); scoring from full logits instead",
+                stacklevel=2,
+            )
+            self.mode = "full"
+
+
+def common_vocab(ft: CausalScorer, base: CausalScorer, tokenizer_size: int) -> int:
+    """The vocabulary both distributions are compared over.
+
+    Rule: V = min(vocab of the two heads). Rows beyond V exist in one model only (an embedding
+    resized after the tokenizer, e.g. padded to a multiple of 64, or added tokens the other model
+    lacks); both distributions are renormalised over ids 0..V-1, and the mass the larger model put
+    beyond V is measured (`mass_dropped`). The tokenizer must fit inside V, so every input id and
+    target is a shared id; otherwise the models do not share a vocabulary and KL is undefined.
+    """
+    vocab = min(ft.vocab_size, base.vocab_size)
+    if tokenizer_size > vocab:
+        raise InputError(
+            f"{ft.name} (vocab {ft.vocab_size}) and {base.name} (vocab {base.vocab_size}): the "
+            f"tokenizer has {tokenizer_size} tokens, more than the common vocabulary {vocab}"
+        )
+    return vocab
+
+
+@dataclass
+class BatchScores:
+    """Per-position results of one batch: parallel arrays over the N scored positions."""
+
+    row: np.ndarray  # [N] batch row
+    pos: np.ndarray  # [N] position t of the target token (t >= 1)
+    nll: np.ndarray  # [N] -log p_model(y_t | y_<t), full vocabulary, float64
+    nll_base: np.ndarray | None = None  # [N] same under the base model
+    kl: np.ndarray | None = None  # [N] KL over the common vocabulary (direction as asked)
+    mass_dropped: np.ndarray | None = None  # [N] prob. mass beyond V (the larger model's)
+
+
+def select_positions(batch: Any, skip_prompt: bool) -> tuple[Any, Any]:
+    """(rows, positions) of every scored target token: t >= 1, not padding, not prompt if asked."""
+    spans = batch.span_ids[:, 1:]  # [batch, seq-1]: span of the target at t = 1..seq-1
+    keep = spans != PAD_SPAN
+    if skip_prompt:
+        keep &= spans != SPAN_ID["prompt"]
+    rows, prev = keep.nonzero(as_tuple=True)  # prediction made at prev = t - 1
+    return rows, prev + 1
+
+
+def score_batch(
+    batch: Any,
+    model: CausalScorer,
+    base: CausalScorer | None = None,
+    *,
+    direction: str = "forward",
+    vocab: int | None = None,
+    skip_prompt: bool = True,
+) -> BatchScores:
+    """NLL per scored position under `model` (and `base`), and KL between them if `base`."""
+    import torch
+
+    if direction not in DIRECTIONS:
+        raise InputError(f"--direction {direction!r}: choose from {', '.join(DIRECTIONS)}")
+    device = model.device
+    ids = batch.input_ids.to(device)
+    mask = batch.attention_mask.to(device)
+    rows, pos = select_positions(batch, skip_prompt)
+    rows, pos = rows.to(device), pos.to(device)
+    targets = ids[rows, pos]  # [N]
+    h_model = model.hidden(ids, mask)[rows, pos - 1]  # [N, hidden] (or [N, vocab_model])
+    h_base = None
+    if base is not None:
+        h_base = base.hidden(ids.to(base.device), mask.to(base.device))[
+            rows.to(base.device), pos.to(base.device) - 1
+        ]
+        vocab = vocab or min(model.vocab_size, base.vocab_size)
+    n = int(targets.shape[0])
+    nll = torch.empty(n, dtype=torch.float64)
+    nll_base = torch.empty(n, dtype=torch.float64) if base is not None else None
+    kl = torch.empty(n, dtype=torch.float64) if base is not None else None
+    dropped = torch.empty(n, dtype=torch.float64) if base is not None else None
+    step = model.chunk_rows(max(model.vocab_size, base.vocab_size if base else 0))
+    with torch.inference_mode():
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            y = targets[lo:hi, None]  # [c, 1]
+            z = model.logits(h_model[lo:hi])  # [c, V_model] fp32
+            lse = torch.logsumexp(z, dim=-1)  # [c]
+            nll[lo:hi] = (lse - z.gather(-1, y)[:, 0]).double().cpu()
+            if base is None:
+                del z
+                continue
+            zb = base.logits(h_base[lo:hi]).to(z.device)  # [c, V_base] fp32
+            lse_b = torch.logsumexp(zb, dim=-1)
+            nll_base[lo:hi] = (lse_b - zb.gather(-1, y)[:, 0]).double().cpu()
+            lp = torch.log_softmax(z[:, :vocab], dim=-1)  # [c, V]
+            lq = torch.log_softmax(zb[:, :vocab], dim=-1)  # [c, V]
+            # mass the larger head puts beyond the common vocabulary
+            lse_v = torch.logsumexp(z[:, :vocab], -1) if z.shape[1] > vocab else None
+            lse_bv = torch.logsumexp(zb[:, :vocab], -1) if zb.shape[1] > vocab else None
+            out = torch.zeros(hi - lo, dtype=torch.float32, device=z.device)
+            if lse_v is not None:
+                out = torch.maximum(out, 1 - torch.exp(lse_v - lse))
+            if lse_bv is not None:
+                out = torch.maximum(out, 1 - torch.exp(lse_bv - lse_b))
+            dropped[lo:hi] = out.double().cpu()
+            del z, zb
+            if direction == "reverse":
+                lp, lq = lq, lp
+            # KL(p || q) = sum p (log p - log q), in place: lq <- log p - log q, then p * that
+            lq.neg_().add_(lp)
+            lp.exp_().mul_(lq)
+            kl[lo:hi] = lp.sum(-1).clamp_min_(0.0).double().cpu()
+            del lp, lq
+    to_np = lambda t: t.numpy() if t is not None else None  # noqa: E731
+    return BatchScores(
+        row=rows.cpu().numpy(),
+        pos=pos.cpu().numpy(),
+        nll=nll.numpy(),
+        nll_base=to_np(nll_base),
+        kl=to_np(kl),
+        mass_dropped=to_np(dropped),
+    )
+
+
+def per_example(batch: Any, scores: BatchScores) -> list[dict[str, Any]]:
+    """Split a batch's scores by example: dicts with `example`, `pos`, `token_id`, `span`, ...
+
+    Arrays are over the example's scored positions in order.
+    """
+    span_ids = batch.span_ids.cpu().numpy()  # [batch, seq]
+    input_ids = batch.input_ids.cpu().numpy()
+    out = []
+    for row, example in enumerate(batch.examples):
+        sel = scores.row == row
+        pos = scores.pos[sel]
+        item: dict[str, Any] = {
+            "example": example,
+            "pos": pos,
+            "token_id": input_ids[row, pos],
+            "span": span_ids[row, pos],
+            "nll": scores.nll[sel],
+        }
+        for name in ("nll_base", "kl", "mass_dropped"):
+            values = getattr(scores, name)
+            if values is not None:
+                item[name] = values[sel]
+        out.append(item)
+    return out
+
+
+def score_examples(
+    examples: list[Any],
+    model: CausalScorer,
+    base: CausalScorer | None = None,
+    *,
+    batch_size: int,
+    pad_token_id: int,
+    direction: str = "forward",
+    vocab: int | None = None,
+    skip_prompt: bool = True,
+    desc: str = "",
+) -> Iterator[dict[str, Any]]:
+    """`per_example` items over all examples: padded, length-sorted batches, a progress bar."""
+    from diagnostics.common import padded_batches, progress
+
+    n_batches = math.ceil(len(examples) / batch_size)
+    batches = padded_batches(examples, batch_size, pad_token_id)
+    for batch in progress(batches, total=n_batches, desc=desc):
+        scores = score_batch(
+            batch, model, base, direction=direction, vocab=vocab, skip_prompt=skip_prompt
+        )
+        yield from per_example(batch, scores)
+
+
+# spans reported by the diagnostics: name -> the SPAN_IDs it covers
+RESPONSE_SPANS = (SPAN_ID["cot"], SPAN_ID["code"], SPAN_ID["glue"], SPAN_ID["eos"])
+REPORT_SPANS: dict[str, tuple[int, ...]] = {
+    "prompt": (SPAN_ID["prompt"],),
+    "cot": (SPAN_ID["cot"],),
+    "code": (SPAN_ID["code"],),
+    "response": RESPONSE_SPANS,
+}
+
+
+def span_mask(span_ids: np.ndarray, name: str) -> np.ndarray:
+    """Boolean mask over positions for a reported span name (prompt, cot, code, response)."""
+    return np.isin(span_ids, REPORT_SPANS[name])

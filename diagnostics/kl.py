@@ -1,0 +1,348 @@
+"""`diag kl`: token-level KL from each fine-tuned model to its base, on identical token ids.
+
+    diag kl --model runs/follow --model runs/precede --data triples.jsonl --out out/kl
+    diag kl --model runs/precede --base runs/base --direction reverse --save-tokens ...
+
+Definition: at every position t of a sequence (teacher forcing, the model's own format),
+
+    KL_t(p_ft || p_base) = sum_{v < V} p_ft(v | y_<t) * (log p_ft(v | y_<t) - log p_base(v | y_<t))
+
+(`--direction reverse`: KL(p_base || p_ft)), where position t's distributions are those that
+predict token t, and V is the common vocabulary: the heads are sliced to
+V = min(vocab_ft, vocab_base) and each distribution renormalised over ids < V (the mass a larger,
+resized head puts beyond V is measured: manifest `vocab`), and the tokenizer must fit inside V.
+Tokenizers must be identical (vocabulary, merges, specials: checked before anything runs).
+Computed in fp32 in row chunks (diagnostics.forward): no [tokens, vocab] tensor for a batch.
+
+Reduced per model x example x span (prompt, cot, code, response = every response token):
+n_tokens, kl_mean and the within-example distribution (kl_q10, kl_q50, kl_q90, kl_max), with
+nll_mean / nll_base_mean (-log p of the actual token under each model).
+
+Outputs in --out: kl.parquet, kl_summary.parquet (per model x span: mean over examples of
+kl_mean with a bootstrap CI, the token-weighted mean and pooled token quantiles),
+summary_kl.parquet (paired differences between models per span: CI and paired test),
+kl_tokens.parquet with --save-tokens (one row per token: text, KL, NLL), manifest.json.
+The base is loaded once; fine-tuned models one at a time. Resumable: one part per model.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diagnostics.common import ModelRef, check_same_tokenizer, resolve_format
+from diagnostics.forward import (
+    DIRECTIONS,
+    REPORT_SPANS,
+    common_vocab,
+    score_examples,
+    span_mask,
+)
+from diagnostics.scoring import (
+    ExampleCache,
+    PartStore,
+    ScoringOptions,
+    add_condition,
+    free,
+    load_scorer,
+    pairwise_summary,
+    part_name,
+    resolve_refs,
+    stats_options,
+)
+from diagnostics.stats import mean_table, summary_frame
+from synthesis.runfiles import InputError, Manifest, atomic_write_parquet, prepare_out_dir
+from training.formats import SPAN_NAMES
+
+KL_SPANS = ("prompt", "cot", "code", "response")
+KL_COLUMNS = (
+    "label",
+    "format",
+    "seed",
+    "step",
+    "example_id",
+    "span",
+    "n_tokens",
+    "kl_mean",
+    "kl_q10",
+    "kl_q50",
+    "kl_q90",
+    "kl_max",
+    "nll_mean",
+    "nll_base_mean",
+    "direction",
+)
+TOKEN_COLUMNS = (
+    "label",
+    "format",
+    "seed",
+    "step",
+    "example_id",
+    "pos",
+    "token",
+    "token_id",
+    "span",
+    "kl",
+    "nll",
+    "nll_base",
+    "direction",
+)
+
+
+@dataclass
+class KlConfig(ScoringOptions):
+    """Options of `diag kl` (shared ones in ScoringOptions)."""
+
+    model: list[str] = field(default_factory=list)  # fine-tuned models (repeatable)
+    base: str | None = None  # default: the base recorded in the models' training manifests
+    direction: str = "forward"  # forward: KL(ft || base); reverse: KL(base || ft)
+    save_tokens: bool = False  # also write kl_tokens.parquet (one row per token)
+
+
+def recorded_base(refs: list[ModelRef]) -> str:
+    """The base model named in the training manifests of `refs` (all must agree)."""
+    bases = set()
+    for ref in refs:
+        data: dict[str, Any] = {}
+        if ref.run_dir is not None:
+            data = json.loads((ref.run_dir / "manifest.json").read_text(encoding="utf-8"))
+        base = data.get("base") or data.get("config", {}).get("base")
+        if not base:
+            raise InputError(
+                f"--model {ref.path}: no training manifest names its base; pass --base"
+            )
+        bases.add(str(Path(base).resolve()))
+    if len(bases) > 1:
+        raise InputError(f"--model: the models were trained from different bases {sorted(bases)}")
+    return bases.pop()
+
+
+def check_pair(ref: ModelRef, tokenizer: Any, base_ref: ModelRef, base_tokenizer: Any) -> None:
+    """Identical tokenizers, and a tokenizer that fits both models' vocabularies (config only)."""
+    from transformers import AutoConfig
+
+    check_same_tokenizer(
+        tokenizer, base_tokenizer, f"--model {ref.path}", f"--base {base_ref.path}"
+    )
+    for r in (ref, base_ref):
+        vocab = AutoConfig.from_pretrained(str(r.path), local_files_only=True).get_text_config()
+        if len(tokenizer) > vocab.vocab_size:
+            raise InputError(
+                f"{r.path}: vocabulary {vocab.vocab_size} is smaller than its tokenizer "
+                f"({len(tokenizer)} tokens)"
+            )
+
+
+def span_name_of(span_ids: np.ndarray) -> np.ndarray:
+    return np.asarray(SPAN_NAMES, dtype=object)[span_ids]
+
+
+def example_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
+    """kl rows (without model columns) of one example's per-position scores."""
+    rows = []
+    for span in KL_SPANS:
+        mask = span_mask(item["span"], span)
+        if not mask.any():
+            continue
+        kl = item["kl"][mask]
+        q10, q50, q90 = np.quantile(kl, [0.1, 0.5, 0.9])
+        rows.append(
+            {
+                "example_id": item["example"].id,
+                "span": span,
+                "n_tokens": int(mask.sum()),
+                "kl_mean": float(kl.mean()),
+                "kl_q10": float(q10),
+                "kl_q50": float(q50),
+                "kl_q90": float(q90),
+                "kl_max": float(kl.max()),
+                "nll_mean": float(item["nll"][mask].mean()),
+                "nll_base_mean": float(item["nll_base"][mask].mean()),
+            }
+        )
+    return rows
+
+
+def token_frame(items: list[dict[str, Any]]) -> Any:
+    """One row per scored token: example_id, pos, token_id, span, kl, nll, nll_base."""
+    import pandas as pd
+
+    if not items:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {
+            "example_id": np.concatenate([[it["example"].id] * len(it["pos"]) for it in items]),
+            "pos": np.concatenate([it["pos"] for it in items]).astype(np.int64),
+            "token_id": np.concatenate([it["token_id"] for it in items]).astype(np.int64),
+            "span": span_name_of(np.concatenate([it["span"] for it in items])),
+            "kl": np.concatenate([it["kl"] for it in items]),
+            "nll": np.concatenate([it["nll"] for it in items]),
+            "nll_base": np.concatenate([it["nll_base"] for it in items]),
+        }
+    )
+
+
+def token_texts(token_ids: np.ndarray, tokenizer: Any) -> list[str]:
+    """Each token decoded on its own (byte-level pieces of a character show as U+FFFD)."""
+    unique = np.unique(token_ids).tolist()
+    texts = tokenizer.batch_decode([[t] for t in unique], clean_up_tokenization_spaces=False)
+    table = dict(zip(unique, texts))
+    return [table[t] for t in token_ids.tolist()]
+
+
+def summarize(frame: Any, tokens: Any, opts: Any) -> tuple[Any, Any]:
+    """(kl_summary, summary_kl) from kl rows and the per-token parts."""
+    keys = ["label", "format", "seed", "step", "direction", "span"]
+    table = mean_table(frame, value="kl_mean", by=keys, opts=opts).rename(
+        columns={"mean": "mean_kl"}
+    )
+    pooled = []
+    model_keys = keys[:-1]
+    for span in KL_SPANS:  # token spans are the raw ones (glue, eos, ...): map to reported spans
+        names = [SPAN_NAMES[i] for i in REPORT_SPANS[span]]
+        for key, g in tokens[tokens["span"].isin(names)].groupby(model_keys, dropna=False):
+            q = np.quantile(g["kl"].to_numpy(), [0.1, 0.5, 0.9, 0.99])
+            row = dict(zip(model_keys, key)) | {"span": span, "n_tokens": len(g)}
+            row["token_kl_mean"] = float(g["kl"].mean())
+            row.update(zip(("token_q10", "token_q50", "token_q90", "token_q99"), map(float, q)))
+            pooled.append(row)
+    if pooled:
+        import pandas as pd
+
+        table = table.merge(pd.DataFrame(pooled), on=keys, how="left")
+    rows = pairwise_summary(
+        add_condition(frame, with_score_format=False), value="kl_mean", spans=KL_SPANS, opts=opts
+    )
+    return table, summary_frame(rows)
+
+
+def kl_items(
+    scorer: Any,
+    base: Any,
+    examples: list[Any],
+    cfg: Any,
+    tokenizer: Any,
+    desc: str,
+    *,
+    skip_prompt: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per-example items of one model against the base, and the vocabulary-slicing record."""
+    vocab = common_vocab(scorer, base, len(tokenizer))
+    items = list(
+        score_examples(
+            examples,
+            scorer,
+            base,
+            batch_size=cfg.batch_size,
+            pad_token_id=tokenizer.pad_token_id,
+            direction=cfg.direction,
+            vocab=vocab,
+            skip_prompt=skip_prompt,
+            desc=desc,
+        )
+    )
+    dropped = np.concatenate([it["mass_dropped"] for it in items])
+    record = {
+        "vocab_model": scorer.vocab_size,
+        "vocab_base": base.vocab_size,
+        "vocab_common": vocab,
+        "mass_dropped_mean": float(dropped.mean()),
+        "mass_dropped_max": float(dropped.max()),
+        "scoring_mode": scorer.mode,
+    }
+    return items, record
+
+
+def prepare_base(cfg: Any, refs: list[ModelRef]) -> tuple[ModelRef, Any]:
+    from training.modeling import load_tokenizer
+
+    base_ref = ModelRef.from_path(cfg.base or recorded_base(refs), "--base")
+    return base_ref, load_tokenizer(base_ref.path, "--base")
+
+
+def main(cfg: KlConfig) -> dict[str, Any]:
+    """Run `diag kl`; returns the manifest's result summary."""
+    import pandas as pd
+
+    from training.modeling import load_tokenizer
+
+    opts = stats_options(cfg)
+    if cfg.direction not in DIRECTIONS:
+        raise InputError(f"--direction {cfg.direction!r}: choose from {', '.join(DIRECTIONS)}")
+    # Everything that can fail on bad input is checked before --out is touched.
+    refs = resolve_refs(cfg.model)
+    base_ref, base_tok = prepare_base(cfg, refs)
+    cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)
+    plan = []
+    for i, ref in enumerate(refs):
+        check_pair(ref, load_tokenizer(ref.path), base_ref, base_tok)
+        fmt = resolve_format(ref, cfg.format)
+        cache.get(fmt, base_tok)
+        plan.append((i, ref, fmt))
+    out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    manifest = Manifest("kl", out, config=cfg)
+    store = PartStore(
+        out, {**cfg.run_key("save_tokens"), "base": str(base_ref.path)}, resume=cfg.resume
+    )
+    base = None
+    vocab_records: dict[str, Any] = {}
+    for i, ref, fmt in plan:
+        name = part_name(i, ref, fmt)
+        if store.done(name) and store.done(f"{name}.tokens"):
+            vocab_records[ref.label] = store.read_meta(name)
+            continue
+        with manifest.timed("load"):
+            if base is None:
+                base = load_scorer(
+                    base_ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
+                )
+            scorer = load_scorer(
+                ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
+            )
+        examples, _ = cache.get(fmt, base_tok)
+        with manifest.timed("score"):
+            items, record = kl_items(
+                scorer, base, examples, cfg, base_tok, f"kl {ref.label} [{fmt}]"
+            )
+        vocab_records[ref.label] = record
+        store.write_meta(name, record)
+        free(scorer)
+        columns = ref.columns() | {"direction": cfg.direction}
+        frame = pd.DataFrame([row for it in items for row in example_rows(it)])
+        tokens = token_frame(items)
+        for col, val in columns.items():
+            frame[col] = val
+            tokens[col] = val
+        store.write(f"{name}.tokens", tokens)
+        store.write(name, frame.reindex(columns=list(KL_COLUMNS)))
+    names = [part_name(i, ref, fmt) for i, ref, fmt in plan]
+    frame = store.read(names)
+    tokens = store.read([f"{n}.tokens" for n in names])
+    with manifest.timed("summary"):
+        table, summary = summarize(frame, tokens, opts)
+    atomic_write_parquet(out / "kl.parquet", frame)
+    atomic_write_parquet(out / "kl_summary.parquet", table)
+    atomic_write_parquet(out / "summary_kl.parquet", summary)
+    outputs = ["kl.parquet", "kl_summary.parquet", "summary_kl.parquet"]
+    if cfg.save_tokens:
+        tokens["token"] = token_texts(tokens["token_id"].to_numpy(), base_tok)
+        atomic_write_parquet(out / "kl_tokens.parquet", tokens.reindex(columns=list(TOKEN_COLUMNS)))
+        outputs.append("kl_tokens.parquet")
+    result = {
+        "n_rows": len(frame),
+        "base": str(base_ref.path),
+        "direction": cfg.direction,
+        "models": [{"label": r.label, "path": str(r.path), "step": r.step} for r in refs],
+        "mean_kl": {
+            f"{r.label}:{r.span}": round(float(r.mean_kl), 6)
+            for r in table.itertuples()
+            if r.span == "response"
+        },
+    }
+    manifest.finish(result=result, outputs=outputs, vocab=vocab_records, data_stats=cache.stats())
+    print(f"kl: {len(frame)} rows for {len(refs)} model(s) against {base_ref.path} -> {out}")
+    return result
