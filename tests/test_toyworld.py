@@ -297,9 +297,10 @@ def test_near_duplicates_are_rare_under_minhash(bulk):
 
 
 def test_stats_report_measures_a_small_run():
-    result = measure(n=200, seed=2)
+    result = measure(n=200, seed=2, param_draws=20)
     assert sum(result["split_mix"].values()) == 200
     assert result["speed"]["mix_per_cpu_s"] > 0
     assert result["tokens"]["problem_plus_response"]["max"] < 512
     assert result["names"]["train_names_reused_in_val_test_ood"] == 0
-    assert set(result["families"]["params_in_500_draws"]) == set(FAMILIES)
+    assert set(result["families"]["distinct_params"]) == set(FAMILIES)
+    assert all(1 < v <= 20 for v in result["families"]["distinct_params"].values())

@@ -115,7 +115,7 @@ def _param_space(name: str, draws: int = 500) -> int:
     return len({json.dumps(fam.build(rng, **kwargs).params, sort_keys=True) for _ in range(draws)})
 
 
-def measure(n: int = 2000, seed: int = 0) -> dict[str, Any]:
+def measure(n: int = 2000, seed: int = 0, param_draws: int = 500) -> dict[str, Any]:
     world = ToyWorld(seed=seed)
     start = time.process_time()
     instances = world.instances(n)
@@ -148,9 +148,10 @@ def measure(n: int = 2000, seed: int = 0) -> dict[str, Any]:
             "total": len(FAMILIES),
             "by_kind": dict(Counter(f.kind for f in FAMILIES.values())),
             "default_ood": list(DEFAULT_OOD_FAMILIES),
-            # distinct parameter combinations in 500 draws: the size of small families'
-            # parameter spaces (a pipeline family's is far larger than 500)
-            "params_in_500_draws": {name: _param_space(name) for name in FAMILIES},
+            # distinct parameter combinations in `param_draws` draws: the size of small
+            # families' parameter spaces (a pipeline family's is far larger than 500)
+            "param_draws": param_draws,
+            "distinct_params": {name: _param_space(name, param_draws) for name in FAMILIES},
         },
         "speed": {
             "mix_per_cpu_s": round(n / mix_cpu),
