@@ -41,7 +41,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ class SynthConfig:
     min_asserts: int = 10
     sandbox_workers: int | None = None  # default: the sandbox's own (CPU count)
     sandbox_timeout_s: float = 10.0
-    sandbox_batch: int = 256  # parsed answers per run_programs call
+    sandbox_batch: int = 512  # parsed answers per run_programs call (each call starts a pool)
     split_ratios: tuple[float, float, float] = (0.9, 0.05, 0.05)  # train/val/test by id hash
     overwrite: bool = False
     resume: bool = False
@@ -225,9 +225,7 @@ def _reject(seed_id: str, stage: str, rej: Rejection, source: str, **extra: Any)
 def _sandbox_config(cfg: SynthConfig) -> Any:
     from sandbox import SandboxConfig
 
-    known = {f.name for f in fields(SandboxConfig)}
-    wanted = {"timeout_s": cfg.sandbox_timeout_s}
-    return SandboxConfig(**{k: v for k, v in wanted.items() if k in known})
+    return SandboxConfig(timeout_s=cfg.sandbox_timeout_s)
 
 
 def _identity(cfg: SynthConfig, prompts: Prompts, teacher_id: str) -> dict[str, Any]:

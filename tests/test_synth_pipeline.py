@@ -371,3 +371,23 @@ def test_pysrc_run_over_real_stdlib_modules(tmp_path: Path) -> None:
         for r in rejected
     )
     assert sys.modules["textwrap"]  # the copies were read as text, not imported
+
+
+@pytest.mark.slow
+def test_toy_world_through_the_whole_pipeline(tmp_path: Path) -> None:
+    from synthesis.toyworld import ToyWorld, toy_teacher_response
+
+    out = tmp_path / "toy"
+    stats = main(SynthConfig(sources=["toy"], n=160, seed=3, out=str(out), progress=False))
+    _check_accounting(out)
+    assert stats["keep_rate"] >= 0.95
+    seeds = {s.id: s for s in ToyWorld(3).generate(160)}
+    triples, _ = load_triples(out / "triples.jsonl")
+    assert stats["kept"] == len(triples) and "ood" in {t.split for t in triples}
+    for triple in triples:
+        seed = seeds[triple.id]
+        assert triple.split == seed.meta["split"]  # the world's split is kept, ood included
+        assert triple.problem == seed.instruction and triple.source == "toy"
+        assert triple.meta["family"] == seed.meta["family"]
+        assert f"[Solution]\n```python\n{triple.code}\n```" in toy_teacher_response(seed)
+        assert len(triple.tests) >= 10 and triple.cot
