@@ -268,7 +268,7 @@ def _sweep(pid2):
 # P2
 
 
-def _record(status, index, detail):
+def _record(status, index, detail, str=str):  # noqa: A002 (bound now: builtins can change)
     """One result record on RES: REC status TAB index TAB detail (escaped) NEWLINE."""
     detail = str(detail)[:4000]
     detail = detail.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
@@ -309,18 +309,23 @@ def _sentinel(libc, nonce, write, exit_):
     return _emit
 
 
-def _guard(runner_frame, emit_code, getframe, block_net):
+def _guard(runner_frame, emit_line, emit_code, getframe, block_net):
     """The audit hook between the program and the harness (installed just before the code runs).
 
     Refuses: foreign functions (ctypes: `import ctypes` still works, but no symbol can be looked
-    up and no raw memory read) except inside a legitimate `_emit`; sys.settrace/setprofile (a
-    trace function can jump over a failing assert). In "socket-block" mode also: sockets other
+    up and no raw memory read) except inside `_emit` called by the runner frame from its last
+    line; sys.settrace/setprofile (a trace function can jump over a failing assert); gc's object
+    walks (they reach this hook's closure). In "socket-block" mode also: sockets other
     than AF_UNIX, connect/bind/sendto, name lookups, and running other programs (which would not
     carry this hook).
     """
     always = {
         "sys.settrace": "tracing (it could skip test lines)",
         "sys.setprofile": "profiling hooks",
+        "gc.get_objects": "gc.get_objects",
+        "gc.get_referrers": "gc.get_referrers",
+        "gc.get_referents": "gc.get_referents",
+        "sys._current_frames": "sys._current_frames",
     }
     net = {
         "socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo",
@@ -340,7 +345,7 @@ def _guard(runner_frame, emit_code, getframe, block_net):
                 if frame is None:
                     break
                 if frame.f_code is emit_code:
-                    if frame.f_back is runner_frame:
+                    if frame.f_back is runner_frame and runner_frame.f_lineno == emit_line:
                         return
                     break
                 frame = frame.f_back
@@ -394,7 +399,7 @@ def _tasks_of(uid):
     return n
 
 
-def _exc_text(exc):
+def _exc_text(exc, type=type, BaseException=BaseException):  # noqa: A002
     try:
         text = f"{type(exc).__name__}: {exc}"
     except BaseException:
@@ -402,7 +407,7 @@ def _exc_text(exc):
     return text.rstrip(": ")
 
 
-def _where(exc, filename):
+def _where(exc, filename, BaseException=BaseException):
     """Line of the innermost traceback entry in `filename`, and whether it is the last entry."""
     line, last = None, False
     try:
@@ -421,7 +426,13 @@ def _where(exc, filename):
 def _run(msg, libc, block_net):
     import builtins
 
-    write, exit_ = os.write, os._exit
+    # Everything used once the solution has started is bound here, before it: the solution may
+    # replace builtins (exec, enumerate, isinstance, ...) and this module's globals, and it can
+    # reach this frame's locals (so they are immutable: tuples, not lists or dicts).
+    write, exit_, exec_, dict_, enumerate_, isinstance_, len_ = (
+        os.write, os._exit, exec, dict, enumerate, isinstance, len)  # fmt: skip
+    BaseException_, AssertionError_, MemoryError_ = BaseException, AssertionError, MemoryError
+    record, where, exc_text = _record, _where, _exc_text
     os.setsid()
     libc.call("prctl", PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     null = os.open("/dev/null", os.O_RDWR)
@@ -447,63 +458,64 @@ def _run(msg, libc, block_net):
         for stream in (out, err):
             try:
                 stream.flush()
-            except BaseException:
+            except BaseException_:
                 pass
 
     def finish(status, index, detail):
         flush()
         try:
-            write(RES, _record(status, index, detail))
-        except BaseException:
+            write(RES, record(status, index, detail))
+        except BaseException_:
             pass
         exit_(1)
 
     tests = msg["tests"]
     block = isinstance(tests, str)
-    names = ["<tests>"] if block else [f"<test {i}>" for i in range(len(tests))]
-    sources = [tests] if block else list(tests)
-    oom_record = _record("oom", None, "MemoryError")
+    names = ("<tests>",) if block else tuple(f"<test {i}>" for i in range(len(tests)))
+    sources = (tests,) if block else tuple(tests)
+    oom_record = record("oom", None, "MemoryError")
     try:
         code = compile(msg["code"], "<solution>", "exec", dont_inherit=True, optimize=0)
     except MemoryError:
         finish("oom", None, "MemoryError while compiling the solution")
     except BaseException as exc:
-        finish("error", None, "the solution does not compile: " + _exc_text(exc))
+        finish("error", None, "the solution does not compile: " + exc_text(exc))
     compiled = []
     for i, (name, src) in enumerate(zip(names, sources)):
         try:
             compiled.append(compile(src, name, "exec", dont_inherit=True, optimize=0))
         except BaseException as exc:
-            finish("error", None if block else i, "test does not compile: " + _exc_text(exc))
-    pristine = dict(builtins.__dict__)  # the tests see these, whatever the solution patches
-    del msg, libc  # nothing that can call a foreign function stays in this frame
+            finish("error", None if block else i, "test does not compile: " + exc_text(exc))
+    compiled = tuple(compiled)
+    pristine = tuple(builtins.__dict__.items())  # the tests get these, whatever the solution does
+    del msg, libc, tests  # nothing that can call a foreign function stays in this frame
 
     runner_frame = sys._getframe()
-    sys.addaudithook(_guard(runner_frame, emit.__code__, sys._getframe, block_net))
+    emit_line = max(line for _, _, line in _run.__code__.co_lines() if line is not None)
+    sys.addaudithook(_guard(runner_frame, emit_line, emit.__code__, sys._getframe, block_net))
     ns = {"__name__": "solution", "__builtins__": builtins}
     index = None
     try:
-        exec(code, ns)
-        for index, test in enumerate(compiled):  # noqa: B007 (read in the except clause)
-            ns["__builtins__"] = dict(pristine)
-            exec(test, ns)
-    except MemoryError:
+        exec_(code, ns)
+        for index, test in enumerate_(compiled):  # noqa: B007 (read in the except clause)
+            ns["__builtins__"] = dict_(pristine)
+            exec_(test, ns)
+    except MemoryError_:
         ns.clear()
         flush()
         try:
             write(RES, oom_record)
-        except BaseException:
+        except BaseException_:
             pass
         exit_(1)
-    except BaseException as exc:
-        where = "<solution>" if index is None else names[index]
-        line, last = _where(exc, where)
-        text = _exc_text(exc)
+    except BaseException_ as exc:
+        line, last = where(exc, "<solution>" if index is None else names[index])
+        text = exc_text(exc)
         shown = None if block else index
-        if index is not None and isinstance(exc, AssertionError) and last:
+        if index is not None and isinstance_(exc, AssertionError_) and last:
             if block:
                 lines = sources[0].splitlines()
-                stmt = lines[line - 1].strip() if line and 0 < line <= len(lines) else "?"
+                stmt = lines[line - 1].strip() if line and 0 < line <= len_(lines) else "?"
                 detail = f"line {line}: {stmt}"
             else:
                 detail = f"test {index}: {sources[index].strip()}"
@@ -518,7 +530,7 @@ def _run(msg, libc, block_net):
             detail = f"{text} (in test {index}: {sources[index].strip()})"
         finish("error", shown, detail)
     flush()
-    emit()
+    emit()  # must stay the last line of _run: the guard lets only this line read the nonce
 
 
 if __name__ == "__main__":
