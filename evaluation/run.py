@@ -174,7 +174,9 @@ def model_entries(cfg: EvalConfig) -> list[ModelEntry]:
     assert cfg.model is not None
     given = Path(cfg.model)
     model_dir = resolve_model_dir(given)  # InputError when missing / not a model
-    run_dir = model_dir.parent if model_dir != given or _CKPT_RE.match(model_dir.name) else given
+    # the training run a model belongs to: the folder above final/ or checkpoint-<step>/
+    in_run = model_dir.name == "final" or _CKPT_RE.match(model_dir.name)
+    run_dir = model_dir.parent if in_run else model_dir
     if cfg.all_checkpoints:
         if (given / "config.json").exists() and not (given / "checkpoints.json").exists():
             raise InputError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -121,18 +122,34 @@ def test_eval_all_checkpoints_resumes_after_a_kill(tiny_runs, triples_file, tmp_
     assert sorted(zip(overall["step"], overall["k"])) == [(4, 1), (4, 2), (8, 1), (8, 2)]
     assert [m["step"] for m in summary["models"]] == [4, 8] and summary["resumed_parts"] == []
 
-    # "kill" after the first checkpoint: the second part and the final files are gone
-    for name in ("manifest.json", "samples.parquet", "pass_at_k.parquet", "summary.json"):
-        (out / name).unlink()
-    for name in ("step-000000008.parquet", "step-000000008.json"):
-        (out / "parts" / name).unlink()
-    changed = _diag(*[a if a != "32" else "33" for a in args])
+    # a second run into another folder, killed (SIGKILL) once the first checkpoint's part is on
+    # disk; should it finish first, the kill is simulated by deleting what came after
+    killed = tmp_path / "killed"
+    kill_args = [a if a != str(out) else str(killed) for a in args]
+    first_part = killed / "parts" / "step-000000004.parquet"
+    child = subprocess.Popen([DIAG, *kill_args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 600
+    while not first_part.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child.kill()
+    child.wait()
+    assert first_part.exists(), child.stderr.read().decode()[-2000:]
+    child.stderr.close()
+    really_killed = not (killed / "manifest.json").exists()
+    print(f"killed mid-run: {really_killed}")
+    if not really_killed:  # it finished before the kill
+        for name in ("manifest.json", "samples.parquet", "pass_at_k.parquet", "summary.json"):
+            (killed / name).unlink()
+        for name in ("step-000000008.parquet", "step-000000008.json"):
+            (killed / "parts" / name).unlink()
+    assert not (killed / "samples.parquet").exists()
+    changed = _diag(*[a if a != "32" else "33" for a in kill_args])
     assert changed.returncode == 2 and "other settings (max_new_tokens)" in changed.stderr
-    proc = _diag(*args)
+    proc = _diag(*kill_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    again, pak_again, summary_again = _frames(out)
+    again, pak_again, summary_again = _frames(killed)
     assert summary_again["resumed_parts"] == ["step-000000004"]
-    # the recomputed checkpoint gives the same seeded samples and verdicts
+    # resumed == uninterrupted: the same seeded samples, verdicts and pass@k
     cols = ["step", "task_id", "sample", "completion", "code", "status", "passed"]
     pd.testing.assert_frame_equal(samples[cols], again[cols])
     pd.testing.assert_frame_equal(pak, pak_again)
@@ -152,3 +169,47 @@ def test_model_that_does_not_load_exit_2_nothing_written(tiny_base, triples_file
                       "--out", str(out), "--no-progress")  # fmt: skip
     assert no_format.returncode == 2 and "--format: not given" in no_format.stderr
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_eval_toy_benchmark_in_process_by_difficulty(tiny_runs, tmp_path):
+    """--bench toy without a file: the toy world's split generated in-process, by difficulty."""
+    from evaluation.benchmarks import BenchSpec, load_tasks
+
+    out = tmp_path / "toy"
+    proc = _diag("eval", "--model", str(tiny_runs["precede"]), "--bench", "toy", "--split", "ood",
+                 "--toy-n", "6", "--toy-seed", "3", "--max-new-tokens", "16", "--out", str(out),
+                 "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    samples, pak, summary = _frames(out)
+    tasks = load_tasks(BenchSpec("toy", split="ood", toy_n=6, toy_seed=3))
+    assert samples["task_id"].tolist() == [t.task_id for t in tasks]
+    assert samples["difficulty"].tolist() == [t.difficulty for t in tasks]
+    assert set(samples["split"]) == {"ood"} and summary["split"] == "ood"
+    difficulties = {t.difficulty for t in tasks}
+    assert set(summary["models"][0]["by_difficulty"]) == difficulties
+    assert {f"difficulty={d}" for d in difficulties} <= set(pak["group"])
+    for group, sub in pak.groupby("group"):
+        if group.startswith("difficulty="):
+            d = group.split("=", 1)[1]
+            assert sub["n_tasks"].iloc[0] == sum(t.difficulty == d for t in tasks)
+
+
+def test_model_entries_for_run_final_and_checkpoint(tiny_runs):
+    from evaluation.run import EvalConfig, model_entries
+
+    run = tiny_runs["precede"]
+    index = {
+        c["step"]: c["loss_tokens_seen"] for c in json.loads((run / "checkpoints.json").read_text())
+    }
+    for given, step, checkpoint in [(run, 8, "final"), (run / "final", 8, "final"),
+                                    (run / "checkpoint-4", 4, "checkpoint-4")]:  # fmt: skip
+        (entry,) = model_entries(EvalConfig(model=str(given)))
+        assert (entry.label, entry.format, entry.seed) == ("precede-s0", "precede", 0)
+        assert (entry.step, entry.checkpoint) == (step, checkpoint)
+        assert entry.loss_tokens_seen == index[step]
+    entries = model_entries(EvalConfig(model=str(run), all_checkpoints=True, format="wo"))
+    assert [(e.step, e.checkpoint, e.format) for e in entries] == [
+        (4, "checkpoint-4", "wo"),
+        (8, "checkpoint-8", "wo"),
+    ]
