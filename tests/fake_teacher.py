@@ -58,6 +58,7 @@ class FakeTeacher:
         self.faults = faults
         self.model = model
         self.requests: list[str] = []
+        self.auth: list[str | None] = []  # the Authorization header of each request
         self.asked: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests the server was handling at once
@@ -107,6 +108,7 @@ class FakeTeacher:
                     attempt = fake.asked[prompt]
                     fake.asked[prompt] += 1
                     fake.requests.append(prompt)
+                    fake.auth.append(self.headers.get("Authorization"))
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:

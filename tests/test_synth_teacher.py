@@ -90,6 +90,17 @@ def test_requests_run_concurrently_up_to_workers() -> None:
     assert server.max_in_flight == 8
 
 
+def test_api_key_comes_from_the_named_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_TEACHER_KEY", "sk-test-123")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with FakeTeacher(_echo) as server:
+        keyed = OpenAITeacher(server.url, "m", TeacherConfig(api_key_env="MY_TEACHER_KEY", **FAST))
+        list(keyed.run(_requests(["a"])))
+        keyless = OpenAITeacher(server.url, "m", TeacherConfig(**FAST))  # local servers need none
+        list(keyless.run(_requests(["b"])))
+    assert server.auth == ["Bearer sk-test-123", None]
+
+
 def test_refused_key_is_fatal() -> None:
     with FakeTeacher(_echo, faults=lambda p, a: Fault("status", status=401)) as server:
         teacher = OpenAITeacher(server.url, "m", TeacherConfig(workers=2, **FAST))
