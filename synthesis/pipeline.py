@@ -41,7 +41,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -640,7 +640,3 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
         summary={"kept": stats["kept"], "seeds": stats["seeds"], "keep_rate": stats["keep_rate"]},
     )
     return stats
-
-
-def config_dict(cfg: SynthConfig) -> dict[str, Any]:
-    return asdict(cfg)
