@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "valloss",
     "attn",
     "ablate",
+    "gradnorm",
     "report",
     "app",
     "demo",

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -385,15 +386,24 @@ class ModelResult:
     info: dict[str, Any]
 
 
-def requested_spans(spans: str | None, fmt: str, examples: list[Any], what: str) -> list[str]:
-    """Query spans: --spans if given (each must occur in the data), else those present."""
-    present = {SPAN_NAMES[s] for ex in examples for s in set(ex.span_ids)}
+def requested_spans(
+    spans: str | None,
+    fmt: str,
+    examples: list[Any],
+    what: str,
+    allowed: tuple[str, ...] = QUERY_SPANS,
+) -> list[str]:
+    """Spans asked for: --spans if given (each must occur in the data), else those present.
+
+    `response` (every response token: the training loss) is present whenever the data is.
+    """
+    present = {SPAN_NAMES[s] for ex in examples for s in set(ex.span_ids)} | {"response"}
     if spans is None:
-        return [s for s in QUERY_SPANS if s in present]
+        return [s for s in allowed if s in present]
     wanted = [s.strip() for s in spans.split(",") if s.strip()]
     for span in wanted:
-        if span not in QUERY_SPANS:
-            raise InputError(f"--spans {spans!r}: {span!r} is not one of {', '.join(QUERY_SPANS)}")
+        if span not in allowed:
+            raise InputError(f"--spans {spans!r}: {span!r} is not one of {', '.join(allowed)}")
         if span not in present:
             raise InputError(
                 f"--spans {span}: format {fmt!r} has no {span} span in any example of {what} "
@@ -717,18 +727,15 @@ def model_key(ref: ModelRef) -> str:
     return ref.label + (f"@{ref.step}" if ref.step is not None else "")
 
 
-def _prepare(cfg: AttnConfig) -> list[dict[str, Any]]:
-    """Validate every model and its data before anything is written."""
+def plan_models(cfg: Any, allowed: tuple[str, ...] = QUERY_SPANS) -> list[dict[str, Any]]:
+    """Validate every model (--model), its format and data, and the spans, before any write.
+
+    cfg needs: model, data, split, format, max_examples, max_len, spans.
+    """
     from training.modeling import load_tokenizer
 
     if not cfg.model:
         raise InputError("--model: give at least one model")
-    if cfg.backend not in BACKENDS:
-        raise InputError(f"--backend {cfg.backend!r}: choose from {', '.join(BACKENDS)}")
-    if cfg.batch_size < 1:
-        raise InputError(f"--batch-size {cfg.batch_size}: must be at least 1")
-    if cfg.save_patterns < 0:
-        raise InputError(f"--save-patterns {cfg.save_patterns}: must be >= 0")
     plans = []
     keys: set[str] = set()
     for path in cfg.model:
@@ -742,9 +749,11 @@ def _prepare(cfg: AttnConfig) -> list[dict[str, Any]]:
         examples, data_info = load_examples(
             cfg.data, cfg.split, fmt, tok, max_examples=cfg.max_examples, max_len=cfg.max_len
         )
-        spans = requested_spans(cfg.spans, fmt, examples, f"--data {cfg.data}")
+        spans = requested_spans(cfg.spans, fmt, examples, f"--data {cfg.data}", allowed)
         if not spans:
-            raise InputError(f"--data {cfg.data}: no prompt/cot/code span in format {fmt!r}")
+            raise InputError(
+                f"--data {cfg.data}: none of the spans {', '.join(allowed)} in format {fmt!r}"
+            )
         plans.append(
             {
                 "ref": ref,
@@ -759,14 +768,44 @@ def _prepare(cfg: AttnConfig) -> list[dict[str, Any]]:
     return plans
 
 
+def run_parts(
+    cfg: Any,
+    command: str,
+    plans: list[dict[str, Any]],
+    out: Path,
+    run_one: Callable[[dict[str, Any], Callable[[], None]], dict[str, Any]],
+) -> tuple[Manifest, dict[str, Any]]:
+    """Run each model into out/parts/<key>/ (skipped under --resume once its done.json exists).
+
+    run_one(plan, ensure_out) calls ensure_out() right before its first write: the run folder
+    is created only once a model has loaded and run, so a model that cannot be read leaves
+    nothing behind. Returns the Manifest (folder prepared) and each model's info.
+    """
+    state: dict[str, Any] = {"manifest": None}
+
+    def ensure_out() -> None:
+        if state["manifest"] is None:
+            prepare_out_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
+            state["manifest"] = Manifest(command, out, config=cfg)
+
+    infos: dict[str, Any] = {}
+    for plan in plans:
+        done = out / "parts" / plan["key"] / "done.json"
+        if cfg.resume and done.exists():
+            infos[plan["key"]] = {**json.loads(done.read_text(encoding="utf-8")), "resumed": True}
+            continue
+        t0 = time.perf_counter()
+        infos[plan["key"]] = run_one(plan, ensure_out)
+        infos[plan["key"]]["seconds"] = round(time.perf_counter() - t0, 2)
+        atomic_write_json(done, infos[plan["key"]])
+    ensure_out()
+    return state["manifest"], infos
+
+
 def run_model(
     cfg: AttnConfig, plan: dict[str, Any], out: Path, ensure_out: Callable[[], None]
 ) -> dict[str, Any]:
-    """attn (+ attribution, patterns) of one model into out/parts/<key>/.
-
-    `ensure_out` creates the run folder; it is called only once the model has loaded and run,
-    so a model that cannot be read leaves nothing behind.
-    """
+    """attn (+ attribution, patterns) of one model into out/parts/<key>/ (see run_parts)."""
     import pandas as pd
 
     ref, key, fmt, tok, examples = (
@@ -819,12 +858,11 @@ def run_model(
         spans=plan["spans"],
         tokens=sum(len(e) for e in examples),
     )
-    atomic_write_json(part / "done.json", info)
     del model, backend
     return info
 
 
-def _concat(out: Path, keys: list[str], name: str) -> Any:
+def concat_parts(out: Path, keys: list[str], name: str) -> Any:
     import pandas as pd
 
     frames = [
@@ -843,45 +881,38 @@ def main(cfg: AttnConfig) -> dict[str, Any]:
     stats_opts = StatsOptions(
         n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
     )
+    if cfg.backend not in BACKENDS:
+        raise InputError(f"--backend {cfg.backend!r}: choose from {', '.join(BACKENDS)}")
+    if cfg.batch_size < 1:
+        raise InputError(f"--batch-size {cfg.batch_size}: must be at least 1")
+    if cfg.save_patterns < 0:
+        raise InputError(f"--save-patterns {cfg.save_patterns}: must be >= 0")
     out = check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    plans = _prepare(cfg)
+    plans = plan_models(cfg)
     previous = read_manifest(out) if out.is_dir() else None
     if previous and previous.get("status") == "finished" and cfg.resume:
         print(f"{out}: already finished")
         return previous.get("result", {})
-    state: dict[str, Any] = {"manifest": None}
-
-    def ensure_out() -> None:
-        if state["manifest"] is None:
-            prepare_out_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
-            state["manifest"] = Manifest("attn", out, config=cfg)
-
-    infos: dict[str, Any] = {}
     keys = [p["key"] for p in plans]
-    for plan in plans:
-        done = out / "parts" / plan["key"] / "done.json"
-        if cfg.resume and done.exists():
-            infos[plan["key"]] = {**json.loads(done.read_text(encoding="utf-8")), "resumed": True}
-            continue
-        infos[plan["key"]] = run_model(cfg, plan, out, ensure_out)
-    ensure_out()
-    manifest: Manifest = state["manifest"]
+    manifest, infos = run_parts(
+        cfg, "attn", plans, out, lambda plan, ensure: run_model(cfg, plan, out, ensure)
+    )
     with manifest.timed("combine"):
-        attn = _concat(out, keys, "attn.parquet")
-        examples_frame = _concat(out, keys, "attn_examples.parquet")
+        attn = concat_parts(out, keys, "attn.parquet")
+        examples_frame = concat_parts(out, keys, "attn_examples.parquet")
         summary = attn_summary(examples_frame, stats_opts)
         atomic_write_parquet(out / "attn.parquet", attn.drop(columns=["model"]))
         atomic_write_parquet(out / "attn_examples.parquet", examples_frame.drop(columns=["model"]))
         atomic_write_parquet(out / "summary_attn.parquet", summary)
         outputs = ["attn.parquet", "attn_examples.parquet", "summary_attn.parquet"]
-        patterns = _concat(out, keys, "patterns.parquet")
+        patterns = concat_parts(out, keys, "patterns.parquet")
         if len(patterns):
             atomic_write_parquet(out / "patterns.parquet", patterns.drop(columns=["model"]))
             outputs.append("patterns.parquet")
         if cfg.attribution:
             from diagnostics.attribution import attribution_summary, attribution_table
 
-            attr_ex = _concat(out, keys, "attribution_examples.parquet")
+            attr_ex = concat_parts(out, keys, "attribution_examples.parquet")
             atomic_write_parquet(out / "attribution.parquet", attribution_table(attr_ex))
             atomic_write_parquet(
                 out / "attribution_examples.parquet", attr_ex.drop(columns=["model"])

@@ -1,0 +1,212 @@
+"""`diag gradnorm`: how hard each span pulls on the weights: ||grad_theta L_span|| per example.
+
+    diag gradnorm --model runs/follow --model runs/precede --data triples.jsonl --out runs/gn
+
+Definition. For one example (teacher forced, the model in eval mode: no dropout) and a span S,
+`L_S = -(1/|S|) sum_{t in S} log p(x_t | x_<t)` (the mean NLL over S's tokens, t >= 1), and
+`grad_norm = ||d L_S / d theta||_2` over every trainable parameter (shared parameters, e.g.
+tied input/output embeddings, counted once). Spans: cot, code, and `response` (every response
+token, glue and EOS included: the per-example training loss). One forward pass per example;
+one backward per span (`torch.autograd.grad`, graph retained between spans).
+
+Besides the global norm (`group` = all), the norm of each parameter group: `embed` (input
+embeddings), `layer.<i>` (decoder block i), `head` (output projection when untied), `other`
+(final norm, ...), so the per-layer profile of the two spans can be compared.
+
+Outputs: gradnorm.parquet (label, format, seed, step, example_id, span, group, n_tokens, loss,
+grad_norm), summary_gradnorm.parquet (per model CIs of the global norm per span, paired tests
+between models, and within a model code against cot on the same examples), manifest.json.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from diagnostics.attn import concat_parts, plan_models, run_parts, summary_rows
+from synthesis.runfiles import InputError, atomic_write_parquet, check_out_dir, read_manifest
+from training.formats import SPAN_ID
+
+GRAD_SPANS = ("cot", "code", "response")
+_LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
+
+
+@dataclass
+class GradNormConfig:
+    """Options of `diag gradnorm`.
+
+    Models: model (one or more), format (default: each model's), dtype, device
+    Data:   data, split, max_examples, max_len, spans (cot,code,response; default: present)
+    Stats:  n_resamples, confidence, test, stats_seed
+    Run:    out, resume, overwrite
+    """
+
+    model: list[str]
+    data: str
+    out: str
+    split: str = "test"
+    format: str | None = None
+    spans: str | None = None
+    max_examples: int | None = None
+    max_len: int | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    n_resamples: int = 2000
+    confidence: float = 0.95
+    test: str = "wilcoxon"
+    stats_seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
+
+
+def param_group(name: str, is_input_embedding: bool, is_output: bool) -> str:
+    if is_input_embedding:
+        return "embed"
+    if is_output:
+        return "head"
+    match = _LAYER_RE.search(name)
+    return f"layer.{int(match.group(1))}" if match else "other"
+
+
+def span_positions(span_ids: list[int], span: str) -> list[int]:
+    """Positions t >= 1 whose token belongs to the span (response: every non-prompt token)."""
+    if span == "response":
+        return [t for t, s in enumerate(span_ids) if t >= 1 and s != SPAN_ID["prompt"]]
+    return [t for t, s in enumerate(span_ids) if t >= 1 and s == SPAN_ID[span]]
+
+
+def example_grad_norms(
+    model: Any, example: Any, spans: list[str], groups: list[str], params: list[Any]
+) -> list[dict[str, Any]]:
+    """Rows (span, group, n_tokens, loss, grad_norm) of one example."""
+    import torch
+
+    device = params[0].device
+    ids = torch.tensor([example.input_ids], device=device)  # [1, T]
+    logits = model(input_ids=ids, use_cache=False).logits[0]  # [T, vocab]
+    logp = torch.log_softmax(logits[:-1].float(), dim=-1)  # [T-1, vocab]: predicts 1..T-1
+    nll = -logp.gather(-1, ids[0, 1:, None]).squeeze(-1)  # [T-1]
+    rows = []
+    todo = [(s, span_positions(example.span_ids, s)) for s in spans]
+    todo = [(s, pos) for s, pos in todo if pos]
+    for k, (span, positions) in enumerate(todo):
+        loss = nll[torch.tensor(positions, device=device) - 1].mean()
+        loss_value = float(loss.detach())
+        grads = torch.autograd.grad(loss, params, retain_graph=k + 1 < len(todo), allow_unused=True)
+        sq: dict[str, float] = {}
+        for group, grad in zip(groups, grads):
+            if grad is not None:
+                sq[group] = sq.get(group, 0.0) + float(grad.float().pow(2).sum())
+        total = math.sqrt(sum(sq.values()))
+        base = {"example_id": example.id, "span": span, "n_tokens": len(positions)}
+        rows.append({**base, "group": "all", "loss": loss_value, "grad_norm": total})
+        for group in sorted(sq, key=_group_order):
+            rows.append(
+                {**base, "group": group, "loss": loss_value, "grad_norm": math.sqrt(sq[group])}
+            )
+    return rows
+
+
+def _group_order(group: str) -> tuple[int, int]:
+    if group.startswith("layer."):
+        return (1, int(group.split(".")[1]))
+    return ({"embed": 0, "other": 2, "head": 3}.get(group, 4), 0)
+
+
+def run_model(cfg: GradNormConfig, plan: dict[str, Any], out: Path, ensure_out: Any) -> dict:
+    import pandas as pd
+
+    from diagnostics.common import progress
+    from training.modeling import load_model
+
+    ref, key, fmt = plan["ref"], plan["key"], plan["format"]
+    model = load_model(ref.path, dtype=cfg.dtype, device=cfg.device)
+    model.eval()
+    embed = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    head = output.weight if output is not None else None
+    names, params, groups = [], [], []
+    for name, param in model.named_parameters():  # shared (tied) parameters appear once
+        if not param.requires_grad:
+            continue
+        names.append(name)
+        params.append(param)
+        groups.append(param_group(name, param is embed, head is not None and param is head))
+    rows = []
+    for example in progress(plan["examples"], total=len(plan["examples"]), desc=f"gradnorm {key}"):
+        rows.extend(example_grad_norms(model, example, plan["spans"], groups, params))
+    cols = {**ref.columns(), "format": fmt, "model": key}
+    frame = pd.DataFrame(rows).assign(**cols)
+    ensure_out()
+    atomic_write_parquet(out / "parts" / key / "gradnorm.parquet", frame)
+    return {
+        "model": str(ref.path),
+        "format": fmt,
+        "spans": plan["spans"],
+        "n_examples": len(plan["examples"]),
+        "n_params": int(sum(p.numel() for p in params)),
+        "tied_embeddings": head is not None and head is embed,
+        "data": plan["data"],
+    }
+
+
+def gradnorm_summary(frame: Any, opts: Any) -> Any:
+    """Per model CIs per span, paired between models, and code vs cot within each model."""
+    from diagnostics.stats import compare_paired, summary_frame
+
+    if frame.empty:
+        return summary_frame([])
+    total = frame[frame["group"] == "all"].copy()
+    rows = summary_rows(total, "grad_norm", lambda f: "grad_norm:" + f["span"], opts)
+    for model, group in total.groupby("model", sort=False):
+        wide = group.pivot_table(index="example_id", columns="span", values="grad_norm")
+        if {"cot", "code"} <= set(wide.columns):
+            pair = wide[["code", "cot"]].dropna()
+            rows.append(
+                compare_paired(
+                    pair["code"].to_numpy(),
+                    pair["cot"].to_numpy(),
+                    metric="grad_norm:code-cot",
+                    name_a=f"{model}:code",
+                    name_b=f"{model}:cot",
+                    opts=opts,
+                )
+            )
+    return summary_frame(rows)
+
+
+def main(cfg: GradNormConfig) -> dict[str, Any]:
+    """Run `diag gradnorm`; returns the summary written into the manifest."""
+    from diagnostics.stats import StatsOptions
+
+    stats_opts = StatsOptions(
+        n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
+    )
+    out = check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    plans = plan_models(cfg, GRAD_SPANS)
+    previous = read_manifest(out) if out.is_dir() else None
+    if previous and previous.get("status") == "finished" and cfg.resume:
+        print(f"{out}: already finished")
+        return previous.get("result", {})
+    manifest, infos = run_parts(
+        cfg, "gradnorm", plans, out, lambda plan, ensure: run_model(cfg, plan, out, ensure)
+    )
+    frame = concat_parts(out, [p["key"] for p in plans], "gradnorm.parquet")
+    if frame.empty:
+        raise InputError("gradnorm: no example had a token in the requested spans")
+    order = ["label", "format", "seed", "step", "example_id", "span", "group", "n_tokens"]
+    table = frame[[*order, "loss", "grad_norm"]]
+    atomic_write_parquet(out / "gradnorm.parquet", table)
+    atomic_write_parquet(out / "summary_gradnorm.parquet", gradnorm_summary(frame, stats_opts))
+    means = table[table["group"] == "all"].groupby(["label", "span"])["grad_norm"].mean().round(5)
+    result = {
+        "models": infos,
+        "mean_grad_norm": {f"{label}:{span}": float(v) for (label, span), v in means.items()},
+        "outputs": ["gradnorm.parquet", "summary_gradnorm.parquet"],
+    }
+    manifest.finish(result=result)
+    print(f"gradnorm: {len(plans)} model(s) -> {out / 'gradnorm.parquet'}")
+    return result
