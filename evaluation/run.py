@@ -667,10 +667,6 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
             },
         },
     )
-    if cfg.progress:
-        for m in models:
-            p1 = m["pass_at_k"].get("pass@1", {}).get("value")
-            print(f"{m['label']} step {m['step']}: pass@1 {p1} over {m['n_tasks']} tasks")
     return summary
 
 
