@@ -30,7 +30,10 @@ with st.sidebar:
         help="Run folders or folders holding runs; searched recursively for manifest.json.",
         key="runs-text",
     )
-    page = st.radio("page", views.PAGES, key="page")
+    # ?page=Curves in the URL opens that page (links, screenshots)
+    asked = st.query_params.get("page", views.PAGES[0])
+    start = views.PAGES.index(asked) if asked in views.PAGES else 0
+    page = st.radio("page", views.PAGES, index=start, key="page")
 
 roots = tuple(r.strip() for r in runs_text.split(";") if r.strip())
 if not roots:

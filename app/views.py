@@ -19,7 +19,17 @@ from typing import Any
 import streamlit as st
 
 from app import data
-from reports.figures import FIGURES, SPAN_COLORS, Skip, fmt_ci, label_format, span_sorted
+from reports.figures import (
+    FIGURES,
+    SPAN_COLORS,
+    Skip,
+    attn_spans,
+    bench_name,
+    fmt_ci,
+    label_format,
+    span_matrix,
+    span_sorted,
+)
 from reports.results import TABLES, ResultSet, sort_labels
 
 PAGES = ("Overview", "Examples", "Attention", "Curves")
@@ -97,17 +107,44 @@ def render_overview(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
     if not rs.has("comparisons"):
         missing_note(rs, "comparisons")
     else:
-        comp = FIGURES["comparisons_table"].func(rs).data
-        metrics = sorted(comp["metric"].astype(str).unique())
-        chosen = st.multiselect("metrics", metrics, default=metrics[: min(6, len(metrics))])
-        shown = comp[comp["metric"].isin(chosen)]
-        st.dataframe(shown, hide_index=True, key="comparisons-table")
-        significant = shown[(shown["ci_low"] > 0) | (shown["ci_high"] < 0)]
-        st.caption(
-            f"{len(significant)} of {len(shown)} shown differences have a 95% CI that excludes 0."
-        )
+        try:
+            comp = FIGURES["comparisons_table"].func(rs).data
+        except Skip as why:
+            st.info(str(why))
+        else:
+            _comparisons(comp)
     st.subheader("Conditional perplexity of CoT and code")
     show_figure(rs, "ppl_gap", key="overview-ppl")
+
+
+HEADLINE_METRICS = ("log_ppl:gap", "log_ppl:code", "log_ppl:cot", "kl_mean:cot", "kl_mean:code",
+                    "attn:second->first")  # fmt: skip
+
+
+def own_format_side(side: Any) -> bool:
+    """A comparison side scored on its own format's text: 'follow-s0[follow]' yes,
+    'follow-s0[precede]' no; sides without a scored format count as own."""
+    text = str(side)
+    if "[" not in text:
+        return True
+    label, scored = text.split("[", 1)
+    return label_format(label.split("@")[0]) == scored.rstrip("]")
+
+
+def _comparisons(comp: Any) -> None:
+    own = st.checkbox("own-format scoring only", value=True, key="cmp-own")
+    if own:
+        comp = comp[comp["a"].map(own_format_side) & comp["b"].map(own_format_side)]
+    metrics = sorted(comp["metric"].astype(str).unique())
+    default = [m for m in metrics if m in HEADLINE_METRICS] or metrics[:6]
+    chosen = st.multiselect("metrics", metrics, default=default, key="cmp-metrics")
+    shown = comp[comp["metric"].isin(chosen)]
+    st.dataframe(shown, hide_index=True, key="comparisons-table")
+    significant = shown[(shown["ci_low"] > 0) | (shown["ci_high"] < 0)]
+    st.caption(
+        f"{len(significant)} of {len(shown)} shown differences have a 95% CI that excludes 0 "
+        "(a − b: mean of per-example differences; paired bootstrap CI; paired test p)."
+    )
 
 
 def _pass1_difference(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
@@ -150,7 +187,7 @@ def _pass1_difference(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
             opts=StatsOptions(n_resamples=2000, seed=0),
         )
         st.metric(
-            f"pass@1 {a} − {b} on {bench}/{split}",
+            f"pass@1 {a} − {b} on {bench_name(bench)}/{split}",
             f"{row['diff']:+.3f}",
             help=f"95% CI [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], "
             f"{row['test']} p = {row['p_value']:.3g}, n = {row['n']} tasks",
@@ -291,21 +328,19 @@ def render_attention(rs: ResultSet) -> None:
         sub = sub[sub["layer"] == layer]
     if head != "all":
         sub = sub[sub["head"] == head]
-    table = (
-        sub.groupby(["label", "src", "dst"])["mass"]
-        .mean()
-        .reset_index()
-        .sort_values(["label", "src", "dst"])
-    )
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    srcs = span_sorted(frame["src"].unique())
-    dsts = span_sorted(frame["dst"].unique())
+    srcs, dsts = attn_spans(frame)
     fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels)
+    rows = []
     for i, label in enumerate(labels, start=1):
-        mat = table[table["label"] == label].set_index(["src", "dst"])["mass"]
-        z = [[float(mat.get((s, d), float("nan"))) for d in dsts] for s in srcs]
+        z = span_matrix(sub[sub["label"] == label], srcs, dsts)  # [src][dst], NaN: masked
+        rows += [
+            {"label": label, "src": s, "dst": d, "mass": z[si][di]}
+            for si, s in enumerate(srcs)
+            for di, d in enumerate(dsts)
+        ]
         fig.add_trace(
             go.Heatmap(
                 z=z, x=dsts, y=srcs, zmin=0, zmax=1, colorscale="Blues",
@@ -314,6 +349,9 @@ def render_attention(rs: ResultSet) -> None:
             row=1,
             col=i,
         )  # fmt: skip
+    import pandas as pd
+
+    table = pd.DataFrame(rows).dropna(subset=["mass"])
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
         height=380,
@@ -322,6 +360,11 @@ def render_attention(rs: ResultSet) -> None:
     )
     st.plotly_chart(fig, key="attn-heatmap", config={"displaylogo": False})
     st.dataframe(table, hide_index=True, key="attn-table")
+    st.caption(
+        f"Mean over {'all layers' if layer == 'all' else f'layer {layer}'} and "
+        f"{'all heads' if head == 'all' else f'head {head}'}; pairs hidden by the causal mask "
+        "(the key span comes later) are left out."
+    )
     st.subheader("Per-layer attention between CoT and code")
     show_figure(rs, "attn_cot_code", key="attn-curve")
     st.subheader("Saved token-level patterns")

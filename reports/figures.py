@@ -284,6 +284,14 @@ def _benches(frame: Any) -> list[tuple[str, str]]:
     return sorted(map(tuple, pairs.to_numpy().tolist()))
 
 
+def bench_name(bench: Any) -> str:
+    """A benchmark as figures show it: `jsonl:/long/path/x.jsonl` -> `jsonl:x.jsonl`."""
+    text = str(bench)
+    if text.startswith("jsonl:"):
+        return "jsonl:" + text[len("jsonl:") :].rsplit("/", 1)[-1]
+    return text
+
+
 def _highlight_best(values: list[float]) -> list[str]:
     finite = [v for v in values if v is not None and not math.isnan(v)]
     best = max(finite) if finite else None
@@ -341,16 +349,17 @@ def results_table(rs: ResultSet) -> Made:
         sub = frame[(frame["bench"].astype(str) == bench) & (frame["split"].astype(str) == split)]
         cells, values, drawn = _pass_column(sub, labels, bench=bench, split=split)
         rows += drawn
-        header.append(f"{bench} / {split}")
+        header.append(f"{bench_name(bench)} / {split}")
         columns.append(cells)
         fills.append(_highlight_best(values))
     fig = _table_fig(header, columns, fills)
-    height = 140 + 30 * len(labels)
+    height = 170 + 34 * len(labels)
     _layout(fig, "pass@1 per format (final models; 95% bootstrap CI over tasks)", 900, height)
     n_tasks = _join(frame["n_tasks"])
     caption = (
         f"pass@1 of the final model of {', '.join(labels)} (seeds {_seeds(frame)}) on "
-        f"{'; '.join(f'{b}/{s}' for b, s in benches)} (n tasks: {n_tasks}); brackets: 95% "
+        f"{'; '.join(f'{bench_name(b)}/{s}' for b, s in benches)} (n tasks: {n_tasks}); "
+        "brackets: 95% "
         "bootstrap CI over tasks; the best per column is shaded."
     )
     return Made(fig, caption, pd.DataFrame(rows), 900, height)
@@ -384,11 +393,11 @@ def difficulty_table(rs: ResultSet) -> Made:
                 sub, labels, bench=bench, split=split, difficulty=level
             )
             rows += drawn
-            header.append(f"{bench}/{split}: {level}")
+            header.append(f"{bench_name(bench)}/{split}: {level}")
             columns.append(cells)
             fills.append(_highlight_best(values))
     width = max(900, 220 * len(header))
-    height = 140 + 30 * len(labels)
+    height = 170 + 34 * len(labels)
     fig = _table_fig(header, columns, fills)
     _layout(fig, "pass@1 by difficulty (final models; 95% bootstrap CI)", width, height)
     caption = (
@@ -740,7 +749,7 @@ def _attn(rs: ResultSet) -> Any:
     return frame
 
 
-def _span_matrix(frame: Any, srcs: list[str], dsts: list[str]) -> list[list[float]]:
+def span_matrix(frame: Any, srcs: list[str], dsts: list[str]) -> list[list[float]]:
     """[src][dst] mean mass over the rows given (layers and heads); NaN for absent pairs and
     for pairs the causal mask hides (attn.parquet `visible` False: the key span comes later)."""
     if "visible" in frame.columns:
@@ -749,7 +758,7 @@ def _span_matrix(frame: Any, srcs: list[str], dsts: list[str]) -> list[list[floa
     return [[float(table.get((s, d), float("nan"))) for d in dsts] for s in srcs]
 
 
-def _attn_spans(frame: Any) -> tuple[list[str], list[str]]:
+def attn_spans(frame: Any) -> tuple[list[str], list[str]]:
     """(query spans, key spans): prompt, cot, code first; key-only columns (other, sink) last."""
     srcs = span_sorted(frame["src"].unique())
     dsts = span_sorted(frame["dst"].unique())
@@ -766,13 +775,13 @@ def attn_heatmap(rs: ResultSet) -> Made:
 
     frame = _attn(rs)
     labels = sort_labels(frame["label"])
-    srcs, dsts = _attn_spans(frame)
+    srcs, dsts = attn_spans(frame)
     go = _go()
     fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, horizontal_spacing=0.08)
     rows = []
     for i, label in enumerate(labels, start=1):
         sub = frame[frame["label"] == label]
-        z = _span_matrix(sub, srcs, dsts)
+        z = span_matrix(sub, srcs, dsts)
         fig.add_trace(
             go.Heatmap(
                 z=z,
@@ -815,7 +824,7 @@ def attn_layers(rs: ResultSet) -> Made:
 
     frame = _attn(rs)
     labels = sort_labels(frame["label"])
-    srcs, dsts = _attn_spans(frame)
+    srcs, dsts = attn_spans(frame)
     layers = sorted(int(x) for x in frame["layer"].unique())
     titles = [f"{label} · layer {layer}" for label in labels for layer in layers]
     go = _go()
@@ -830,7 +839,7 @@ def attn_layers(rs: ResultSet) -> Made:
     for r, label in enumerate(labels, start=1):
         for c, layer in enumerate(layers, start=1):
             sub = frame[(frame["label"] == label) & (frame["layer"] == layer)]
-            z = _span_matrix(sub, srcs, dsts)
+            z = span_matrix(sub, srcs, dsts)
             fig.add_trace(
                 go.Heatmap(
                     z=z,
@@ -1000,6 +1009,9 @@ def _curve_fig(
     width = max(800, 420 * len(facets))
     _layout(fig, title, width, 480)
     fig.update_xaxes(title_text="training step")
+    steps = sorted({float(v) for v in data[x].dropna()})
+    if len(steps) <= 12:  # few checkpoints: tick exactly at them
+        fig.update_xaxes(tickmode="array", tickvals=steps)
     fig.update_yaxes(title_text=ytitle, col=1)
     return fig, width
 
@@ -1014,7 +1026,7 @@ def ablation_curves(rs: ResultSet) -> Made:
     frame = frame.assign(
         panel=frame["label"].astype(str)
         + " · "
-        + frame["bench"].astype(str)
+        + frame["bench"].map(bench_name)
         + "/"
         + frame["split"].astype(str)
     )
@@ -1027,11 +1039,13 @@ def ablation_curves(rs: ResultSet) -> Made:
         "Ablations: pass@1 over training (95% CI band)",
         "pass@1",
     )
+    fig.update_yaxes(range=[-0.02, 1.02])
     variants = sorted(frame["variant"].astype(str).unique())
     caption = (
         f"pass@1 at every checkpoint of each training-data variant ({', '.join(variants)}) "
         f"retrained with the same budget, for {_join(frame['label'])} (seeds {_seeds(frame)}), "
-        f"on {_join(frame['bench'].astype(str) + '/' + frame['split'].astype(str))}; bands: 95% CI."
+        f"on {_join(frame['bench'].map(bench_name) + '/' + frame['split'].astype(str))}; "
+        "bands: 95% CI."
     )
     cols = [
         "label",
@@ -1088,7 +1102,7 @@ def pass_at_1_checkpoints(rs: ResultSet) -> Made:
             "no model was evaluated at more than one checkpoint: "
             "run diag eval --all-checkpoints on the training runs"
         )
-    frame = frame.assign(panel=frame["bench"].astype(str) + "/" + frame["split"].astype(str))
+    frame = frame.assign(panel=frame["bench"].map(bench_name) + "/" + frame["split"].astype(str))
     fig, width = _curve_fig(
         frame.rename(columns={"pass_at_k": "pass_at_1"}),
         "step",
@@ -1098,6 +1112,7 @@ def pass_at_1_checkpoints(rs: ResultSet) -> Made:
         "pass@1 over training checkpoints (95% CI band)",
         "pass@1",
     )
+    fig.update_yaxes(range=[-0.02, 1.02])
     labels = sort_labels(frame["label"])
     caption = (
         f"pass@1 at every saved checkpoint of {', '.join(labels)} (seeds {_seeds(frame)}) on "
