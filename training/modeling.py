@@ -125,8 +125,11 @@ def load_model(
         kwargs["attn_implementation"] = attn_implementation
     try:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    except (OSError, ValueError, KeyError) as err:
-        raise InputError(f"{what} {model_dir}: model does not load ({err})") from None
+    except Exception as err:  # OSError, ValueError, safetensors' SafetensorError, ...
+        if isinstance(err, InputError):
+            raise
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{what} {model_dir}: model does not load ({msg})") from None
     return model.to(device).eval()
 
 

@@ -1,0 +1,466 @@
+"""`diag demo`: the whole study on the embedded default, end to end, resumable.
+
+    diag demo --out demo_out                       # default preset (<= 15 min on 2 cores)
+    diag demo --out /tmp/q --preset quick          # smoke test (<= 3 min): numbers meaningless
+    diag demo --out runs/full --preset full --seeds 3   # the replication (README table)
+
+Steps (each writes its own run folder under --out; a finished step is never redone, an
+interrupted one resumes where its command can):
+  1. synth     the toy world through the full synthesis pipeline  -> data/
+  2. pretrain  the base model (cached across demos by config)      -> base/
+  3. train     seed, wo, follow, precede at the same budget        -> train/<fmt>-s<seed>/
+  4. eval      every checkpoint on the toy test split, finals on OOD, the base too -> eval/
+  5. ppl, kl + validation loss, attn, ablate                       -> diag/, ablate/
+  6. summary   the replication table (pooled seeds, CIs, paired test) -> summary/
+  7. report    every figure                                         -> report/report.html
+One torch process at a time: every step runs in this process, one after another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from synthesis.runfiles import InputError, Manifest, prepare_out_dir, read_manifest
+
+FORMATS = ("seed", "wo", "follow", "precede")
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Sizes of one demo preset. Wall times measured on 2 idle cores: see the README.
+
+    Data:     synth_n toy seeds through the pipeline (train/val/test/ood mix)
+    Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's)
+    Training: steps, save_steps, batch_size, lr, max_len per format run
+    Eval:     eval_tasks test tasks at every checkpoint; ood_tasks on finals; max_new_tokens
+    Diags:    diag_examples per diagnostic; attn_patterns saved; attribution on/off
+    Ablation: ablate_formats, ablate_variants, ablate_steps, ablate_save_steps
+    """
+
+    synth_n: int
+    base_preset: str
+    base_steps: int | None
+    steps: int
+    save_steps: int
+    batch_size: int
+    lr: float
+    max_len: int
+    eval_tasks: int
+    ood_tasks: int
+    max_new_tokens: int
+    diag_examples: int
+    attn_patterns: int
+    attribution: bool
+    ablate_formats: tuple[str, ...]
+    ablate_variants: tuple[str, ...]
+    ablate_steps: int
+    ablate_save_steps: int
+    formats: tuple[str, ...] = FORMATS
+    seeds: int = 1
+
+
+PRESETS: dict[str, DemoPreset] = {
+    "quick": DemoPreset(
+        synth_n=260,
+        base_preset="tiny",
+        base_steps=None,
+        steps=24,
+        save_steps=12,
+        batch_size=16,
+        lr=3e-3,
+        max_len=512,
+        eval_tasks=24,
+        ood_tasks=16,
+        max_new_tokens=160,
+        diag_examples=12,
+        attn_patterns=2,
+        attribution=True,
+        ablate_formats=("precede",),
+        ablate_variants=("signature", "comments"),
+        ablate_steps=12,
+        ablate_save_steps=6,
+    ),
+    "default": DemoPreset(
+        synth_n=2000,
+        base_preset="small",
+        base_steps=None,
+        steps=300,
+        save_steps=50,
+        batch_size=32,
+        lr=2e-3,
+        max_len=512,
+        eval_tasks=160,
+        ood_tasks=120,
+        max_new_tokens=320,
+        diag_examples=64,
+        attn_patterns=3,
+        attribution=True,
+        ablate_formats=("precede",),
+        ablate_variants=("signature", "comments"),
+        ablate_steps=200,
+        ablate_save_steps=50,
+    ),
+    "full": DemoPreset(
+        synth_n=4000,
+        base_preset="small",
+        base_steps=None,
+        steps=600,
+        save_steps=50,
+        batch_size=32,
+        lr=2e-3,
+        max_len=512,
+        eval_tasks=300,
+        ood_tasks=300,
+        max_new_tokens=320,
+        diag_examples=200,
+        attn_patterns=4,
+        attribution=True,
+        ablate_formats=("follow", "precede"),
+        ablate_variants=("signature", "comments", "inconsistent"),
+        ablate_steps=600,
+        ablate_save_steps=100,
+        seeds=3,
+    ),
+}
+
+
+@dataclass
+class DemoConfig:
+    """Options of `diag demo`: out, preset (quick | default | full), seeds (None: the
+    preset's), formats (None: all four), cache (where pretrained bases are kept across demos;
+    default $CODECOT_CACHE or ~/.cache/codecot), overwrite."""
+
+    out: str
+    preset: str = "default"
+    seeds: int | None = None
+    formats: list[str] | None = None
+    cache: str | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class Step:
+    name: str
+    out: Path  # finished when out/manifest.json says so
+    run: Callable[[], Any]
+    weight: float  # expected relative cost (for the ETA)
+    done: Callable[[], bool] | None = None
+
+
+def _finished(path: Path) -> bool:
+    manifest = read_manifest(path) if path.is_dir() else None
+    return bool(manifest and manifest.get("status") == "finished")
+
+
+def _fmt_s(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60:d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """One line per step: [k/n] name, elapsed and an ETA from the steps' expected weights."""
+
+    def __init__(self, steps: list[Step]):
+        self.steps = steps
+        self.t0 = time.time()
+        self.total = sum(s.weight for s in steps) or 1.0
+        self.done_weight = 0.0
+        self.worked = 0.0  # seconds spent on steps that ran (not cached)
+        self.worked_weight = 0.0
+
+    def eta(self) -> str:
+        if self.worked_weight <= 0:
+            return "?"
+        rate = self.worked / self.worked_weight
+        return _fmt_s(rate * (self.total - self.done_weight))
+
+    def run(self) -> dict[str, float]:
+        timings: dict[str, float] = {}
+        n = len(self.steps)
+        for k, step in enumerate(self.steps, start=1):
+            head = f"[{k}/{n}] {step.name}"
+            finished = step.done() if step.done else _finished(step.out)
+            if finished:
+                print(f"{head}: already done ({step.out})", flush=True)
+                self.done_weight += step.weight
+                continue
+            elapsed = _fmt_s(time.time() - self.t0)
+            print(f"{head} ... (elapsed {elapsed}, ETA {self.eta()})", flush=True)
+            t = time.time()
+            step.run()
+            spent = time.time() - t
+            timings[step.name] = round(spent, 1)
+            self.worked += spent
+            self.worked_weight += step.weight
+            self.done_weight += step.weight
+            print(f"{head}: done in {_fmt_s(spent)}", flush=True)
+        return timings
+
+
+def base_cache_dir(cfg: DemoConfig) -> Path:
+    root = cfg.cache or os.environ.get("CODECOT_CACHE") or Path.home() / ".cache" / "codecot"
+    return Path(root) / "bases"
+
+
+def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
+    """The demo's steps for a preset; nothing runs here."""
+    from training.formats import check_format
+
+    if cfg.preset not in PRESETS:
+        raise InputError(f"--preset {cfg.preset!r}: choose from {', '.join(PRESETS)}")
+    preset = PRESETS[cfg.preset]
+    if cfg.seeds is not None:
+        if cfg.seeds < 1:
+            raise InputError(f"--seeds {cfg.seeds}: must be at least 1")
+        preset = replace(preset, seeds=cfg.seeds)
+    if cfg.formats:
+        preset = replace(preset, formats=tuple(check_format(f) for f in cfg.formats))
+    out = Path(cfg.out)
+    data_dir, base_dir = out / "data", out / "base"
+    triples = data_dir / "triples.jsonl"
+    steps: list[Step] = []
+
+    # 1. data
+    def synth() -> None:
+        from synthesis.pipeline import SynthConfig, main
+
+        main(SynthConfig(sources=["toy"], n=preset.synth_n, out=str(data_dir), resume=True))
+
+    steps.append(Step("synth: toy world -> triples", data_dir, synth, weight=preset.synth_n / 40))
+
+    # 2. base (cached across demos with the same config)
+    from training.pretrain import PRESETS as BASES
+    from training.pretrain import PretrainConfig, config_key, is_finished_base
+
+    base_cfg = PretrainConfig(out=str(base_dir), preset=preset.base_preset, steps=preset.base_steps)
+    key = hashlib.sha1(json.dumps(config_key(base_cfg), sort_keys=True).encode()).hexdigest()[:12]
+    cached = base_cache_dir(cfg) / f"{preset.base_preset}-{key}"
+
+    def pretrain() -> None:
+        from training.pretrain import main
+
+        probe = replace(base_cfg, out=str(cached))
+        if not is_finished_base(cached, probe):
+            main(replace(probe, overwrite=True))
+        else:
+            print(f"  reusing the cached base {cached}")
+        if base_dir.exists():
+            shutil.rmtree(base_dir)
+        shutil.copytree(cached, base_dir)
+
+    base_steps = preset.base_steps or BASES[preset.base_preset].steps
+    steps.append(
+        Step(
+            f"pretrain: {preset.base_preset} base",
+            base_dir,
+            pretrain,
+            weight=base_steps * (0.5 if preset.base_preset == "small" else 0.05),
+            done=lambda: is_finished_base(base_dir, base_cfg),
+        )
+    )
+
+    # 3. train every format and seed at the same budget
+    runs: dict[tuple[str, int], Path] = {}
+    for seed in range(preset.seeds):
+        for fmt in preset.formats:
+            run_dir = out / "train" / f"{fmt}-s{seed}"
+            runs[(fmt, seed)] = run_dir
+
+            def train(fmt: str = fmt, seed: int = seed, run_dir: Path = run_dir) -> None:
+                from training.sft import TrainConfig, main
+
+                main(
+                    TrainConfig(
+                        data=str(triples),
+                        format=fmt,
+                        base=str(base_dir),
+                        out=str(run_dir),
+                        max_steps=preset.steps,
+                        save_steps=preset.save_steps,
+                        batch_size=preset.batch_size,
+                        lr=preset.lr,
+                        max_len=preset.max_len,
+                        seed=seed,
+                        logging_steps=max(1, preset.steps // 20),
+                        resume=True,
+                    )
+                )
+
+            steps.append(
+                Step(f"train: {fmt} seed {seed}", run_dir, train, weight=preset.steps * 0.25)
+            )
+
+    # 4. evaluation: every checkpoint on test, the final model on OOD; the base on both
+    def eval_step(model: Path, split: str, out_dir: Path, all_ckpts: bool, fmt: str | None):
+        def run() -> None:
+            from evaluation.run import EvalConfig, main
+
+            main(
+                EvalConfig(
+                    out=str(out_dir),
+                    bench=f"jsonl:{triples}",
+                    model=str(model),
+                    split=split,
+                    format=fmt,
+                    all_checkpoints=all_ckpts,
+                    max_tasks=preset.eval_tasks if split == "test" else preset.ood_tasks,
+                    max_new_tokens=preset.max_new_tokens,
+                    resume=True,
+                )
+            )
+
+        return run
+
+    n_ckpts = max(1, preset.steps // preset.save_steps)
+    for (fmt, seed), run_dir in runs.items():
+        for split, all_ckpts in (("test", True), ("ood", False)):
+            out_dir = out / "eval" / f"{fmt}-s{seed}-{split}"
+            tasks = preset.eval_tasks if split == "test" else preset.ood_tasks
+            steps.append(
+                Step(
+                    f"eval: {fmt} seed {seed} on {split}"
+                    + (" (every checkpoint)" if all_ckpts else ""),
+                    out_dir,
+                    eval_step(run_dir, split, out_dir, all_ckpts, None),
+                    weight=tasks * (n_ckpts + 1 if all_ckpts else 1) * 0.03,
+                )
+            )
+    for split in ("test", "ood"):
+        out_dir = out / "eval" / f"base-{split}"
+        steps.append(
+            Step(
+                f"eval: base on {split}",
+                out_dir,
+                eval_step(base_dir, split, out_dir, False, "wo"),
+                weight=preset.eval_tasks * 0.03,
+            )
+        )
+
+    # 5. diagnostics over the final models (every seed of every format in one call)
+    finals = [str(r) for r in runs.values()]
+    diag = out / "diag"
+    common: dict[str, Any] = {"data": str(triples), "max_examples": preset.diag_examples}
+
+    def ppl() -> None:
+        from diagnostics.ppl import PplConfig, main
+
+        main(PplConfig(model=finals, out=str(diag / "ppl"), resume=True, **common))
+
+    def kl() -> None:
+        from diagnostics.kl import KlConfig, main
+
+        main(KlConfig(model=finals, out=str(diag / "kl"), save_tokens=True, resume=True, **common))
+
+    def valloss() -> None:
+        from diagnostics.valloss import ValLossConfig, main
+
+        main(
+            ValLossConfig(
+                run=finals,
+                out=str(diag / "valloss"),
+                data=str(triples),
+                max_examples=preset.diag_examples,
+                resume=True,
+            )
+        )
+
+    def attn() -> None:
+        from diagnostics.attn import AttnConfig, main
+
+        main(
+            AttnConfig(
+                model=finals,
+                out=str(diag / "attn"),
+                save_patterns=preset.attn_patterns,
+                attribution=preset.attribution,
+                resume=True,
+                **common,
+            )
+        )
+
+    n_models = len(finals)
+    steps += [
+        Step("ppl: conditional perplexity", diag / "ppl", ppl, weight=n_models * 2),
+        Step("kl: KL to base", diag / "kl", kl, weight=n_models * 3),
+        Step(
+            "valloss: loss and KL over checkpoints",
+            diag / "valloss",
+            valloss,
+            weight=n_models * n_ckpts * 2,
+        ),
+        Step("attn: span attention + attribution", diag / "attn", attn, weight=n_models * 4),
+    ]
+
+    for fmt in preset.ablate_formats:
+        if fmt not in preset.formats:
+            continue
+        for seed in range(min(preset.seeds, 1 if cfg.preset != "full" else preset.seeds)):
+            run_dir = runs[(fmt, seed)]
+            out_dir = out / "ablate" / f"{fmt}-s{seed}"
+
+            def ablate(run_dir: Path = run_dir, out_dir: Path = out_dir) -> None:
+                from diagnostics.ablate import AblateConfig, main
+
+                main(
+                    AblateConfig(
+                        run=str(run_dir),
+                        out=str(out_dir),
+                        variants=",".join(preset.ablate_variants),
+                        max_tasks=preset.eval_tasks,
+                        max_new_tokens=preset.max_new_tokens,
+                        max_steps=preset.ablate_steps,
+                        save_steps=preset.ablate_save_steps,
+                        resume=True,
+                    )
+                )
+
+            steps.append(
+                Step(
+                    f"ablate: {fmt} seed {seed} ({', '.join(preset.ablate_variants)})",
+                    out_dir,
+                    ablate,
+                    weight=len(preset.ablate_variants)
+                    * (preset.ablate_steps * 0.25 + preset.eval_tasks * 0.03 * 4),
+                )
+            )
+
+    # 6. the replication summary, 7. the report
+    def summary() -> None:
+        from reports.replication import ReplicationConfig, main
+
+        main(ReplicationConfig(runs=[str(out)], out=str(out / "summary")))
+
+    def report() -> None:
+        from reports.report import ReportConfig, main
+
+        main(ReportConfig(runs=[str(out)], out=str(out / "report")))
+
+    steps.append(Step("summary: replication table", out / "summary", summary, weight=2))
+    steps.append(Step("report: figures", out / "report", report, weight=10))
+    return steps, {"preset": asdict(preset), "base_cache": str(cached)}
+
+
+def main(cfg: DemoConfig) -> dict[str, Any]:
+    out = Path(cfg.out)
+    if cfg.overwrite and out.exists():
+        shutil.rmtree(out)
+    steps, info = plan(cfg)
+    prepare_out_dir(out, resume=True)  # a finished demo is re-checked step by step, not redone
+    manifest = Manifest("demo", out, config=cfg, seed=0)
+    progress = Progress(steps)
+    print(f"codecot demo ({cfg.preset}): {len(steps)} steps -> {out}", flush=True)
+    timings = progress.run()
+    wall = time.time() - progress.t0
+    manifest.finish(step_seconds=timings, wall_seconds=round(wall, 1), **info)
+    report = out / "report" / "report.html"
+    print(f"\ndemo finished in {_fmt_s(wall)}; report: {report}")
+    print(f"explore: diag app --runs {out}")
+    return {"report": str(report), "wall_seconds": wall, "steps": timings}
