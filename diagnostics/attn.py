@@ -688,6 +688,7 @@ def attn_summary(examples_frame: Any, opts: Any) -> Any:
     cot->code, code->cot, cot->prompt, code->prompt, plus `second->first` (code->cot in follow,
     cot->code in precede): CIs per model and paired tests between models. Pairs that are not
     visible in an example (causally zero) are left out."""
+    import numpy as np
     import pandas as pd
 
     from diagnostics.stats import summary_frame
@@ -697,22 +698,18 @@ def attn_summary(examples_frame: Any, opts: Any) -> Any:
     )
     if examples_frame.empty:
         return summary_frame([])
-    per_ex = (
-        examples_frame.groupby(["model", "label", "format", "seed", "example_id", "src", "dst"])[
-            "mass"
-        ]
-        .mean()
-        .reset_index()
-    )
+    keys = ["model", "label", "format", "seed", "example_id", "src", "dst"]
+    per_ex = examples_frame.groupby(keys, dropna=False)["mass"].mean().reset_index()
     wanted = {("cot", "code"), ("code", "cot"), ("cot", "prompt"), ("code", "prompt")}
-    direct = per_ex[[(s, d) in wanted for s, d in zip(per_ex["src"], per_ex["dst"])]].copy()
-    direct["metric_name"] = "attn:" + direct["src"] + "->" + direct["dst"]
-    second = per_ex[
-        [
-            second_first_pairs(f) == (s, d)
-            for f, s, d in zip(per_ex["format"], per_ex["src"], per_ex["dst"])
-        ]
+    direct = per_ex[
+        np.array([(s, d) in wanted for s, d in zip(per_ex["src"], per_ex["dst"])], dtype=bool)
     ].copy()
+    direct["metric_name"] = "attn:" + direct["src"] + "->" + direct["dst"]
+    is_second = [
+        second_first_pairs(f) == (s, d)
+        for f, s, d in zip(per_ex["format"], per_ex["src"], per_ex["dst"])
+    ]
+    second = per_ex[np.array(is_second, dtype=bool)].copy()
     second["metric_name"] = "attn:second->first"
     both = pd.concat([direct, second], ignore_index=True)
     return summary_frame(summary_rows(both, "mass", lambda f: f["metric_name"], opts))

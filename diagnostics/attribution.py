@@ -242,6 +242,7 @@ def attribution_summary(per_example: Any, opts: Any) -> Any:
     """summary_attribution: CIs per model and paired tests between models, per method and pair
     (metric `attribution:<method>:<src>-><dst>`), plus `first->second`: the response span written
     first driving the one written second (cot->code in follow, code->cot in precede)."""
+    import numpy as np
     import pandas as pd
 
     from diagnostics.attn import summary_rows
@@ -254,12 +255,11 @@ def attribution_summary(per_example: Any, opts: Any) -> Any:
         "attribution:" + frame["method"] + ":" + frame["src"] + "->" + frame["dst"]
     )
     first_second = {"follow": ("cot", "code"), "precede": ("code", "cot")}
-    second = frame[
-        [
-            first_second.get(f) == (s, d)
-            for f, s, d in zip(frame["format"], frame["src"], frame["dst"])
-        ]
-    ].copy()
+    is_first_second = [
+        first_second.get(f) == (s, d)
+        for f, s, d in zip(frame["format"], frame["src"], frame["dst"])
+    ]
+    second = frame[np.array(is_first_second, dtype=bool)].copy()
     second["metric_name"] = "attribution:" + second["method"] + ":first->second"
     both = pd.concat([frame, second], ignore_index=True)
     rows = []
