@@ -293,3 +293,32 @@ def test_attn_cli_bad_input_exits_2_and_writes_nothing(
         assert message in proc.stderr, (name, proc.stderr[-2000:])
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
         assert not out.exists(), name
+
+
+def test_attn_summary_pairs_models_on_examples_and_skips_invisible_pairs():
+    from diagnostics.attn import attn_summary
+    from diagnostics.stats import StatsOptions
+
+    rows = []
+    for model, fmt, seed, shift in (
+        ("follow-s0", "follow", None, 0.0),
+        ("precede-s0", "precede", None, 0.1),
+    ):
+        for i in range(6):
+            for src, dst, mass in (("code", "cot", 0.3 + 0.01 * i), ("cot", "code", 0.2 + shift)):
+                visible = (fmt, src) in {("follow", "code"), ("precede", "cot")}
+                rows.append(
+                    dict(model=model, label=model, format=fmt, seed=seed, step=None,
+                         example_id=f"e{i}", layer=0, src=src, dst=dst,
+                         mass=mass if visible else 0.0, visible=visible)
+                )  # fmt: skip
+    summary = attn_summary(pd.DataFrame(rows), StatsOptions(n_resamples=200))
+    by = summary.set_index(["metric", "a", "b"])
+    # code->cot exists only in follow, cot->code only in precede: no cross-model pair for them
+    assert ("attn:code->cot", "follow-s0", "") in by.index
+    assert ("attn:code->cot", "precede-s0", "") not in by.index
+    assert ("attn:code->cot", "follow-s0", "precede-s0") not in by.index
+    # second->first pairs follow's code->cot with precede's cot->code on the same examples
+    row = by.loc[("attn:second->first", "follow-s0", "precede-s0")]
+    assert row["n"] == 6
+    assert row["diff"] == pytest.approx(np.mean([0.3 + 0.01 * i for i in range(6)]) - 0.3)
