@@ -17,7 +17,8 @@ Frame helpers (tidy tables in, tidy tables out):
 Method (one choice each, all flags of `StatsOptions`):
 - Bootstrap: percentile intervals from `n_resamples` resamples of the examples with replacement,
   drawn with `numpy.random.default_rng(seed)` (deterministic), vectorised in blocks of at most
-  `_BLOCK_CELLS` index cells so memory stays bounded for any n.
+  `_BLOCK_CELLS` index cells so memory stays bounded for any n; each block is a count matrix
+  and a resample's mean is a row of `counts @ x / n` (reused by every group of the same size).
 - Paired: the unit is the example. A difference between two models (or formats) is the mean of
   per-example differences `d_i = a_i - b_i`; its interval resamples examples, keeping pairs
   together. Pairs with a NaN on either side are dropped (and `n` says how many were used).
@@ -45,6 +46,8 @@ import numpy as np
 TESTS = ("wilcoxon", "ttest")
 POOLING = ("average", "hierarchical")
 _BLOCK_CELLS = 4_000_000  # resample index cells per vectorised block (~32 MB of int64)
+_CACHE_CELLS = 8_000_000  # keep the last count matrices when they are at most this big (64 MB)
+_COUNTS_CACHE: dict[str, Any] = {}
 
 # the columns of every summary_*.parquet (docs/CONTRACTS.md)
 SUMMARY_COLUMNS = (
@@ -106,17 +109,30 @@ def _percentiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _resampled_means(x: np.ndarray, opts: StatsOptions) -> np.ndarray:
-    """[n_resamples] means of x resampled with replacement (vectorised, in blocks)."""
-    n = x.shape[0]
+def _count_blocks(n: int, opts: StatsOptions) -> list[np.ndarray]:
+    """Bootstrap resamples of n units as count matrices: blocks of [rows, n] float64, row r
+    holding how often each unit was drawn in resample r (rows sum to n over all blocks:
+    n_resamples). Drawn with `default_rng(seed)`; the last result is cached, so every group of
+    a summary table with the same n reuses the draws (then a mean is one matrix product)."""
+    key = (n, opts.n_resamples, opts.seed, _BLOCK_CELLS)
+    if _COUNTS_CACHE.get("key") == key:
+        return _COUNTS_CACHE["blocks"]
     rng = np.random.default_rng(opts.seed)
     block = max(1, _BLOCK_CELLS // n)
-    out = np.empty(opts.n_resamples, dtype=np.float64)
+    blocks = []
     for start in range(0, opts.n_resamples, block):
         rows = min(block, opts.n_resamples - start)
         idx = rng.integers(0, n, size=(rows, n))  # [rows, n]
-        out[start : start + rows] = x[idx].mean(axis=1)
-    return out
+        flat = (idx + np.arange(rows)[:, None] * n).ravel()
+        blocks.append(np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64))
+    if opts.n_resamples * n <= _CACHE_CELLS:
+        _COUNTS_CACHE.update(key=key, blocks=blocks)
+    return blocks
+
+
+def _resampled_sums(x: np.ndarray, opts: StatsOptions) -> np.ndarray:
+    """[n_resamples] sums of x over each resample (vectorised: count blocks @ x)."""
+    return np.concatenate([counts @ x for counts in _count_blocks(x.shape[0], opts)])
 
 
 def bootstrap_mean(values: Any, opts: StatsOptions | None = None) -> Estimate:
@@ -129,7 +145,7 @@ def bootstrap_mean(values: Any, opts: StatsOptions | None = None) -> Estimate:
     mean = float(x.mean())
     if x.size == 1:
         return Estimate(mean, mean, mean, 1)
-    low, high = _percentiles(_resampled_means(x, opts), opts.confidence)
+    low, high = _percentiles(_resampled_sums(x, opts) / x.size, opts.confidence)
     return Estimate(mean, low, high, int(x.size))
 
 
@@ -143,16 +159,9 @@ def bootstrap_ratio(num: Any, den: Any, opts: StatsOptions | None = None) -> Est
     ratio = float(num.sum() / den.sum())
     if num.size == 1:
         return Estimate(ratio, ratio, ratio, 1)
-    n = num.size
-    rng = np.random.default_rng(opts.seed)
-    block = max(1, _BLOCK_CELLS // n)
-    reps = np.empty(opts.n_resamples, dtype=np.float64)
-    for start in range(0, opts.n_resamples, block):
-        rows = min(block, opts.n_resamples - start)
-        idx = rng.integers(0, n, size=(rows, n))  # [rows, n]
-        reps[start : start + rows] = num[idx].sum(axis=1) / den[idx].sum(axis=1)
+    reps = _resampled_sums(num, opts) / _resampled_sums(den, opts)
     low, high = _percentiles(reps, opts.confidence)
-    return Estimate(ratio, low, high, int(n))
+    return Estimate(ratio, low, high, int(num.size))
 
 
 def _paired(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:

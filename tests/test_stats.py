@@ -79,7 +79,20 @@ def test_seeded_and_deterministic_and_block_size_does_not_matter(monkeypatch) ->
     assert stats.bootstrap_mean(x, StatsOptions(n_resamples=500, seed=4)) == first
     assert stats.bootstrap_mean(x, StatsOptions(n_resamples=500, seed=5)) != first
     monkeypatch.setattr(stats, "_BLOCK_CELLS", 700)  # 7 resamples a block, 500 % 7 != 0
-    assert stats.bootstrap_mean(x, StatsOptions(n_resamples=500, seed=4)) == first
+    small = stats.bootstrap_mean(x, StatsOptions(n_resamples=500, seed=4))
+    assert (small.mean, small.ci_low, small.ci_high) == pytest.approx(
+        (first.mean, first.ci_low, first.ci_high), rel=1e-12
+    )
+
+
+def test_count_matrix_bootstrap_equals_gathering_the_resampled_values() -> None:
+    """The vectorised path (count blocks @ x) against the textbook one (x[idx].mean)."""
+    x = np.random.default_rng(10).exponential(size=37)
+    opts = StatsOptions(n_resamples=300, seed=2)
+    idx = np.random.default_rng(2).integers(0, 37, size=(300, 37))  # the same draws
+    textbook = np.quantile(x[idx].mean(axis=1), [0.025, 0.975])
+    est = stats.bootstrap_mean(x, opts)
+    assert (est.ci_low, est.ci_high) == pytest.approx(tuple(textbook), rel=1e-12)
 
 
 def test_nan_pairs_are_dropped_and_counted() -> None:
