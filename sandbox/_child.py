@@ -26,6 +26,10 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 O_PATH = 0o10000000
+F_DUPFD = 0
+# RLIMIT_* numbers (Linux, all architectures we run on)
+RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_AS = 0, 1, 4, 6, 7, 9
+RLIM_INFINITY = -1  # as a signed long
 SIGKILL, SIGUSR1 = 9, 10
 KEYCTL_READ, KEY_SPEC_THREAD_KEYRING = 11, -1
 # (add_key, keyctl) syscall numbers per architecture
@@ -94,28 +98,37 @@ class _Libc:
         array = type("Chars", (self._array,), {"_type_": self._char, "_length_": n})
         return array()
 
+    def longs(self, *values):
+        array = type("Longs", (self._array,), {"_type_": self._long, "_length_": len(values)})
+        return array(*values)
+
 
 # ---------------------------------------------------------------------------------------------
 # P0
 
 
 def main():
-    res, ctl = int(sys.argv[1]), int(sys.argv[2])
-    import fcntl
-
-    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (res, ctl)]  # -> fds 3 and 4
-    os.close(res)
-    os.close(ctl)
-    os.dup2(high[0], RES)
+    fds = [int(a) for a in sys.argv[1:4]]  # result pipe, control pipe, network namespace
+    libc = _Libc()
+    high = [libc.call("fcntl", fd, F_DUPFD, 10) if fd >= 0 else -1 for fd in fds]
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+    os.dup2(high[0], RES)  # the pipes go to fds 3 and 4
     os.dup2(high[1], CTL)
     os.close(high[0])
     os.close(high[1])
+    netns_fd = high[2]
     if sys.flags.optimize or not sys.flags.isolated:
         _fail("interpreter flags: need -I and no -O")
     setup = _read_msg()
-    libc = _Libc()
     if setup["mode"] == "netns":
-        if libc.call("unshare", CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET) != 0:
+        # the harness's empty network namespace (shared: creating one per program costs more
+        # than the rest of the setup), then private mount and pid namespaces
+        if libc.call("setns", netns_fd, CLONE_NEWNET) != 0:
+            _fail(f"setns: errno {libc.errno()}")
+        os.close(netns_fd)
+        if libc.call("unshare", CLONE_NEWNS | CLONE_NEWPID) != 0:
             _fail(f"unshare: errno {libc.errno()}")
         pid = os.fork()
         if pid == 0:
@@ -362,9 +375,8 @@ def _guard(runner_frame, emit_line, emit_code, getframe, block_net):
     return guard
 
 
-def _rlimits(msg):
-    import resource
-
+def _rlimits(msg, libc):
+    """setrlimit through libc (importing `resource` costs more than the calls)."""
     lim = msg["limits"]
     with open("/proc/self/statm", "rb") as f:
         baseline = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -372,19 +384,22 @@ def _rlimits(msg):
     if msg["count_own_tasks"]:  # no private uid: the limit counts all of this uid's tasks
         nproc += _tasks_of(os.getuid())
     settings = (
-        (resource.RLIMIT_CORE, 0),
-        (resource.RLIMIT_NOFILE, lim["nofile"]),
-        (resource.RLIMIT_FSIZE, lim["fsize"]),
-        (resource.RLIMIT_CPU, lim["cpu"]),
-        (resource.RLIMIT_NPROC, nproc),
-        (resource.RLIMIT_AS, baseline + lim["as"]),
+        (RLIMIT_CORE, 0),
+        (RLIMIT_NOFILE, lim["nofile"]),
+        (RLIMIT_FSIZE, lim["fsize"]),
+        (RLIMIT_CPU, lim["cpu"]),
+        (RLIMIT_NPROC, nproc),
+        (RLIMIT_AS, baseline + lim["as"]),
     )
     for which, value in settings:
-        hard = value + 1 if which == resource.RLIMIT_CPU else value  # SIGXCPU first, then KILL
-        cur_hard = resource.getrlimit(which)[1]
-        if cur_hard != resource.RLIM_INFINITY and hard > cur_hard:  # unprivileged: cannot raise
-            hard = cur_hard
-        resource.setrlimit(which, (min(value, hard), hard))
+        hard = value + 1 if which == RLIMIT_CPU else value  # SIGXCPU first, then SIGKILL
+        if os.getuid() != 0:  # unprivileged: a hard limit can only go down
+            cur = libc.longs(0, 0)
+            libc.call("getrlimit", which, cur)
+            if cur[1] != RLIM_INFINITY and hard > cur[1]:
+                hard = cur[1]
+        if libc.call("setrlimit", which, libc.longs(min(value, hard), hard)) != 0:
+            raise OSError(libc.errno(), f"setrlimit({which})")
 
 
 def _tasks_of(uid):
@@ -443,7 +458,7 @@ def _run(msg, libc, block_net):
     os.environ.clear()
     os.environ.update(msg["env"])
     emit = _sentinel(libc, msg.pop("nonce"), write, exit_)
-    _rlimits(msg)
+    _rlimits(msg, libc)
     if msg["uid"] is not None and os.getuid() == 0:
         os.setgroups([])
         os.setresgid(msg["gid"], msg["gid"], msg["gid"])

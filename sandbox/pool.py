@@ -90,6 +90,37 @@ def _give_uid(uid: int | None) -> None:
 _payload_cache: dict[tuple[str, float], bytes] = {}
 
 
+NETNS_HOLDER = (
+    "import ctypes, sys\n"
+    "if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:\n"
+    "    sys.exit('unshare(CLONE_NEWNET): errno %d' % ctypes.get_errno())\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+_netns: dict[str, int] = {}
+_netns_lock = threading.Lock()
+
+
+def shared_netns(python: str) -> int:
+    """An fd of an empty network namespace (no interface up) that every program joins.
+
+    Made once per harness process by a throwaway child; the fd keeps it alive. One namespace for
+    all programs, instead of one each, saves a namespace creation and teardown per program; the
+    programs share nothing in it but the (down) loopback and abstract unix socket names.
+    """
+    with _netns_lock:
+        if python not in _netns:
+            proc = subprocess.Popen([python, "-I", "-S", "-c", NETNS_HOLDER], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+            assert proc.stdout is not None and proc.stdin is not None
+            if proc.stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"sandbox: no network namespace: {proc.communicate()[1]!r}")
+            _netns[python] = os.open(f"/proc/{proc.pid}/ns/net", os.O_RDONLY)
+            proc.stdin.close()
+            proc.wait()
+        return _netns[python]
+
+
 def _payload(python: str) -> bytes:
     """The child's code, length-prefixed: marshal for this interpreter, source for another."""
     key = (python, CHILD.stat().st_mtime)
@@ -144,6 +175,7 @@ class _Batch:
             setup["hide"] = world_writable_dirs()
         body = marshal.dumps(setup)
         self.setup = len(body).to_bytes(8, "little") + body
+        self.netns_fd = shared_netns(self.python) if self.mode == "netns" else None
         # every process of this batch carries this in its initial environment (/proc/PID/environ)
         self.tag = f"{os.getpid()}.{next(_batches)}"
         self.env = dict(ENV, CODECOT_SANDBOX=self.tag)
@@ -176,14 +208,15 @@ class _Batch:
         prog_r, prog_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w)]
+        netns = self.netns_fd if self.netns_fd is not None else -1
+        argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w), str(netns)]
         try:
             proc = subprocess.Popen(
                 argv,
                 stdin=prog_r,
                 stdout=out_w,
                 stderr=err_w,
-                pass_fds=(res_w, ctl_w),
+                pass_fds=(res_w, ctl_w) + ((netns,) if netns >= 0 else ()),
                 env=self.env,
                 cwd="/",
                 close_fds=True,
@@ -199,6 +232,13 @@ class _Batch:
             slot.data[name] = bytearray()
             slot.totals[name] = 0
             self.sel.register(fd, selectors.EVENT_READ, (slot, name))
+        try:  # readable when P0 exits: reap it without blocking the loop
+            pidfd = os.pidfd_open(proc.pid)
+        except (AttributeError, OSError):
+            pidfd = None
+        if pidfd is not None:
+            slot.streams[pidfd] = "exit"
+            self.sel.register(pidfd, selectors.EVENT_READ, (slot, "exit"))
         os.set_blocking(prog_w, False)
         self.slots.append(slot)
         self.send(slot, self.payload + self.setup)
@@ -422,6 +462,10 @@ class _Batch:
                     slot, name = key.data
                     if name == "prog":
                         self.flush(slot)
+                        continue
+                    if name == "exit":
+                        slot.proc.poll()
+                        self.close_stream(slot, key.fd)
                         continue
                     try:
                         chunk = os.read(key.fd, 65536)

