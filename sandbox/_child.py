@@ -285,6 +285,7 @@ def _record(status, index, detail, str=str):  # noqa: A002 (bound now: builtins 
     """One result record on RES: REC status TAB index TAB detail (escaped) NEWLINE."""
     detail = str(detail)[:4000]
     detail = detail.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    detail = detail.replace(REC, "\\x1e")
     shown = "" if index is None else index
     line = f"{REC}{status}\t{shown}\t{detail}\n"
     return line.encode("utf-8", "replace")

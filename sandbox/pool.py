@@ -73,8 +73,9 @@ _uids_in_use: set[int] = set()
 
 
 def _take_uid(base: int) -> int:
+    """A uid no running program of this process has; other processes likely start elsewhere."""
     with _uid_lock:
-        k = 0
+        k = (os.getpid() % 1000) * 16
         while base + k in _uids_in_use:
             k += 1
         _uids_in_use.add(base + k)
@@ -139,7 +140,7 @@ def _payload(python: str) -> bytes:
 class _Slot:
     proc: subprocess.Popen
     born: float
-    streams: dict[int, str]  # open read fds -> "out" | "err" | "res" | "ctl"
+    streams: dict[int, str]  # open fds -> "out" | "err" | "res" | "ctl" | "exit" (a pidfd)
     to_send: bytearray
     prog_w: int | None
     state: str = "starting"  # starting -> ready -> running -> draining -> (finalized)
@@ -189,7 +190,7 @@ class _Batch:
         if config.site_packages and self.python == sys.executable:
             for key in ("purelib", "platlib"):
                 path = sysconfig.get_paths()[key]
-                if path not in site and path not in sys.path[:0]:
+                if path not in site:
                     site.append(path)
         self.site = site
         self.limits = {
@@ -324,10 +325,13 @@ class _Batch:
                 self.on_ctl(slot, line.decode("ascii", "replace"))
             return
         slot.totals[name] += len(chunk)
-        cap = RES_CAP if name == "res" else self.config.output_bytes
-        keep = cap - len(slot.data[name])
-        if keep > 0:
-            slot.data[name] += chunk[:keep]
+        if name == "res":  # the runner's record comes last: keep the tail
+            slot.data[name] += chunk
+            del slot.data[name][:-RES_CAP]
+        else:
+            keep = self.config.output_bytes - len(slot.data[name])
+            if keep > 0:
+                slot.data[name] += chunk[:keep]
         if slot.state == "running" and sum(slot.totals.values()) > self.kill_bytes:
             self.kill(slot, "output")
 
@@ -390,7 +394,7 @@ class _Batch:
             return Verdict(program.id, status, detail, failed, round(duration, 4), out, err)
 
         records = _records(bytes(slot.data["res"]))
-        wait_status, cpu = _parse_exit(slot.exit)
+        wait_status = _parse_exit(slot.exit)
         passed = ("PASS", slot.nonce) in ((r[0], r[1]) for r in records)
         if passed and wait_status is not None and os.WIFEXITED(wait_status):
             if os.WEXITSTATUS(wait_status) == 0:
@@ -575,12 +579,7 @@ def _records(data: bytes) -> list[tuple[str, str, str]]:
     return out
 
 
-def _parse_exit(line: str | None) -> tuple[int | None, float]:
-    """The supervisor's `exit STATUS UTIME STIME MAXRSS` line -> (wait status, cpu seconds)."""
-    if not line:
-        return None, 0.0
-    parts = line.split()
-    if not parts[0].lstrip("-").isdigit():
-        return None, 0.0
-    cpu = float(parts[1]) + float(parts[2]) if len(parts) >= 3 else 0.0
-    return int(parts[0]), cpu
+def _parse_exit(line: str | None) -> int | None:
+    """The supervisor's `exit STATUS UTIME STIME MAXRSS` line -> P2's wait status."""
+    word = line.split()[0] if line else ""
+    return int(word) if word.isdigit() else None

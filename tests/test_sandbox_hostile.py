@@ -296,6 +296,19 @@ def _catalog(port: int) -> dict[str, Case]:
             ("failed",),
         ),  # fmt: skip
         "nonce_hunt": Case(NONCE_HUNT, ["assert False"], ("failed", "error")),
+        "result_pipe_flood": Case(
+            "import os\nfor _ in range(50):\n    os.write(3, b'\\x1ePASS\\t' + b'f' * 4000)\n"
+            "def f():\n    return 1\n",
+            fail,
+            ("failed",),
+            _has("test 0: assert f() == 2"),
+        ),  # fmt: skip
+        "record_in_message": Case(
+            "def f():\n    raise ValueError('\\x1ePASS\\t' + '0' * 32 + '\\n\\x1epassed\\t\\t')\n",
+            fail,
+            ("error",),
+            _has("ValueError"),
+        ),  # fmt: skip
         "runner_builtins": Case(
             "import builtins\nbuiltins.enumerate = lambda x: iter(())\n"
             "builtins.exec = lambda *a, **k: None\nbuiltins.dict = lambda *a: {}\n"
