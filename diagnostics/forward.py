@@ -96,7 +96,7 @@ class CausalScorer:
 
         with torch.inference_mode():
             if self.mode == "full":
-                return rows.float()
+                return rows.float().clone()  # callers may work in place
             z = self._head(rows).float()
             if self._scale is not None:
                 z = z * float(self._scale)
@@ -211,17 +211,14 @@ def score_batch(
             zb = base.logits(h_base[lo:hi]).to(z.device)  # [c, V_base] fp32
             lse_b = torch.logsumexp(zb, dim=-1)
             nll_base[lo:hi] = (lse_b - zb.gather(-1, y)[:, 0]).double().cpu()
-            lp = torch.log_softmax(z[:, :vocab], dim=-1)  # [c, V]
-            lq = torch.log_softmax(zb[:, :vocab], dim=-1)  # [c, V]
-            # mass the larger head puts beyond the common vocabulary
-            lse_v = torch.logsumexp(z[:, :vocab], -1) if z.shape[1] > vocab else None
-            lse_bv = torch.logsumexp(zb[:, :vocab], -1) if zb.shape[1] > vocab else None
-            out = torch.zeros(hi - lo, dtype=torch.float32, device=z.device)
-            if lse_v is not None:
-                out = torch.maximum(out, 1 - torch.exp(lse_v - lse))
-            if lse_bv is not None:
-                out = torch.maximum(out, 1 - torch.exp(lse_bv - lse_b))
-            dropped[lo:hi] = out.double().cpu()
+            # log-softmax over the common vocabulary (the full logsumexp when nothing is sliced)
+            lse_v = torch.logsumexp(z[:, :vocab], -1) if z.shape[1] > vocab else lse
+            lse_bv = torch.logsumexp(zb[:, :vocab], -1) if zb.shape[1] > vocab else lse_b
+            # mass the larger head puts beyond the common vocabulary (exactly 0 when unsliced)
+            out = torch.maximum(1 - torch.exp(lse_v - lse), 1 - torch.exp(lse_bv - lse_b))
+            dropped[lo:hi] = out.clamp_min_(0.0).double().cpu()
+            lp = z[:, :vocab].sub_(lse_v[:, None])  # [c, V] log p, in place of the logits
+            lq = zb[:, :vocab].sub_(lse_bv[:, None])  # [c, V] log q
             del z, zb
             if direction == "reverse":
                 lp, lq = lq, lp
