@@ -61,7 +61,9 @@ bench-sandbox: setup
 bench-synth: setup
 	$(BIN)/python bench/bench_synth.py
 
+# lm-eval is the baseline of part (b) only: installed here, not a project dependency.
 bench-diag: setup
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt lm-eval
 	$(BIN)/python bench/bench_diag.py
 
 clean:
