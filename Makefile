@@ -63,7 +63,7 @@ bench-synth: setup
 
 # lm-eval is the baseline of part (b) only: installed here, not a project dependency.
 bench-diag: setup
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt lm-eval
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt lm-eval==0.4.13
 	$(BIN)/python bench/bench_diag.py
 
 clean:
