@@ -167,7 +167,29 @@ def part_name(index: int, ref: ModelRef, *extra: str) -> str:
 def resolve_refs(paths: Sequence[str], what: str = "--model") -> list[ModelRef]:
     if not paths:
         raise InputError(f"{what}: give at least one model")
-    return [ModelRef.from_path(p, what) for p in paths]
+    return unique_labels([ModelRef.from_path(p, what) for p in paths])
+
+
+def unique_labels(refs: list[ModelRef]) -> list[ModelRef]:
+    """Models that would share a label and step (two runs both `follow-s0`, e.g. an ablation)
+    get their run folder's name appended, `follow-s0(runA)`, then their position if needed, so
+    tables and comparisons never merge two models."""
+
+    def key(r: ModelRef) -> tuple[str, Any]:
+        return (r.label, r.step)
+
+    for attempt in ("folder", "index"):
+        counts: dict[tuple[str, Any], int] = {}
+        for r in refs:
+            counts[key(r)] = counts.get(key(r), 0) + 1
+        clashing = [i for i, r in enumerate(refs) if counts[key(r)] > 1]
+        for i in clashing:
+            ref = refs[i]
+            if attempt == "folder":
+                ref.label = f"{ref.label}({(ref.run_dir or ref.path).name})"
+            else:
+                ref.label = f"{ref.label}#{i}"
+    return refs
 
 
 def condition(label: str, step: Any, score_format: str | None = None) -> str:

@@ -38,6 +38,7 @@ from diagnostics.scoring import (
     free,
     load_scorer,
     stats_options,
+    unique_labels,
 )
 from diagnostics.stats import bootstrap_ratio
 from synthesis.runfiles import InputError, Manifest, atomic_write_parquet, prepare_out_dir
@@ -166,7 +167,9 @@ def main(cfg: ValLossConfig) -> dict[str, Any]:
             raise InputError(f"--run {run}: no such directory")
         ckpts = run_checkpoints(run_dir)
         ref = ModelRef.from_path(ckpts[-1].path, "--run")
+        ref.step = None  # the run, not its last checkpoint, names the curve
         plan.append((i, ref, resolve_format(ref, cfg.format), ckpts))
+    unique_labels([ref for _, ref, _, _ in plan])
     base_ref, base_tok = prepare_base(cfg, [ref for _, ref, _, _ in plan])
     cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)
     for i, _, fmt, ckpts in plan:

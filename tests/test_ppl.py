@@ -178,3 +178,50 @@ def test_base_model_needs_a_format(tiny_base, triples_file, tmp_path) -> None:
     assert not (tmp_path / "x").exists()
     frame = _ppl(tmp_path, "b", model=[str(tiny_base)], data=str(triples_file), format="precede")
     assert set(frame["label"]) == {"base"} and frame["format"].isna().all()
+
+
+def test_pairwise_summary_pairs_conditions_and_pools_seeds() -> None:
+    from diagnostics.scoring import add_condition, pairwise_summary
+    from diagnostics.stats import StatsOptions, compare_pooled
+
+    rng = np.random.default_rng(0)
+    ids = [f"e{i}" for i in range(30)]
+    rows = []
+    for fmt, shift in (("follow", 0.0), ("precede", 0.5)):
+        for seed in (0, 1):
+            values = rng.normal(size=30) + shift + 0.1 * seed
+            for ex, v in zip(ids, values):
+                rows.append(dict(label=f"{fmt}-s{seed}", format=fmt, seed=seed, step=None,
+                                 score_format=fmt, example_id=ex, span="code", log_ppl=v))  # fmt: skip
+    frame = add_condition(pd.DataFrame(rows), with_score_format=True)
+    opts = StatsOptions(n_resamples=300)
+    out = pd.DataFrame(
+        pairwise_summary(
+            frame, value="log_ppl", spans=["code", "cot"], opts=opts, group_cols=["score_format"]
+        )  # fmt: skip
+    )
+    plain = out[~out.test.str.contains("pooled")]
+    assert len(plain) == 6 and set(plain.metric) == {"log_ppl:code"}  # 4 conditions, 6 pairs
+    pooled = out[out.test.str.contains("pooled")].iloc[0]
+    assert pooled.a == "follow[follow] (2 seeds)" and pooled.b == "precede[precede] (2 seeds)"
+    seeds = {
+        lab: frame[frame.label == lab].set_index("example_id").log_ppl.loc[sorted(ids)].to_numpy()
+        for lab in frame.label.unique()
+    }
+    direct = compare_pooled(
+        [seeds["follow-s0"], seeds["follow-s1"]],
+        [seeds["precede-s0"], seeds["precede-s1"]],
+        metric="log_ppl:code", name_a="a", name_b="b", opts=opts,
+    )  # fmt: skip
+    assert pooled["diff"] == pytest.approx(direct["diff"]) and pooled.n == 30
+    assert (pooled.ci_low, pooled.ci_high) == pytest.approx((direct["ci_low"], direct["ci_high"]))
+
+
+def test_models_sharing_a_label_are_told_apart(tiny_runs) -> None:
+    from diagnostics.scoring import resolve_refs
+
+    run = str(tiny_runs["follow"])
+    refs = resolve_refs([run, run, str(tiny_runs["precede"])])
+    assert [r.label for r in refs] == ["follow-s0(follow)#0", "follow-s0(follow)#1", "precede-s0"]
+    ckpt = resolve_refs([run, str(tiny_runs["follow"] / "checkpoint-4")])
+    assert [(r.label, r.step) for r in ckpt] == [("follow-s0", None), ("follow-s0", 4)]
