@@ -51,7 +51,8 @@ with st.sidebar:
     picked = st.multiselect("models", labels, default=labels, key="models")
     with st.expander(f"{len(rs_all.runs)} runs"):
         for run in rs_all.runs:
-            st.markdown(f"- `{run.name}` · {run.command} · {run.identity()['label']}")
+            note = f" (summarised by its {run.inside} run)" if run.summarised else ""
+            st.markdown(f"- `{run.name}` · {run.command} · {run.identity()['label']}{note}")
     for note in rs_all.notes:
         st.warning(note)
 rs = rs_all.subset(picked) if set(picked) != set(labels) else rs_all

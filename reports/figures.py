@@ -247,6 +247,10 @@ def _band(fig: Any, x: Any, low: Any, high: Any, color: str, group: str, **where
 def _pass1(rs: ResultSet) -> Any:
     frame = rs.table("pass_at_k")
     frame = frame[frame["k"] == 1]
+    # the same model evaluated twice on a bench (e.g. final/ alone and with --all-checkpoints):
+    # keep one row, from the first run by name
+    keys = [c for c in ("label", "step", "bench", "split", "group", "k") if c in frame.columns]
+    frame = frame.drop_duplicates(subset=keys, keep="first")
     if frame.empty:
         raise Skip("pass_at_k.parquet has no k=1 rows")
     return frame
@@ -966,6 +970,81 @@ def attribution(rs: ResultSet) -> Made:
     return Made(fig, caption, frame[cols].reset_index(drop=True), width, 460)
 
 
+@figure(
+    "gradnorm",
+    "gradient norm of the CoT and code losses, overall and per layer",
+    needs=("gradnorm",),
+)
+def gradnorm(rs: ResultSet) -> Made:
+    import pandas as pd
+    from plotly.subplots import make_subplots
+
+    from diagnostics.stats import mean_table
+
+    frame = final_rows(rs.table("gradnorm"))
+    frame = frame[frame["span"].isin(["cot", "code"])]
+    if frame.empty:
+        raise Skip("gradnorm.parquet has no cot/code spans")
+    overall = frame[frame["group"] == "all"]
+    layers = frame[frame["group"].astype(str).str.startswith("layer.")]
+    layers = layers.assign(layer=layers["group"].astype(str).str.split(".").str[1].astype(int))
+    means = mean_table(overall, value="grad_norm", by=["label", "span"], opts=_stats_opts())
+    labels = sort_labels(means["label"])
+    go = _go()
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=("‖∇θ L_span‖ (all parameters)", "per decoder layer"),
+        horizontal_spacing=0.12,
+    )
+    for span in ("cot", "code"):
+        sub = means[means["span"] == span].set_index("label").reindex(labels)
+        fig.add_trace(
+            go.Bar(
+                name=f"{span} span",
+                x=labels,
+                y=sub["mean"],
+                marker_color=SPAN_COLORS[span],
+                legendgroup=span,
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=(sub["ci_high"] - sub["mean"]).tolist(),
+                    arrayminus=(sub["mean"] - sub["ci_low"]).tolist(),
+                ),
+            ),
+            row=1,
+            col=1,
+        )
+    per_layer = layers.groupby(["label", "span", "layer"])["grad_norm"].mean().reset_index()
+    for (label, span), sub in per_layer.groupby(["label", "span"], sort=True):
+        sub = sub.sort_values("layer")
+        fig.add_trace(
+            go.Scatter(
+                x=sub["layer"],
+                y=sub["grad_norm"],
+                mode="lines+markers",
+                name=f"{label} ({span})",
+                line=dict(color=label_color(label), dash="dot" if span == "cot" else "dash"),
+            ),
+            row=1,
+            col=2,
+        )
+    fig.update_yaxes(title_text="gradient norm", col=1)
+    fig.update_xaxes(title_text="layer", dtick=1, row=1, col=2)
+    _layout(fig, "Gradient norm of each span's loss (95% CI)", 1100, 480, barmode="group")
+    caption = (
+        f"L2 norm of the gradient of the mean NLL over each span's tokens, per example, for "
+        f"{', '.join(labels)} (seeds {_seeds(frame)}; n examples {_join(means['n'])}; "
+        f"{run_inputs(rs, frame) or 'gradnorm runs'}): left, over all parameters (bars: mean, "
+        "95% bootstrap CI over examples); right, per decoder layer (dotted: CoT, dashed: code)."
+    )
+    data = pd.concat(
+        [means.assign(kind="overall"), per_layer.assign(kind="per_layer")], ignore_index=True
+    )
+    return Made(fig, caption, data, 1100, 480)
+
+
 # ---------------------------------------------------------------------------------------------
 # curves over training
 
@@ -991,6 +1070,8 @@ def _curve_fig(
                 continue
             color = label_color(gv) if group == "label" else palette[gi % len(palette)]
             dash = label_dash(gv, groups) if group == "label" else "solid"
+            if group == "variant" and gv == "none":  # the unablated run: the reference line
+                color, dash = "#333333", "dash"
             if {"ci_low", "ci_high"} <= set(sub.columns) and sub["ci_low"].notna().any():
                 _band(fig, sub[x], sub["ci_low"], sub["ci_high"], color, gv, row=1, col=c)
             fig.add_trace(

@@ -171,9 +171,10 @@ def _report_html(
     ]
     for run in rs.runs:
         tables = [t for t in TABLES if run.files(t)]
+        use = f"summarised by its {run.inside} run" if run.summarised else ", ".join(tables) or "–"
         parts.append(
             f"<tr><td><code>{esc(run.name)}</code></td><td>{esc(run.command)}</td>"
-            f"<td>{esc(run.identity()['label'])}</td><td>{esc(', '.join(tables))}</td></tr>"
+            f"<td>{esc(run.identity()['label'])}</td><td>{esc(use)}</td></tr>"
         )
     parts.append("</table>")
     parts.append("<h2>Contents</h2><ul>")
@@ -259,7 +260,7 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
             for name, made in made_figs.items():
                 (tmp / f"{name}.html").write_text(_figure_html(made, name), "utf-8")
                 (tmp / f"{name}.csv").write_text(
-                    made.data.to_csv(index=False, float_format="%.6g", lineterminator="\n"),
+                    made.data.to_csv(index=False, lineterminator="\n"),
                     "utf-8",
                 )
             (tmp / "report.html").write_text(

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,13 @@ TABLES: dict[str, TableSpec] = {
         "diag ablate --data triples.jsonl --format FORMAT --base BASE --out ablate/FORMAT",
         "ablation variant x checkpoint (pass@1 with a CI)",
     ),
+    "gradnorm": TableSpec(
+        "gradnorm.parquet",
+        "gradnorm",
+        "diag gradnorm --model runs/follow --model runs/precede --data triples.jsonl "
+        "--out runs/gradnorm",
+        "model x example x span x parameter group (gradient norm of the span's loss)",
+    ),
     "comparisons": TableSpec(
         "summary_*.parquet",
         "ppl/kl/eval",
@@ -136,6 +143,14 @@ class Run:
     command: str
     manifest: dict[str, Any] = field(repr=False, compare=False, hash=False)
     name: str = ""  # relative to the --runs root it was found under (for tables and captions)
+    inside: str | None = None  # command of the nearest run folder around this one, if any
+
+    @property
+    def summarised(self) -> bool:
+        """A step of a larger command whose own table summarises it: the retraining and
+        evaluation runs inside a `diag ablate` folder (ablate_curves.parquet holds their
+        numbers; read as ordinary runs they would repeat the unablated run's labels)."""
+        return self.inside == "ablate"
 
     @property
     def config(self) -> dict[str, Any]:
@@ -210,7 +225,17 @@ def find_runs(roots: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
             raise InputError(
                 f"--runs {root}: no finished run under it (a run folder holds manifest.json)"
             )
-    return sorted(runs.values(), key=lambda r: (r.name, str(r.path))), notes
+    found_runs = sorted(runs.values(), key=lambda r: (r.name, str(r.path)))
+    by_path = {r.path.resolve(): r for r in found_runs}
+    out = []
+    for run in found_runs:
+        inside = None
+        for parent in run.path.resolve().parents:
+            if parent in by_path:
+                inside = by_path[parent].command
+                break
+        out.append(replace(run, inside=inside))
+    return out, notes
 
 
 def _read_parquet(path: Path) -> Any:
@@ -236,9 +261,6 @@ class ResultSet:
         runs, notes = find_runs(roots)
         return cls(runs=runs, notes=notes)
 
-    def runs_with(self, table: str) -> list[Run]:
-        return [r for r in self.runs if r.files(table)]
-
     def has(self, table: str) -> bool:
         return not self.table(table).empty
 
@@ -252,6 +274,8 @@ class ResultSet:
             return self._tables[table]
         frames = []
         for run in self.runs:
+            if run.summarised:
+                continue
             for path in run.files(table):
                 frame = _read_parquet(path)
                 if frame.empty:

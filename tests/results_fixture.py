@@ -10,7 +10,8 @@ Under the results root (one folder per command, as a study would lay it out):
     eval-oracle                 diag eval --samples: the reference code of the test tasks, every
                                 fourth one broken on purpose, label `oracle`: a real sandboxed run
                                 whose pass@1 is known (not 0), so tables can be checked
-    ppl, kl (--save-tokens), valloss, attn (--save-patterns 2 --attribution)
+    ppl, kl (--save-tokens), valloss, attn (--save-patterns 2 --attribution), gradnorm
+    ablate-precede              diag ablate --variants signature (retrains and evaluates inside)
 The eval bench is the test triples with a difficulty (easy/medium/hard) added to each, so the
 by-difficulty table exists. Built once per session (memoised here: two test modules share it).
 """
@@ -86,6 +87,15 @@ def _oracle_samples(bench: Path, out: Path) -> dict[str, bool]:
     return expected
 
 
+def need(info: ResultInfo, *commands: str) -> None:
+    """Skip the calling test when a producer it reads is not built yet (said in the reason)."""
+    import pytest
+
+    gone = [c for c in commands if c in info.missing]
+    if gone:
+        pytest.skip("; ".join(info.missing[c] for c in gone))
+
+
 EVAL_RUNS = ("eval-follow", "eval-precede", "eval-oracle")
 
 
@@ -144,6 +154,14 @@ def build_result_set(
             ["attn", "--model", follow, "--model", precede, *data, "--save-patterns", "2",
              "--attribution", "--n-resamples", "500", "--out", str(results / "attn")],
         ],
+        "gradnorm": [
+            ["gradnorm", "--model", follow, "--model", precede, *data, "--max-examples", "4",
+             "--n-resamples", "500", "--out", str(results / "gradnorm")],
+        ],
+        "ablate": [
+            ["ablate", "--run", precede, "--variants", "signature", "--max-new-tokens", "48",
+             "--n-boot", "500", "--n-resamples", "500", "--out", str(results / "ablate-precede")],
+        ],
     }  # fmt: skip
     for command, calls in plan.items():
         if command not in have:
@@ -159,7 +177,5 @@ def build_result_set(
             "--label", "oracle", "--n-boot", "500", "--no-progress",
             "--out", str(results / "eval-oracle"),
         )  # fmt: skip
-    if "ablate" not in have:
-        info.missing["ablate"] = "diag ablate is not built yet"
     _BUILT[key] = info
     return info

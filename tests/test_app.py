@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import DIAG
-from results_fixture import build_result_set, final_pass_at_1
+from results_fixture import build_result_set, final_pass_at_1, need
 
 from app.data import ENV_RUNS, runs_from_argv
 from app.views import tokens_html
@@ -142,6 +142,7 @@ print("torch" in sys.modules)
 
 @pytest.mark.slow
 def test_overview_shows_the_pass_at_1_of_the_parquet(results, monkeypatch):
+    need(results, "eval", "ppl")
     at = app_test(results.roots, monkeypatch)
     shown = frame_with(at, "label", "pass_at_1", "n_tasks", "pass@1 [95% CI]")
     for label, want in final_pass_at_1(results).items():
@@ -178,6 +179,7 @@ def test_overview_shows_the_pass_at_1_of_the_parquet(results, monkeypatch):
 
 @pytest.mark.slow
 def test_example_browser_colors_tokens_from_kl_tokens(results, monkeypatch):
+    need(results, "kl")
     at = goto(app_test(results.roots, monkeypatch), "Examples")
     tokens = pd.read_parquet(results.results / "kl" / "kl_tokens.parquet")
     example = at.selectbox(key="example-id").value
@@ -214,6 +216,7 @@ def test_example_browser_colors_tokens_from_kl_tokens(results, monkeypatch):
 
 @pytest.mark.slow
 def test_attention_page_sliders_select_layer_and_head(results, monkeypatch):
+    need(results, "attn")
     at = goto(app_test(results.roots, monkeypatch), "Attention")
     attn = pd.read_parquet(results.results / "attn" / "attn.parquet")
     attn = attn[attn["visible"]]
@@ -243,6 +246,7 @@ def test_attention_page_sliders_select_layer_and_head(results, monkeypatch):
 
 @pytest.mark.slow
 def test_curves_page_draws_every_curve_it_has(results, monkeypatch):
+    need(results, "eval", "kl", "valloss")
     at = goto(app_test(results.roots, monkeypatch), "Curves")
     charts = at.get("plotly_chart")
     ids = " ".join(c.proto.id for c in charts)
@@ -330,5 +334,15 @@ def test_served_app_renders_in_headless_chromium(results, tmp_path):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
-    with socket.socket() as s:  # the server is gone: the port is free again
-        s.bind(("127.0.0.1", port))
+    # diag app and the streamlit server it started are both gone
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.killpg(server.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(server.pid, 0)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import DIAG
-from results_fixture import build_result_set, final_pass_at_1
+from results_fixture import build_result_set, final_pass_at_1, need
 
 from reports.figures import FIGURES
 from reports.report import CHROMIUM_HINT, ReportConfig, stable_svg
@@ -194,6 +194,7 @@ def test_report_writes_every_figure_with_nonblank_images(results, report_dir):
 
 @pytest.mark.slow
 def test_report_numbers_equal_the_result_files(results, report_dir):
+    need(results, "eval", "attn", "ppl", "ablate")
     # pass@1 table == pass_at_k.parquet (k=1, group all, last checkpoint / samples run)
     table = pd.read_csv(report_dir / "results_table.csv")
     for label, want in final_pass_at_1(results).items():
@@ -218,6 +219,13 @@ def test_report_numbers_equal_the_result_files(results, report_dir):
     for label, sub in own.groupby("label"):
         assert gaps.loc[label, "gap"] == pytest.approx(sub["log_ppl"].mean(), rel=1e-6)
         assert gaps.loc[label, "ci_low"] <= gaps.loc[label, "gap"] <= gaps.loc[label, "ci_high"]
+    # ablation curves == ablate_curves.parquet (its nested retraining/eval runs are not read
+    # as runs of their own: the training loss below would have twice the precede rows)
+    curves = pd.read_csv(report_dir / "ablation_curves.csv")
+    direct = pd.read_parquet(results.results / "ablate-precede" / "ablate_curves.parquet")
+    merged = curves.merge(direct, on=["variant", "step"], suffixes=("", "_direct"))
+    assert len(merged) == len(direct) == len(curves)
+    np.testing.assert_allclose(merged["pass_at_1"], merged["pass_at_1_direct"])
     # training loss == train_log.parquet
     loss = pd.read_csv(report_dir / "train_loss.csv")
     for fmt in ("follow", "precede"):
@@ -228,6 +236,7 @@ def test_report_numbers_equal_the_result_files(results, report_dir):
 
 @pytest.mark.slow
 def test_report_is_deterministic(results, report_dir, tmp_path):
+    need(results, "eval", "attn", "kl", "valloss")
     again = tmp_path / "again"
     args = [DIAG, "report", "--out", str(again)]
     for root in results.roots:
