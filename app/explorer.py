@@ -52,7 +52,8 @@ with st.sidebar:
     with st.expander(f"{len(rs_all.runs)} runs"):
         for run in rs_all.runs:
             note = f" (summarised by its {run.inside} run)" if run.summarised else ""
-            st.markdown(f"- `{run.name}` · {run.command} · {run.identity()['label']}{note}")
+            models = ", ".join(rs_all.run_labels(run)) or "–"
+            st.markdown(f"- `{run.name}` · {run.command} · {models}{note}")
     for note in rs_all.notes:
         st.warning(note)
 rs = rs_all.subset(picked) if set(picked) != set(labels) else rs_all

@@ -269,6 +269,7 @@ def render_examples(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
     )
     if not chosen:
         return
+    _completions(roots, fp, example, chosen)
     cols = st.columns(len(chosen))
     for col, label in zip(cols, chosen):
         sub = tokens[tokens["label"] == label]
@@ -279,6 +280,21 @@ def render_examples(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
                 st.info(f"no tokens of {example} for {label}")
                 continue
             st.html(tokens_html(sub, column, vmax, rgb))
+
+
+def _completions(roots: tuple[str, ...], fp: Any, example: str, labels: list[str]) -> None:
+    """What each model generated for this task (samples.parquet), when it was evaluated on it."""
+    samples = data.load_table(roots, fp, "samples")
+    if samples.empty:
+        return
+    sub = samples[(samples["task_id"].astype(str) == example) & samples["label"].isin(labels)]
+    if sub.empty:
+        return
+    with st.expander(f"generated completions for {example} ({len(sub)} samples)"):
+        for r in sub.sort_values(["label", "step", "sample"], na_position="last").itertuples():
+            step = "" if r.step is None or r.step != r.step else f" step {int(r.step)}"
+            st.markdown(f"**{r.label}{step}** · sample {r.sample} · `{r.status}`")
+            st.code(str(r.completion), language=None)
 
 
 def _example_numbers(rs: ResultSet, label: str, example: str) -> None:

@@ -168,13 +168,14 @@ def _report_html(
         f"<p>{len(made_figs)} figures from {len(rs.runs)} runs; "
         f"{len(skipped)} figures skipped (see the end).</p>",
         "<h2>Runs</h2><table class='runs'>",
+        "<tr><th>folder</th><th>command</th><th>models</th><th>tables</th></tr>",
     ]
     for run in rs.runs:
         tables = [t for t in TABLES if run.files(t)]
         use = f"summarised by its {run.inside} run" if run.summarised else ", ".join(tables) or "–"
         parts.append(
             f"<tr><td><code>{esc(run.name)}</code></td><td>{esc(run.command)}</td>"
-            f"<td>{esc(run.identity()['label'])}</td><td>{esc(use)}</td></tr>"
+            f"<td>{esc(', '.join(rs.run_labels(run)) or '–')}</td><td>{esc(use)}</td></tr>"
         )
     parts.append("</table>")
     parts.append("<h2>Contents</h2><ul>")

@@ -328,6 +328,14 @@ class ResultSet:
             frame = frame[frame["label"].astype(str).isin(keep)]
         return frame.reset_index(drop=True)
 
+    def run_labels(self, run: Run) -> list[str]:
+        """The model labels in the tables (read so far) that come from this run."""
+        found: set[str] = set()
+        for frame in self._tables.values():
+            if not frame.empty and {"run", "label"} <= set(frame.columns):
+                found.update(frame.loc[frame["run"] == run.name, "label"].dropna().astype(str))
+        return sort_labels(found)
+
     def labels(self) -> list[str]:
         """Every model label in the tables read so far (study order)."""
         found: set[str] = set()

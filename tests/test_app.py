@@ -200,6 +200,15 @@ def test_example_browser_colors_tokens_from_kl_tokens(results, monkeypatch):
         # the span order of the format: follow writes the CoT first, precede the code
         order = [body.index(f'data-span="{s}"') for s in ("cot", "code")]
         assert (order[0] < order[1]) == (label == "follow-s0")
+    # what each model generated for this task (samples.parquet of the eval runs)
+    samples = pd.concat(
+        pd.read_parquet(results.results / run / "samples.parquet")
+        for run in ("eval-follow", "eval-precede")
+    )
+    generated = samples[samples["task_id"] == example]
+    shown_code = [c.value for c in at.code]
+    assert len(shown_code) == len(generated) > 0
+    assert set(shown_code) == set(generated["completion"].astype(str))
     other = sorted(tokens["example_id"].unique())[1]
     at.selectbox(key="example-id").set_value(other).run()
     at.radio(key="shade").set_value("NLL").run()
