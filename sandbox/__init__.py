@@ -13,24 +13,30 @@ self-consistency filter and evaluation (pass@k). Design, per program:
 * A fresh interpreter: `python -I -S -B` (isolated: PYTHON* variables ignored, never -O, so
   asserts stay; the harness also compiles with optimize=0). Interpreters are pre-started and wait
   for their program, each used once (sandbox/pool.py); one selector loop drives them all.
-* Processes (sandbox/_child.py): P0 = that interpreter; it unshares network, mount and pid
-  namespaces and forks P1, pid 1 of the new pid namespace, which forks P2, the program. P2 starts
-  a new session, reads stdin from /dev/null, sets rlimits (address space relative to a fresh
-  interpreter, CPU seconds, tasks, file size, open files, no core files), switches to a private
-  uid (uid_base + slot), sets no_new_privs and non-dumpable, and runs the code then the tests.
-* Nothing left running: when P1 exits the kernel kills every process left in its pid namespace,
-  including children that escaped the process group (setsid, double fork) - they cannot leave
-  the namespace. On timeout the harness SIGKILLs P0 and P1 (P1 also has PDEATHSIG=SIGKILL).
-* No network: the namespace has no interface up (connect -> "Network is unreachable"; the host's
-  127.0.0.1 is another namespace's).
+* Processes (sandbox/_child.py): the harness starts each interpreter as pid 1 of a new pid
+  namespace (it unshares CLONE_NEWPID for the spawning thread only, then restores it). That
+  interpreter, the supervisor, joins an empty network namespace shared by all programs, takes a
+  private mount namespace, and forks the runner (pid 2) once the program arrives. The runner
+  starts a new session, reads stdin from /dev/null, sets rlimits (address space relative to a
+  fresh interpreter, CPU seconds, tasks, file size, open files, no core files), switches to a
+  private uid (uid_base + slot), sets no_new_privs and non-dumpable, and runs the code then the
+  tests. The supervisor reaps, reports the runner's wait status on a pipe the runner never holds,
+  and exits.
+* Nothing left running: when pid 1 of a namespace exits the kernel kills every process left in
+  it, including children that escaped the process group (setsid, double fork): they cannot leave
+  the namespace. On timeout the harness SIGKILLs the supervisor (which also has
+  PDEATHSIG=SIGKILL, should the harness die).
+* No network: the network namespace has no interface up (connect -> "Network is unreachable";
+  the host's 127.0.0.1 is another namespace's). It is made once per harness process and shared
+  by its programs, which could only meet there through abstract unix socket names.
 * No writes outside the temp dir: the private uid owns no file; /tmp is a fresh size-limited
   tmpfs owned by that uid (the cwd, HOME, TMPDIR) and the other world-writable directories are
   covered by empty read-only tmpfs, all in the program's own mount namespace. Directories that
   uid cannot traverse but the interpreter lives in (here /root/.pyenv) get an empty tmpfs with
   only the interpreter bound back. Reading other files is allowed.
 * Verdict by a positive sentinel: after the last test passes the runner writes this run's
-  128-bit nonce on a result pipe and exits; "passed" needs that nonce and a clean exit of P2
-  (its wait status comes from P1 on a pipe P2 never holds). The nonce travels to the child on its
+  128-bit nonce on a result pipe and exits; "passed" needs that nonce and a clean exit of the
+  runner (its wait status comes from the supervisor). The nonce travels to the child on its
   stdin pipe (never argv, environment or a file), then lives only in the main thread's kernel
   keyring: other threads, forked children and exec'd programs cannot read it, and an audit hook
   refuses every foreign-function lookup (ctypes) except by the runner after the last test. So

@@ -6,11 +6,12 @@ code (marshal), then a setup message; later, when a program is assigned, the pro
 Stdlib only and no heavy imports (not even ctypes: `_Libc` below): interpreter start-up is what
 limits the sandbox's throughput. See sandbox/__init__.py for the design. The roles:
 
-  P0  this interpreter. In "netns" mode: unshare(net, mount, pid), fork P1 and wait for it.
-      In "socket-block" mode P0 is the supervisor itself (and a child subreaper).
-  P1  supervisor (pid 1 of the new pid namespace in "netns" mode): private mounts, reads the
-      program, forks P2, reaps everything, reports P2's wait status on the trusted CTL pipe (fd 4,
-      which P2 never holds). When P1 exits the kernel kills whatever is left in its namespace.
+  P1  supervisor: this interpreter. In "netns" mode the harness started it as pid 1 of a new
+      pid namespace; it joins the shared empty network namespace and a private mount namespace.
+      In "socket-block" mode it is a child subreaper instead. It makes the private mounts, reads
+      the program, forks P2, reaps everything, and reports P2's wait status on the trusted CTL
+      pipe (fd 4, which P2 never holds). When pid 1 exits, the kernel kills whatever is left in
+      its namespace.
   P2  runner: new session, rlimits, drops to the sandbox uid, runs the code then the tests and
       writes one record on RES (fd 3). The pass record carries the run's nonce, which P2 keeps in
       its main thread's kernel keyring (see `_Sentinel`), not in Python memory.
@@ -104,7 +105,7 @@ class _Libc:
 
 
 # ---------------------------------------------------------------------------------------------
-# P0
+# P1
 
 
 def main():
@@ -123,32 +124,21 @@ def main():
         _fail("interpreter flags: need -I and no -O")
     setup = _read_msg()
     if setup["mode"] == "netns":
-        # the harness's empty network namespace (shared: creating one per program costs more
-        # than the rest of the setup), then private mount and pid namespaces
+        # The harness started us as pid 1 of a new pid namespace. Join its empty network
+        # namespace (shared: creating one per program costs more than the rest of the setup),
+        # then take a private mount namespace.
+        if os.getpid() != 1:
+            _fail(f"expected to be pid 1 of a new pid namespace, not {os.getpid()}")
+        libc.call("prctl", PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
         if libc.call("setns", netns_fd, CLONE_NEWNET) != 0:
             _fail(f"setns: errno {libc.errno()}")
         os.close(netns_fd)
-        if libc.call("unshare", CLONE_NEWNS | CLONE_NEWPID) != 0:
+        if libc.call("unshare", CLONE_NEWNS) != 0:
             _fail(f"unshare: errno {libc.errno()}")
-        pid = os.fork()
-        if pid == 0:
-            libc.call("prctl", PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
-            _supervise(libc, setup)
-        _ctl(b"pid %d\n" % pid)
-        for fd in (0, 1, 2, RES, CTL):
-            os.close(fd)
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            status = 0
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-    libc.call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    else:
+        libc.call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _ctl(b"pid %d\n" % os.getpid())
     _supervise(libc, setup)
-
-
-# ---------------------------------------------------------------------------------------------
-# P1
 
 
 def _mount(libc, src, target, fstype, flags, data=None):

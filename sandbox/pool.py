@@ -12,6 +12,7 @@ must close), and the batch deadline.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import marshal
 import os
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +124,27 @@ def shared_netns(python: str) -> int:
         return _netns[python]
 
 
+CLONE_NEWPID = 0x20000000
+_pidns: list = []
+
+
+def _pidns_handles():
+    """(libc via ctypes, an fd of this process's pid namespace), made once."""
+    with _netns_lock:
+        if not _pidns:
+            import ctypes
+
+            _pidns.append(ctypes.CDLL(None, use_errno=True))
+            _pidns.append(os.open("/proc/self/ns/pid", os.O_RDONLY))
+        return _pidns[0], _pidns[1]
+
+
+def ctypes_errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
+
+
 def _payload(python: str) -> bytes:
     """The child's code, length-prefixed: marshal for this interpreter, source for another."""
     key = (python, CHILD.stat().st_mtime)
@@ -186,6 +209,7 @@ class _Batch:
         self.pending: deque[int] = deque(range(len(programs)))
         self.kill_bytes = config.output_kill_mb * MiB
         self.startup_failures: list[str] = []
+        self.finished = 0  # programs with a verdict
         site: list[str] = []
         if config.site_packages and self.python == sys.executable:
             for key in ("purelib", "platlib"):
@@ -212,16 +236,17 @@ class _Batch:
         netns = self.netns_fd if self.netns_fd is not None else -1
         argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w), str(netns)]
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=prog_r,
-                stdout=out_w,
-                stderr=err_w,
-                pass_fds=(res_w, ctl_w) + ((netns,) if netns >= 0 else ()),
-                env=self.env,
-                cwd="/",
-                close_fds=True,
-            )
+            with self.new_pid_namespace():
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=prog_r,
+                    stdout=out_w,
+                    stderr=err_w,
+                    pass_fds=(res_w, ctl_w) + ((netns,) if netns >= 0 else ()),
+                    env=self.env,
+                    cwd="/",
+                    close_fds=True,
+                )
         finally:
             for fd in (res_w, ctl_w, prog_r, out_w, err_w):
                 os.close(fd)
@@ -233,7 +258,7 @@ class _Batch:
             slot.data[name] = bytearray()
             slot.totals[name] = 0
             self.sel.register(fd, selectors.EVENT_READ, (slot, name))
-        try:  # readable when P0 exits: reap it without blocking the loop
+        try:  # readable when the supervisor exits: reap it without blocking the loop
             pidfd = os.pidfd_open(proc.pid)
         except (AttributeError, OSError):
             pidfd = None
@@ -243,6 +268,26 @@ class _Batch:
         os.set_blocking(prog_w, False)
         self.slots.append(slot)
         self.send(slot, self.payload + self.setup)
+
+    @contextlib.contextmanager
+    def new_pid_namespace(self) -> Iterator[None]:
+        """In "netns" mode, the child started inside is pid 1 of a new pid namespace.
+
+        unshare(CLONE_NEWPID) changes only where this thread's next children go; the namespace
+        this thread's children get is restored right after (setns to our own), so nothing else
+        the calling program starts is affected.
+        """
+        if self.mode != "netns":
+            yield
+            return
+        libc, own = _pidns_handles()
+        if libc.unshare(CLONE_NEWPID) != 0:
+            raise RuntimeError(f"sandbox: unshare(CLONE_NEWPID): errno {ctypes_errno()}")
+        try:
+            yield
+        finally:
+            if libc.setns(own, CLONE_NEWPID) != 0:
+                raise RuntimeError(f"sandbox: cannot restore the pid namespace: {ctypes_errno()}")
 
     def send(self, slot: _Slot, data: bytes) -> None:
         if slot.prog_w is None:
@@ -380,6 +425,7 @@ class _Batch:
             return
         self.startup_failures.clear()
         self.results[slot.index] = self.verdict(slot)
+        self.finished += 1
 
     # -- verdicts ---------------------------------------------------------------------------
 
@@ -486,10 +532,9 @@ class _Batch:
                     raise RuntimeError(
                         "sandbox: interpreters fail to start: " + self.startup_failures[-1]
                     )
-                finished = sum(r is not None for r in self.results)
-                if bar is not None and finished > done:
-                    bar.update(finished - done)
-                done = finished
+                if bar is not None and self.finished > done:
+                    bar.update(self.finished - done)
+                done = self.finished
         finally:
             for slot in list(self.slots):
                 self.kill(slot, "retire" if slot.index is None else "deadline")
@@ -525,6 +570,7 @@ class _Batch:
             self.results[index] = Verdict(
                 program.id, "killed", "not run: batch deadline reached", None, 0.0, "", ""
             )
+            self.finished += 1
         self.pending.clear()
 
 
