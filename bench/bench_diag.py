@@ -27,6 +27,10 @@ Parts (a registry: adding a part is one decorated function, `@bench_part("x", "h
     runs its own forward pass (full logits) on the same ids, and vs the naive computation
     (both models' full logits, fp32 log_softmax, sum p*(log p - log q)). Also the RSS after
     loading alone. Target: diag kl peak / forward peak <= 1.2x.
+(d) peak memory (fresh subprocesses, VmHWM) of `diag attn` (attn.main, --backend hf and tl) on
+    one ~2k-token sequence through a random Llama (hidden 64, 4 layers, 8 heads, max position
+    4096) vs a process caching every layer's full pattern (`output_attentions=True`, eager).
+    Target: diag attn (hf) peak / output_attentions peak <= 0.8x.
 
 Timings take the best of --repeats runs (the machine is shared); the load average is printed
 beside them. Figures on a busy machine are indicative only: re-measure on an idle machine.
@@ -507,6 +511,106 @@ def part_c(ctx: Context) -> Outcome:
             + (f"; naive / forward: {res['naive']['peak_mb'] / res['forward']['peak_mb']:.2f}x"
                if "naive" in res else ""))  # fmt: skip
     out.check("c: kl/forward peak RSS", ratio, 1.2, higher_is_better=False)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) peak memory of diag attn at a long context (hooks) vs caching every layer's pattern
+
+
+@bench_part("d", "peak RSS of diag attn at 2k tokens vs output_attentions=True (target <= 0.8x)")
+def part_d(ctx: Context) -> Outcome:
+    """A random Llama (hidden 64, 4 layers, 8 heads, max position 4096; the tiny base's
+    tokenizer) and one `follow` triple of ~2048 tokens (`ctx.args.attn_tokens` if set). Fresh
+    subprocesses, peak = VmHWM of /proc/self/status (getrusage's maxrss keeps the parent's
+    high-water mark across fork+exec, which inflates small peaks): load only;
+    `output_attentions=True` with eager attention
+    (every layer's [heads, T, T] pattern kept, then reduced with the same span_masses); and
+    `diag attn` end to end (attn.main) with --backend hf and tl (hooks sum each layer)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from synthesis.schema import Triple, write_triples
+    from training.formats import encode
+    from training.modeling import load_tokenizer
+
+    child = (
+        "import json, resource, sys, time\n"
+        "kind, model_dir, data, out = sys.argv[1:5]\n"
+        "import torch\n"
+        "torch.set_grad_enabled(False)\n"
+        "from diagnostics.common import load_examples\n"
+        "from training.modeling import load_model, load_tokenizer\n"
+        "t0 = time.perf_counter()\n"
+        "if kind.startswith('attn-'):\n"
+        "    from diagnostics.attn import AttnConfig, main\n"
+        "    main(AttnConfig(model=[model_dir], data=data, split='all', format='follow', out=out,"
+        " batch_size=1, backend=kind[5:], dtype='fp32', device='cpu', n_resamples=100,"
+        " overwrite=True))\n"
+        "else:\n"
+        "    from diagnostics.attn import span_indicators, span_masses\n"
+        "    tok = load_tokenizer(model_dir)\n"
+        "    ex = load_examples(data, 'all', 'follow', tok)[0][0]\n"
+        "    model = load_model(model_dir, dtype='fp32', device='cpu', attn_implementation='eager')\n"
+        "    if kind == 'full':\n"
+        "        ids = torch.tensor([ex.input_ids])\n"
+        "        attentions = model(input_ids=ids, output_attentions=True).attentions\n"
+        "        assert len(attentions) == model.config.num_hidden_layers\n"
+        "        q_weight, k_ind, _ = span_indicators(torch.tensor([ex.span_ids]))\n"
+        "        masses = [span_masses(a, q_weight, k_ind) for a in attentions]\n"
+        "status = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+        "maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "print(json.dumps({'peak_mb': int(status) / 1024, 'maxrss_mb': maxrss,"
+        " 'seconds': time.perf_counter() - t0}))\n"
+    )
+    out = Outcome()
+    root = ctx.workdir / "longctx"
+    model_dir, data = root / "model", root / "triples.jsonl"
+    tok = load_tokenizer(ctx.runs()["base"])
+    cot = "".join(f"Step {i}: take item {i} and add it to the running total.\n" for i in range(60))
+    triple = Triple(id="long", problem="Sum many things.", cot=cot, code="", tests=["pass"])
+    lines: list[str] = []
+    n, want = 0, getattr(ctx.args, "attn_tokens", 2048)
+    while n < want:
+        lines.append(f"def f{len(lines)}(x):\n    return x * {len(lines)} + 7\n")
+        triple.code = "".join(lines)
+        n = len(encode(triple, "follow", tok))
+    if not data.exists():
+        torch.manual_seed(0)
+        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=176,
+                          num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8,
+                          max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
+                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+        LlamaForCausalLM(cfg).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+        write_triples(data, [triple])
+    layer_mb = 8 * n * n * 4 / 2**20
+    out.say(f"(d) random Llama, hidden 64, 4 layers, 8 heads; one `follow` sequence of {n} "
+            f"tokens; one layer's fp32 pattern {layer_mb:.0f} MiB, all layers "
+            f"{4 * layer_mb:.0f} MiB; {load_note()}")  # fmt: skip
+    what = {"load": "load the model (eager), no forward",
+            "full": "output_attentions=True: every layer's pattern kept",
+            "attn-hf": "diag attn --backend hf (hooks, summed per layer)",
+            "attn-tl": "diag attn --backend tl (TransformerBridge hooks)"}  # fmt: skip
+    res: dict[str, dict[str, float]] = {}
+    for kind in what:
+        cmd = [sys.executable, "-c", child, kind, str(model_dir), str(data),
+               str(ctx.workdir / f"out_d_{kind}")]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"(d) {kind} measurement failed:\n{done.stderr[-3000:]}")
+        res[kind] = json.loads(done.stdout.strip().splitlines()[-1])
+        over = res[kind]["peak_mb"] - res["load"]["peak_mb"]
+        out.say(f"    {what[kind]:<52} peak RSS {res[kind]['peak_mb']:6.0f} MiB "
+                f"(+{over:4.0f} over load)  ({res[kind]['seconds']:.1f} s)")  # fmt: skip
+    ratio = res["attn-hf"]["peak_mb"] / res["full"]["peak_mb"]
+    tl_ratio = res["attn-tl"]["peak_mb"] / res["full"]["peak_mb"]
+    above = (res["attn-hf"]["peak_mb"] - res["load"]["peak_mb"]) / max(
+        res["full"]["peak_mb"] - res["load"]["peak_mb"], 1e-9
+    )
+    out.say(f"    ratio diag attn / output_attentions peak: hf {ratio:.2f}x (target <= 0.8x), "
+            f"tl {tl_ratio:.2f}x; above-load ratio (hf) {above:.2f}x")  # fmt: skip
+    out.check("d: attn (hf) / full-pattern peak RSS", ratio, 0.8, higher_is_better=False)
     return out
 
 
