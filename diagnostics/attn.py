@@ -779,11 +779,13 @@ def run_parts(
     nothing behind. Returns the Manifest (folder prepared) and each model's info.
     """
     state: dict[str, Any] = {"manifest": None}
+    started = time.time()
 
     def ensure_out() -> None:
         if state["manifest"] is None:
             prepare_out_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
             state["manifest"] = Manifest(command, out, config=cfg)
+            state["manifest"].started = started  # wall time counts the models run before
 
     infos: dict[str, Any] = {}
     for plan in plans:
