@@ -55,7 +55,13 @@ from diagnostics.scoring import (
     stats_options,
 )
 from diagnostics.stats import mean_table, summary_frame
-from synthesis.runfiles import InputError, Manifest, atomic_write_parquet, prepare_out_dir
+from synthesis.runfiles import (
+    InputError,
+    Manifest,
+    atomic_write_parquet,
+    check_out_dir,
+    prepare_out_dir,
+)
 from training.formats import SPAN_NAMES
 
 KL_SPANS = ("prompt", "cot", "code", "response")
@@ -274,6 +280,7 @@ def main(cfg: KlConfig) -> dict[str, Any]:
     if cfg.direction not in DIRECTIONS:
         raise InputError(f"--direction {cfg.direction!r}: choose from {', '.join(DIRECTIONS)}")
     # Everything that can fail on bad input is checked before --out is touched.
+    check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)  # fail fast
     refs = resolve_refs(cfg.model)
     base_ref, base_tok = prepare_base(cfg, refs)
     cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)

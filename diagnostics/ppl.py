@@ -52,7 +52,7 @@ from diagnostics.scoring import (
     stats_options,
 )
 from diagnostics.stats import mean_table, summary_frame
-from synthesis.runfiles import Manifest, atomic_write_parquet, prepare_out_dir
+from synthesis.runfiles import Manifest, atomic_write_parquet, check_out_dir, prepare_out_dir
 from training.formats import check_format
 
 PPL_SPANS = ("cot", "code", "response")
@@ -163,6 +163,7 @@ def main(cfg: PplConfig) -> dict[str, Any]:
     if cfg.format:
         check_format(cfg.format)
     # Everything that can fail on bad input is checked before --out is touched.
+    check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)  # fail fast
     refs = resolve_refs(cfg.model)
     cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)
     plan = []  # (index, ref, tokenizer, [score formats])

@@ -41,7 +41,13 @@ from diagnostics.scoring import (
     unique_labels,
 )
 from diagnostics.stats import bootstrap_ratio
-from synthesis.runfiles import InputError, Manifest, atomic_write_parquet, prepare_out_dir
+from synthesis.runfiles import (
+    InputError,
+    Manifest,
+    atomic_write_parquet,
+    check_out_dir,
+    prepare_out_dir,
+)
 
 VALLOSS_SPANS = {"all": "response", "cot": "cot", "code": "code"}  # valloss name -> span
 VALLOSS_COLUMNS = (
@@ -160,6 +166,7 @@ def main(cfg: ValLossConfig) -> dict[str, Any]:
     if not cfg.run:
         raise InputError("--run: give at least one training run folder")
     # Everything that can fail on bad input is checked before --out is touched.
+    check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)  # fail fast
     plan = []  # (run index, run ref, format, checkpoints)
     for i, run in enumerate(cfg.run):
         run_dir = Path(run)
