@@ -203,9 +203,12 @@ def _pass1_difference(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
 # examples
 
 
-def tokens_html(tokens: Any, value: str, vmax: float, rgb: tuple[int, int, int]) -> str:
+def tokens_html(
+    tokens: Any, value: str, vmax: float, rgb: tuple[int, int, int], vmin: float = 0.0
+) -> str:
     """One model's tokens (rows ordered by pos; columns token, span, kl, nll) as HTML: each span
-    a bordered block with its name, each token shaded by `value` / vmax, hover for the numbers."""
+    a bordered block with its name, each token shaded by (`value` - vmin) / (vmax - vmin)
+    clipped to [0, 1], hover for the numbers."""
     r, g, b = rgb
     parts = ['<div class="cc-tokens">']
     current = None
@@ -224,7 +227,10 @@ def tokens_html(tokens: Any, value: str, vmax: float, rgb: tuple[int, int, int])
             )
             current = span
         v = getattr(row, value)
-        alpha = 0.0 if v is None or not math.isfinite(v) or vmax <= 0 else min(1.0, v / vmax)
+        if v is None or not math.isfinite(v) or vmax <= vmin:
+            alpha = 0.0
+        else:
+            alpha = min(1.0, max(0.0, (v - vmin) / (vmax - vmin)))
         kl = getattr(row, "kl", float("nan"))
         nll = getattr(row, "nll", float("nan"))
         tip = f"{row.token!r} · pos {row.pos} · KL {kl:.4f} · NLL {nll:.3f}"
@@ -261,11 +267,13 @@ def render_examples(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
     tokens = tokens[tokens["label"].isin(chosen)]
     column, rgb = TOKEN_VALUES[shade]
     values = tokens[column].to_numpy(dtype=float)
-    finite = values[[math.isfinite(v) for v in values]]
-    vmax = float(sorted(finite)[int(0.99 * (len(finite) - 1))]) if len(finite) else 0.0
+    finite = sorted(v for v in values if math.isfinite(v))
+    vmin = float(finite[int(0.01 * (len(finite) - 1))]) if finite else 0.0
+    vmax = float(finite[int(0.99 * (len(finite) - 1))]) if finite else 0.0
     st.caption(
-        f"Each token shaded by its {shade} (full color at {vmax:.3f}, the 99th percentile of "
-        "the tokens shown; hover a token for its values). Blocks mark the spans."
+        f"Each token shaded by its {shade}: white at {vmin:.3f}, full color at {vmax:.3f} (the "
+        "1st and 99th percentiles of the tokens shown, so differences stand out; hover a token "
+        "for its values). Blocks mark the spans."
     )
     if not chosen:
         return
@@ -279,7 +287,7 @@ def render_examples(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
             if sub.empty:
                 st.info(f"no tokens of {example} for {label}")
                 continue
-            st.html(tokens_html(sub, column, vmax, rgb))
+            st.html(tokens_html(sub, column, vmax, rgb, vmin=vmin))
 
 
 def _completions(roots: tuple[str, ...], fp: Any, example: str, labels: list[str]) -> None:

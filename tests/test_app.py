@@ -104,6 +104,9 @@ def test_tokens_html_marks_spans_and_shades_by_value():
     alphas = [float(x.split(")")[0]) for x in out.split("rgba(214,39,40,")[1:]]
     assert alphas == [0.0, 0.5, 1.0, 1.0]  # clipped at vmax
     assert "KL 0.5000 · NLL 2.000" in out and "↵" in out
+    shifted = tokens_html(tokens, "nll", vmax=3.0, rgb=(31, 119, 180), vmin=1.0)
+    alphas = [float(x.split(")")[0]) for x in shifted.split("rgba(31,119,180,")[1:]]
+    assert alphas == [0.0, 0.5, 1.0, 1.0]  # (nll - 1) / (3 - 1), clipped
 
 
 def test_missing_files_name_the_command(tiny_runs, monkeypatch):
@@ -117,6 +120,23 @@ def test_missing_files_name_the_command(tiny_runs, monkeypatch):
     goto(at, "Curves")
     assert len(at.get("plotly_chart")) == 1  # training loss: the one curve a train run has
     assert any("diag valloss --run runs/follow" in i.value for i in at.info)
+
+
+def test_diag_app_bad_input_exits_2(tiny_runs, tmp_path):
+    proc = subprocess.run(
+        [DIAG, "app", "--runs", str(tmp_path / "nope")], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "no such folder" in proc.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [DIAG, "app", "--runs", str(tiny_runs["follow"].parent), "--port", str(port)],
+            capture_output=True,
+            text=True,
+        )
+    assert proc.returncode == 2 and f"--port {port}: cannot listen" in proc.stderr
 
 
 def test_app_never_imports_torch(tiny_runs):
