@@ -109,36 +109,106 @@ class _Libc:
 
 
 def main():
-    fds = [int(a) for a in sys.argv[1:4]]  # result pipe, control pipe, network namespace
+    if sys.flags.optimize or not sys.flags.isolated:
+        os.write(2, b"sandbox: the interpreter needs -I and no -O\n")
+        os._exit(70)
     libc = _Libc()
+    if sys.argv[1] == "server":
+        _fork_server(libc, int(sys.argv[2]), int(sys.argv[3]))
+    fds = [int(a) for a in sys.argv[1:4]]  # result pipe, control pipe, network namespace
+    netns_fd = _place_fds(libc, [0, 1, 2] + fds)
+    _become_supervisor(libc, _read_msg(), netns_fd)
+
+
+def _place_fds(libc, fds):
+    """Move fds[0:5] to 0, 1, 2, RES, CTL (in any order of their numbers); return fds[5]'s."""
     high = [libc.call("fcntl", fd, F_DUPFD, 10) if fd >= 0 else -1 for fd in fds]
     for fd in fds:
-        if fd >= 0:
+        if fd > 2:
             os.close(fd)
-    os.dup2(high[0], RES)  # the pipes go to fds 3 and 4
-    os.dup2(high[1], CTL)
-    os.close(high[0])
-    os.close(high[1])
-    netns_fd = high[2]
-    if sys.flags.optimize or not sys.flags.isolated:
-        _fail("interpreter flags: need -I and no -O")
-    setup = _read_msg()
+    for target, fd in zip((0, 1, 2, RES, CTL), high):
+        os.dup2(fd, target)
+        os.close(fd)
+    return high[5] if len(high) > 5 else -1
+
+
+def _become_supervisor(libc, setup, netns_fd):
     if setup["mode"] == "netns":
-        # The harness started us as pid 1 of a new pid namespace. Join its empty network
-        # namespace (shared: creating one per program costs more than the rest of the setup),
-        # then take a private mount namespace.
+        # We were started (or forked) as pid 1 of a new pid namespace. Join the harness's empty
+        # network namespace (shared: creating one per program costs more than the rest of the
+        # setup) unless the fork server did already, then take a private mount namespace.
         if os.getpid() != 1:
             _fail(f"expected to be pid 1 of a new pid namespace, not {os.getpid()}")
         libc.call("prctl", PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
-        if libc.call("setns", netns_fd, CLONE_NEWNET) != 0:
-            _fail(f"setns: errno {libc.errno()}")
-        os.close(netns_fd)
+        if netns_fd >= 0:
+            if libc.call("setns", netns_fd, CLONE_NEWNET) != 0:
+                _fail(f"setns: errno {libc.errno()}")
+            os.close(netns_fd)
         if libc.call("unshare", CLONE_NEWNS) != 0:
             _fail(f"unshare: errno {libc.errno()}")
     else:
         libc.call("prctl", PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     _ctl(b"pid %d\n" % os.getpid())
     _supervise(libc, setup)
+
+
+def _fork_server(libc, sock_fd, netns_fd):
+    """SandboxConfig.fork_server: fork every supervisor of a batch from this interpreter.
+
+    This interpreter never runs a program: it pre-imports setup["preimport"], then for each
+    request on its socket (five fds: program pipe, stdout, stderr, RES, CTL) forks a child that
+    becomes a supervisor exactly as a freshly started interpreter would (in "netns" mode as pid 1
+    of a new pid namespace), and answers its pid.
+    """
+    import socket
+
+    setup = _read_msg()
+    if setup["mode"] == "netns":
+        if libc.call("setns", netns_fd, CLONE_NEWNET) != 0:
+            _fail(f"setns: errno {libc.errno()}")
+        os.close(netns_fd)
+    for name in setup["preimport"]:
+        try:
+            __import__(name)
+        except Exception:
+            pass
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+    os.close(0)
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        _reap(block=False)  # (reaped, not ignored: their CPU time then counts as ours)
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 16, 5)
+        except OSError:
+            break
+        if not msg or len(fds) != 5:
+            break
+        if setup["mode"] == "netns" and libc.call("unshare", CLONE_NEWPID) != 0:
+            pid = -libc.errno()
+        else:
+            pid = os.fork()
+            if setup["mode"] == "netns" and pid != 0:  # the next child gets a new one again
+                libc.call("setns", own_pidns, CLONE_NEWPID)
+        if pid == 0:
+            sock.close()
+            os.close(own_pidns)
+            _place_fds(libc, fds)
+            _become_supervisor(libc, setup, -1)
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(b"%d\n" % pid)
+    _reap(block=True)
+    os._exit(0)
+
+
+def _reap(block):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _mount(libc, src, target, fstype, flags, data=None):

@@ -161,13 +161,14 @@ def _payload(python: str) -> bytes:
 
 @dataclass
 class _Slot:
-    proc: subprocess.Popen
+    pid: int  # the supervisor
+    popen: subprocess.Popen | None  # when it is our child (not forked by the fork server)
     born: float
     streams: dict[int, str]  # open fds -> "out" | "err" | "res" | "ctl" | "exit" (a pidfd)
     to_send: bytearray
     prog_w: int | None
+    pidfd: int | None = None  # signals go through it: safe from pid reuse
     state: str = "starting"  # starting -> ready -> running -> draining -> (finalized)
-    sup_pid: int | None = None
     index: int | None = None
     nonce: str = ""
     started: float = 0.0
@@ -193,7 +194,7 @@ class _Batch:
         self.python = config.python or sys.executable
         self.payload = _payload(self.python)
         found = probe(config.python)
-        setup = {"mode": self.mode, "unhide": [], "hide": []}
+        setup = {"mode": self.mode, "unhide": [], "hide": [], "preimport": list(config.preimport)}
         if self.mode == "netns":
             setup["unhide"] = [[b, list(ps)] for b, ps in unhide_plan(found["paths"]).items()]
             setup["hide"] = world_writable_dirs()
@@ -224,6 +225,7 @@ class _Batch:
             "nproc": config.max_processes,
             "as": config.memory_mb * MiB,
         }
+        self.server = _ForkServer(self) if config.fork_server else None
 
     # -- slots ------------------------------------------------------------------------------
 
@@ -233,25 +235,31 @@ class _Batch:
         prog_r, prog_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        netns = self.netns_fd if self.netns_fd is not None else -1
-        argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w), str(netns)]
+        popen = None
         try:
-            with self.new_pid_namespace():
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=prog_r,
-                    stdout=out_w,
-                    stderr=err_w,
-                    pass_fds=(res_w, ctl_w) + ((netns,) if netns >= 0 else ()),
-                    env=self.env,
-                    cwd="/",
-                    close_fds=True,
-                )
+            if self.config.fork_server:
+                pid = self.server.fork([prog_r, out_w, err_w, res_w, ctl_w])
+            else:
+                netns = self.netns_fd if self.netns_fd is not None else -1
+                argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w),
+                        str(netns)]  # fmt: skip
+                with self.new_pid_namespace():
+                    popen = subprocess.Popen(
+                        argv,
+                        stdin=prog_r,
+                        stdout=out_w,
+                        stderr=err_w,
+                        pass_fds=(res_w, ctl_w) + ((netns,) if netns >= 0 else ()),
+                        env=self.env,
+                        cwd="/",
+                        close_fds=True,
+                    )
+                pid = popen.pid
         finally:
             for fd in (res_w, ctl_w, prog_r, out_w, err_w):
                 os.close(fd)
-        slot = _Slot(proc=proc, born=time.monotonic(), streams={}, to_send=bytearray(),
-                     prog_w=prog_w)  # fmt: skip
+        slot = _Slot(pid=pid, popen=popen, born=time.monotonic(), streams={},
+                     to_send=bytearray(), prog_w=prog_w)  # fmt: skip
         for fd, name in ((out_r, "out"), (err_r, "err"), (res_r, "res"), (ctl_r, "ctl")):
             os.set_blocking(fd, False)
             slot.streams[fd] = name
@@ -259,15 +267,17 @@ class _Batch:
             slot.totals[name] = 0
             self.sel.register(fd, selectors.EVENT_READ, (slot, name))
         try:  # readable when the supervisor exits: reap it without blocking the loop
-            pidfd = os.pidfd_open(proc.pid)
+            pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):
             pidfd = None
         if pidfd is not None:
+            slot.pidfd = pidfd
             slot.streams[pidfd] = "exit"
             self.sel.register(pidfd, selectors.EVENT_READ, (slot, "exit"))
         os.set_blocking(prog_w, False)
         self.slots.append(slot)
-        self.send(slot, self.payload + self.setup)
+        if not self.config.fork_server:  # a forked supervisor has its code and setup already
+            self.send(slot, self.payload + self.setup)
 
     @contextlib.contextmanager
     def new_pid_namespace(self) -> Iterator[None]:
@@ -354,12 +364,16 @@ class _Batch:
         if slot.state in ("running", "starting", "ready"):
             slot.state = "draining"
             slot.drain_until = time.monotonic() + self.config.drain_timeout_s
-        if self.mode == "netns" or reason == "drain":
-            targets = [slot.proc.pid] + ([slot.sup_pid] if slot.sup_pid else [])
-            for pid in targets:
-                _signal(pid, signal.SIGKILL)
-        else:  # the supervisor kills the program's group and sweeps its descendants, then exits
-            _signal(slot.proc.pid, signal.SIGUSR1)
+        # in "socket-block" mode the supervisor kills the program's group and sweeps its
+        # descendants, then exits; in "netns" mode killing it (pid 1) kills them all
+        sig = signal.SIGKILL if self.mode == "netns" or reason == "drain" else signal.SIGUSR1
+        if slot.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(slot.pidfd, sig)
+            except OSError:
+                pass
+        elif slot.popen is not None and slot.popen.returncode is None:
+            _signal(slot.pid, sig)
 
     def on_data(self, slot: _Slot, name: str, chunk: bytes) -> None:
         if name == "ctl":
@@ -382,9 +396,7 @@ class _Batch:
 
     def on_ctl(self, slot: _Slot, line: str) -> None:
         word, _, rest = line.partition(" ")
-        if word == "pid":
-            slot.sup_pid = int(rest)
-        elif word == "ready" and slot.state == "starting":
+        if word == "ready" and slot.state == "starting":
             slot.state = "ready"
         elif word == "exit":
             slot.exit = rest
@@ -398,6 +410,8 @@ class _Batch:
         self.sel.unregister(fd)
         os.close(fd)
         del slot.streams[fd]
+        if fd == slot.pidfd:
+            slot.pidfd = None
 
     def finalize(self, slot: _Slot) -> None:
         for fd in list(slot.streams):
@@ -407,11 +421,12 @@ class _Batch:
                 self.sel.unregister(slot.prog_w)
             os.close(slot.prog_w)
             slot.prog_w = None
-        try:
-            slot.proc.wait(timeout=self.config.drain_timeout_s)
-        except subprocess.TimeoutExpired:
-            slot.proc.kill()
-            slot.proc.wait()
+        if slot.popen is not None:
+            try:
+                slot.popen.wait(timeout=self.config.drain_timeout_s)
+            except subprocess.TimeoutExpired:
+                slot.popen.kill()
+                slot.popen.wait()
         self.slots.remove(slot)
         _give_uid(slot.uid)
         if slot.workdir is not None:
@@ -419,7 +434,8 @@ class _Batch:
         if slot.index is None:  # died before it got a program
             if slot.kill_reason == "retire":
                 return
-            reason = slot.failure or slot.kill_reason or f"exit code {slot.proc.returncode}"
+            code = slot.popen.returncode if slot.popen is not None else "?"
+            reason = slot.failure or slot.kill_reason or f"exit code {code}"
             err = bytes(slot.data["err"]).decode("utf-8", "replace").strip()[-2000:]
             self.startup_failures.append(reason + (f"\n{err}" if err else ""))
             return
@@ -514,7 +530,8 @@ class _Batch:
                         self.flush(slot)
                         continue
                     if name == "exit":
-                        slot.proc.poll()
+                        if slot.popen is not None:
+                            slot.popen.poll()
                         self.close_stream(slot, key.fd)
                         continue
                     try:
@@ -544,6 +561,8 @@ class _Batch:
                 except Exception:
                     pass
             self.sel.close()
+            if self.server is not None:
+                self.server.close()
             if bar is not None:
                 bar.close()
         return [r for r in self.results if r is not None]
@@ -572,6 +591,60 @@ class _Batch:
             )
             self.finished += 1
         self.pending.clear()
+
+
+class _ForkServer:
+    """SandboxConfig.fork_server: one pristine interpreter per batch forks every supervisor."""
+
+    def __init__(self, batch: _Batch) -> None:
+        import socket
+
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        netns = batch.netns_fd if batch.netns_fd is not None else -1
+        argv = [batch.python, "-I", "-S", "-B", "-c", STUB, "server", str(theirs.fileno()),
+                str(netns)]  # fmt: skip
+        self.popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            pass_fds=(theirs.fileno(),) + ((netns,) if netns >= 0 else ()),
+            env=batch.env,
+            cwd="/",
+            close_fds=True,
+        )
+        theirs.close()
+        assert self.popen.stdin is not None
+        self.popen.stdin.write(batch.payload + batch.setup)
+        self.popen.stdin.close()
+        self.replies = self.sock.makefile("rb")
+
+    def fork(self, fds: list[int]) -> int:
+        import socket
+
+        try:
+            socket.send_fds(self.sock, [b"f"], fds)
+            line = self.replies.readline()
+        except OSError:
+            line = b""
+        if not line.strip().lstrip(b"-").isdigit():
+            err = self.popen.stderr.read().decode(errors="replace") if self.popen.stderr else ""
+            raise RuntimeError(f"sandbox: the fork server died: {err.strip()[-2000:]}")
+        pid = int(line)
+        if pid < 0:
+            raise RuntimeError(f"sandbox: fork server: unshare(CLONE_NEWPID): errno {-pid}")
+        return pid
+
+    def close(self) -> None:
+        self.replies.close()
+        self.sock.close()
+        try:
+            self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+        if self.popen.stderr is not None:
+            self.popen.stderr.close()
 
 
 def run_batch(

@@ -95,6 +95,25 @@ def test_block_tests_name_the_failing_line() -> None:
     assert "in the tests, line 2" in error.detail
 
 
+def test_fork_server_matches_fresh_interpreters() -> None:
+    """Two code paths, same verdicts: a fresh interpreter per program, or forks of one."""
+    progs = [
+        Program("pass", ADD, ["assert add(1, 2) == 3"]),
+        Program("fail", ADD, ["assert add(1, 2) == 4"]),
+        Program("error", ADD, ["add(1, None)"]),
+        Program("exit0", "import os\nos._exit(0)\n", ["assert True"]),
+        Program("oom", "x = bytearray(10**12)\n", ["pass"]),
+        Program("typing", "from typing import List\nX: List[int] = [1]\n", ["assert X == [1]"]),
+    ]
+    fresh = run_programs(progs, CFG)
+    forked = run_programs(progs, SandboxConfig(timeout_s=5, fork_server=True))
+    assert [(v.status, v.detail, v.failed_test) for v in fresh] == [
+        (v.status, v.detail, v.failed_test) for v in forked
+    ]
+    assert [v.status for v in fresh] == ["passed", "failed", "error", "error", "oom", "passed"]
+    assert leftovers() == []
+
+
 def test_list_and_block_agree() -> None:
     """The same checks as a list of statements and as one block give the same verdicts."""
     cases = {
@@ -123,14 +142,15 @@ def test_tests_share_the_namespace() -> None:
     assert run_program(Program("ns", ADD, tests), CFG).status == "passed"
 
 
-def test_order_under_parallelism() -> None:
+@pytest.mark.parametrize("fork_server", [False, True])
+def test_order_under_parallelism(fork_server: bool) -> None:
     """Verdicts come back in input order although short programs finish first."""
     progs = []
     for i in range(24):
         delay = 0.3 if i % 4 == 0 else 0.0
         code = f"import time\ntime.sleep({delay})\nprint('{i}')\nVALUE = {i}\n"
         progs.append(Program(f"p{i}", code, [f"assert VALUE == {i if i % 3 else -1}"]))
-    got = run_programs(progs, CFG, workers=4)
+    got = run_programs(progs, SandboxConfig(timeout_s=5, fork_server=fork_server), workers=4)
     assert [v.id for v in got] == [f"p{i}" for i in range(24)]
     assert [v.stdout for v in got] == [f"{i}\n" for i in range(24)]
     assert [v.status for v in got] == ["passed" if i % 3 else "failed" for i in range(24)]
@@ -149,7 +169,8 @@ def test_run_program_equals_run_programs() -> None:
     assert one.duration_s > 0
 
 
-def test_fresh_interpreter_per_program() -> None:
+@pytest.mark.parametrize("fork_server", [False, True])
+def test_fresh_interpreter_per_program(fork_server: bool) -> None:
     """No state crosses programs: fresh process, fresh temp dir, -I, no -O, stdin empty."""
     probe_code = (
         "import os, sys, json\n"
@@ -161,7 +182,8 @@ def test_fresh_interpreter_per_program() -> None:
         "try:\n    input()\nexcept EOFError:\n    state['stdin'] = 'eof'\n"
         "print(json.dumps(state))\n"
     )
-    got = run_programs([Program(f"f{i}", probe_code, ["assert True"]) for i in range(4)], CFG)
+    cfg = SandboxConfig(timeout_s=5, fork_server=fork_server)
+    got = run_programs([Program(f"f{i}", probe_code, ["assert True"]) for i in range(4)], cfg)
     states = [json.loads(v.stdout) for v in got]
     assert all(v.status == "passed" for v in got)
     assert len({s["pid"] for s in states}) == 4 or isolation_mode() == "netns"

@@ -3,9 +3,9 @@ is written outside the program's temp dir, and nothing forges a pass.
 
 Run: .venv/bin/pytest -q tests/test_sandbox_hostile.py
 
-The catalog runs as one parallel batch per isolation mode ("netns", what root gets here, and
-"socket-block", what a machine without namespaces gets; as root that mode still uses a private
-uid). Each program has its own test on the batch's verdicts; the batch-wide tests check the
+The catalog runs as one parallel batch per isolation mode ("netns", what root gets here;
+"socket-block", what a machine without namespaces gets, as root still with a private uid; and
+"netns" with SandboxConfig.fork_server). Each program has its own test on the batch's verdicts; the batch-wide tests check the
 process table (/proc scan) and the file system after it.
 """
 
@@ -446,12 +446,14 @@ def _catalog(port: int) -> dict[str, Case]:
     }
 
 
-MODES = ["netns", "socket-block"]
+MODES = ["netns", "socket-block", "fork-server"]
 
 
 def _config(mode: str) -> SandboxConfig:
     if mode == "netns":
         return SandboxConfig(timeout_s=3, uid_base=UID_BASE)
+    if mode == "fork-server":  # netns isolation, programs forked from one pristine interpreter
+        return SandboxConfig(timeout_s=3, uid_base=UID_BASE, fork_server=True)
     return SandboxConfig(timeout_s=3, uid_base=UID_BASE, isolation="socket-block",
                          python=SYSTEM_PY)  # fmt: skip
 
@@ -461,7 +463,7 @@ def _skip_reason(mode: str) -> str | None:
         return (
             "these checks switch uids and modes: run as root (the non-root run is in test_sandbox)"
         )
-    if mode == "netns" and not probe()["netns"]:
+    if mode in ("netns", "fork-server") and not probe()["netns"]:
         return "no namespaces here"
     if mode == "socket-block" and not os.path.exists(SYSTEM_PY):
         return "needs an interpreter readable by all users (/usr/bin/python3)"
@@ -523,7 +525,7 @@ def test_nothing_left_running(batch) -> None:
 def test_nothing_written_outside_the_temp_dir(batch) -> None:
     v = batch["verdicts"]["write_outside"]
     tried_ok = set(eval(v.stdout.strip()))  # the directories the program says it wrote to
-    if batch["mode"] == "netns":
+    if batch["mode"] != "socket-block":
         # /tmp is the program's own tmpfs: its write landed there, not in the host's /tmp
         assert tried_ok == {"/tmp"}
         assert batch["written"] == []
@@ -537,7 +539,7 @@ def test_no_connection_reached_the_host(batch) -> None:
     assert not batch["connected"]
     for name in ("net_localhost", "net_outside", "net_udp_dns", "net_resolve"):
         detail = batch["verdicts"][name].detail
-        if batch["mode"] == "netns":
+        if batch["mode"] != "socket-block":
             assert (
                 "Network is unreachable" in detail
                 or "Name or service" in detail
