@@ -190,10 +190,13 @@ def _fork_server(libc, sock_fd, netns_fd):
             if setup["mode"] == "netns" and pid != 0:  # the next child gets a new one again
                 libc.call("setns", own_pidns, CLONE_NEWPID)
         if pid == 0:
-            sock.close()
-            os.close(own_pidns)
-            _place_fds(libc, fds)
-            _become_supervisor(libc, setup, -1)
+            try:
+                sock.close()
+                os.close(own_pidns)
+                _place_fds(libc, fds)
+                _become_supervisor(libc, setup, -1)
+            finally:  # never back into this loop
+                os._exit(70)
         for fd in fds:
             os.close(fd)
         sock.sendall(b"%d\n" % pid)

@@ -161,7 +161,7 @@ def test_run_program_equals_run_programs() -> None:
     prog = Program("same", ADD + "print('out'); import sys; print('err', file=sys.stderr)\n",
                    ["assert add(2, 2) == 5"])  # fmt: skip
     one = run_program(prog, CFG)
-    many = run_programs([prog, prog], CFG, workers=2)
+    many = run_programs([prog, prog], CFG, workers=2, progress=True)
     for v in many:
         assert (v.status, v.detail, v.failed_test, v.stdout, v.stderr) == (
             one.status, one.detail, one.failed_test, one.stdout, one.stderr)  # fmt: skip
