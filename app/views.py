@@ -67,6 +67,7 @@ def show_figure(rs: ResultSet, name: str, key: str | None = None) -> Any:
 def _pass1_frame(rs: ResultSet) -> Any:
     made = FIGURES["results_table"].func(rs)
     frame = made.data.copy()
+    frame["bench"] = frame["bench"].map(bench_name)
     frame["pass@1 [95% CI]"] = [
         fmt_ci(m, lo, hi)
         for m, lo, hi in zip(frame["pass_at_1"], frame["ci_low"], frame["ci_high"])
