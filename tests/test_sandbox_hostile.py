@@ -485,7 +485,7 @@ def batch(request: pytest.FixtureRequest):
     cases = _catalog(server.getsockname()[1])
     programs = [Program(name, c.code, c.tests) for name, c in cases.items()]
     verdicts = run_programs(programs, _config(mode), workers=4)
-    left = leftovers(uids=range(UID_BASE, UID_BASE + 1000))
+    left = leftovers(uids=range(UID_BASE, UID_BASE + 17_000))
     written = [d for d in WRITE_DIRS if os.path.exists(os.path.join(d, TOKEN))]
     for d in written:
         os.unlink(os.path.join(d, TOKEN))
