@@ -709,24 +709,8 @@ def kl_valloss(rs: ResultSet) -> Made:
         fig.update_yaxes(title_text="loss (nats/token)", row=1, col=2)
         fig.update_yaxes(title_text="KL (nats/token)", row=2, col=2)
         fig.update_xaxes(title_text="training step", row=2, col=2)
-        cols = [
-            c
-            for c in (
-                "label",
-                "step",
-                "loss_tokens_seen",
-                "span",
-                "loss",
-                "loss_ci_low",
-                "loss_ci_high",
-                "kl_to_base",
-                "kl_ci_low",
-                "kl_ci_high",
-                "n_examples",
-            )  # fmt: skip
-            if c in vl
-        ]
-        parts.append(vl[cols].assign(panel="valloss"))
+        drawn = vl.drop(columns=["run", "command", "checkpoint"], errors="ignore")
+        parts.append(drawn.assign(panel="valloss"))
         captions.append(
             f"Right: validation loss (solid: all response tokens; dotted: CoT; dashed: code) and "
             f"mean KL to base at each saved checkpoint (step 0: the base) of {', '.join(labels)} "
