@@ -100,6 +100,7 @@ def render_overview(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
         if FIGURES["difficulty_table"].missing(rs) == []:
             try:
                 diff = FIGURES["difficulty_table"].func(rs).data
+                diff["bench"] = diff["bench"].map(bench_name)
                 st.markdown("**By difficulty**")
                 st.dataframe(diff, hide_index=True, key="difficulty-table")
             except Skip:
