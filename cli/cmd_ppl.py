@@ -27,7 +27,7 @@ COMMON_OPTIONS: dict[str, tuple[Any, str]] = {
     "max_len": (int, "Skip (and count) examples longer than this many tokens."),
     "dtype": (str, "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16."),
     "device": (str, "cpu | cuda | cuda:N (default: cuda if present)."),
-    "chunk_tokens": (int, "Positions per log-softmax chunk (0 = auto: <= 64 MiB fp32 a chunk)."),
+    "chunk_tokens": (int, "Positions per vocab chunk (0 = auto: ~2 MiB fp32 on CPU, 256 MiB GPU)."),
     "bootstrap": (int, "Bootstrap resamples for every confidence interval."),
     "confidence": (float, "Confidence level of the intervals."),
     "test": (str, "Paired test: wilcoxon (signed-rank) | ttest (paired t)."),

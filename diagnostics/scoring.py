@@ -42,7 +42,7 @@ class ScoringOptions:
     max_len: int | None = None  # skip (and count) longer examples
     dtype: str = "auto"  # auto: fp32 on CPU, bf16 on GPU
     device: str | None = None  # default: cuda if available
-    chunk_tokens: int = 0  # rows per log-softmax chunk (0: auto, <= 64 MiB fp32 per chunk)
+    chunk_tokens: int = 0  # rows per log-softmax chunk (0: auto, ~2 MiB CPU / 256 MiB GPU)
     bootstrap: int = 10_000  # bootstrap resamples for every CI
     confidence: float = 0.95
     test: str = "wilcoxon"  # paired test: wilcoxon | ttest
