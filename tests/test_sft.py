@@ -60,6 +60,11 @@ def test_train_cli_writes_loadable_model_and_checkpoints(tiny_base, triples_file
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["config"]["format"] == "precede"
     assert manifest["result"]["steps"] == 20 and manifest["git_revision"] is not None
+    import pandas as pd
+
+    log = pd.read_parquet(out / "train_log.parquet")
+    assert {"step", "loss", "learning_rate", "loss_tokens_seen"} <= set(log.columns)
+    assert log["loss_tokens_seen"].is_monotonic_increasing and log["step"].max() == 20
     stats = json.loads((out / "data_stats.json").read_text())
     assert stats["split"] == "train" and stats["n_encoded"] == 24  # 3 of every 5 are train
 

@@ -160,10 +160,6 @@ def _make_trainer_classes() -> tuple[type, type]:
         def state(self) -> dict[str, Any]:
             return {"args": {}, "attributes": {"loss_tokens_seen": self.loss_tokens_seen}}
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            if logs is not None:
-                logs["loss_tokens_seen"] = self.loss_tokens_seen
-
         def on_save(self, args, state, control, **kwargs):  # noqa: ANN001
             if not state.is_world_process_zero or self.run_dir is None:
                 return
@@ -190,6 +186,10 @@ def _make_trainer_classes() -> tuple[type, type]:
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
+
+        def log(self, logs, *args, **kwargs):  # noqa: ANN001
+            logs["loss_tokens_seen"] = self.token_counter.loss_tokens_seen  # into log_history
+            return super().log(logs, *args, **kwargs)
 
     del torch
     return CodecotTrainer, TokenCounter
