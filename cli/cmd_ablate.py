@@ -17,6 +17,10 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option(..., help="Run folder to write."),
         variants: str = typer.Option(C.variants, help=f"Comma-separated transforms. {describe()}."),
         data: str = typer.Option(None, help="The run's training data, if it moved."),
+        max_steps: int = typer.Option(
+            None, help="Smaller budget than the run's (then 'none' is retrained at it too)."
+        ),
+        save_steps: int = typer.Option(None, help="Checkpoint interval at that budget."),
         transform_seed: int = typer.Option(C.transform_seed, help="Seed of random transforms."),
         verify: bool = typer.Option(
             C.verify, help="Sandbox each solution's tests before/after a transform."

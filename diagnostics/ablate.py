@@ -64,6 +64,8 @@ class AblateConfig:
     Eval:     bench (default jsonl:<the run's data>), bench_file, split, max_tasks, n_samples,
               temperature, max_new_tokens, eval_batch_size, eval_seed, timeout_s, workers,
               dtype, device, n_boot
+    Budget:   max_steps, save_steps (None: the run's own). A smaller budget retrains the
+              unablated data too (variant `none`), so every curve shares one budget
     Stats:    n_resamples, confidence, test
     Run:      out, resume, overwrite
     """
@@ -71,6 +73,8 @@ class AblateConfig:
     run: str
     out: str
     variants: str = "signature,comments"
+    max_steps: int | None = None
+    save_steps: int | None = None
     data: str | None = None
     transform_seed: int = 0
     verify: bool = True
@@ -370,8 +374,19 @@ def main(cfg: AblateConfig) -> dict[str, Any]:
     fmt = run["format"]
     verify_cache: dict[str, bool] = {}
     info: dict[str, Any] = {}
+    overrides = (("max_steps", cfg.max_steps), ("save_steps", cfg.save_steps))
+    budget = {k: v for k, v in overrides if v is not None and v != run["config"].get(k)}
+    train_config = {**run["config"], **budget}
+    none_model = run["dir"]
+    if budget:  # a different budget: the unablated data are retrained at it too
+        none_data = out / NONE / "triples.jsonl"
+        if not _finished(out / NONE / "run"):
+            write_triples(none_data, triples)
+        with manifest.timed("train none"):
+            retrain(train_config, none_data, out / NONE / "run")
+        none_model = out / NONE / "run"
     with manifest.timed("eval none"):
-        evaluate(cfg, run["dir"], out / NONE / "eval", label, fmt)
+        evaluate(cfg, none_model, out / NONE / "eval", label, fmt)
     for name in variants:
         vdir = out / "variants" / name
         data = vdir / "triples.jsonl"
@@ -391,7 +406,7 @@ def main(cfg: AblateConfig) -> dict[str, Any]:
                     )
             atomic_write_json(vdir / "transform.json", record)
             with manifest.timed(f"train {name}"):
-                retrain(run["config"], data, vdir / "run")
+                retrain(train_config, data, vdir / "run")
             with manifest.timed(f"eval {name}"):
                 evaluate(cfg, vdir / "run", vdir / "eval", label, fmt)
         info[name] = json.loads((vdir / "transform.json").read_text(encoding="utf-8"))
@@ -415,6 +430,11 @@ def main(cfg: AblateConfig) -> dict[str, Any]:
         "bench": cfg.bench,
         "split": cfg.split,
         "variants": info,
+        "budget": {
+            "max_steps": train_config.get("max_steps"),
+            "save_steps": train_config.get("save_steps"),
+            "run_max_steps": run["config"].get("max_steps"),
+        },
         "final_pass_at_1": {k: (None if math.isnan(v) else v) for k, v in final.items()},
         "outputs": ["ablate_curves.parquet", "summary_ablate.parquet"],
     }
