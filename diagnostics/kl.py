@@ -37,7 +37,6 @@ import numpy as np
 from diagnostics.common import ModelRef, check_same_tokenizer, resolve_format
 from diagnostics.forward import (
     DIRECTIONS,
-    REPORT_SPANS,
     common_vocab,
     score_examples,
     span_mask,
@@ -200,26 +199,34 @@ def token_texts(token_ids: np.ndarray, tokenizer: Any) -> list[str]:
     return [table[t] for t in token_ids.tolist()]
 
 
-def summarize(frame: Any, tokens: Any, opts: Any) -> tuple[Any, Any]:
-    """(kl_summary, summary_kl) from kl rows and the per-token parts."""
+def pooled_token_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per reported span: the distribution of token KL pooled over all examples of one model."""
+    span_ids = np.concatenate([it["span"] for it in items])
+    kl = np.concatenate([it["kl"] for it in items])
+    rows = []
+    for span in KL_SPANS:
+        values = kl[span_mask(span_ids, span)]
+        if values.size == 0:
+            continue
+        q = np.quantile(values, [0.1, 0.5, 0.9, 0.99])
+        row = {"span": span, "n_tokens": int(values.size), "token_kl_mean": float(values.mean())}
+        row.update(zip(("token_q10", "token_q50", "token_q90", "token_q99"), map(float, q)))
+        rows.append(row)
+    return rows
+
+
+def summarize(frame: Any, pooled: list[dict[str, Any]], opts: Any) -> tuple[Any, Any]:
+    """(kl_summary, summary_kl) from kl rows and the pooled token rows (with model columns)."""
+    import pandas as pd
+
     keys = ["label", "format", "seed", "step", "direction", "span"]
     table = mean_table(frame, value="kl_mean", by=keys, opts=opts).rename(
         columns={"mean": "mean_kl"}
     )
-    pooled = []
-    model_keys = keys[:-1]
-    for span in KL_SPANS:  # token spans are the raw ones (glue, eos, ...): map to reported spans
-        names = [SPAN_NAMES[i] for i in REPORT_SPANS[span]]
-        for key, g in tokens[tokens["span"].isin(names)].groupby(model_keys, dropna=False):
-            q = np.quantile(g["kl"].to_numpy(), [0.1, 0.5, 0.9, 0.99])
-            row = dict(zip(model_keys, key)) | {"span": span, "n_tokens": len(g)}
-            row["token_kl_mean"] = float(g["kl"].mean())
-            row.update(zip(("token_q10", "token_q50", "token_q90", "token_q99"), map(float, q)))
-            pooled.append(row)
     if pooled:
-        import pandas as pd
-
-        table = table.merge(pd.DataFrame(pooled), on=keys, how="left")
+        pooled_frame = pd.DataFrame(pooled)
+        pooled_frame["step"] = pooled_frame["step"].astype(table["step"].dtype)
+        table = table.merge(pooled_frame, on=keys, how="left")
     rows = pairwise_summary(
         add_condition(frame, with_score_format=False), value="kl_mean", spans=KL_SPANS, opts=opts
     )
@@ -297,10 +304,14 @@ def main(cfg: KlConfig) -> dict[str, Any]:
     )
     base = None
     vocab_records: dict[str, Any] = {}
+    pooled: list[dict[str, Any]] = []
     for i, ref, fmt in plan:
         name = part_name(i, ref, fmt)
-        if store.done(name) and store.done(f"{name}.tokens"):
-            vocab_records[ref.label] = store.read_meta(name)
+        columns = ref.columns() | {"direction": cfg.direction}
+        if store.done(name) and (store.done(f"{name}.tokens") or not cfg.save_tokens):
+            meta = store.read_meta(name)
+            vocab_records[ref.label] = meta["vocab"]
+            pooled += [row | columns for row in meta["pooled"]]
             continue
         with manifest.timed("load"):
             if base is None:
@@ -315,27 +326,30 @@ def main(cfg: KlConfig) -> dict[str, Any]:
             items, record = kl_items(
                 scorer, base, examples, cfg, base_tok, f"kl {ref.label} [{fmt}]"
             )
-        vocab_records[ref.label] = record
-        store.write_meta(name, record)
         free(scorer)
-        columns = ref.columns() | {"direction": cfg.direction}
+        vocab_records[ref.label] = record
+        model_pooled = pooled_token_rows(items)
+        pooled += [row | columns for row in model_pooled]
+        store.write_meta(name, {"vocab": record, "pooled": model_pooled})
         frame = pd.DataFrame([row for it in items for row in example_rows(it)])
-        tokens = token_frame(items)
         for col, val in columns.items():
             frame[col] = val
-            tokens[col] = val
-        store.write(f"{name}.tokens", tokens)
+        if cfg.save_tokens:  # one row per token: only when asked (large)
+            tokens = token_frame(items)
+            for col, val in columns.items():
+                tokens[col] = val
+            store.write(f"{name}.tokens", tokens)
         store.write(name, frame.reindex(columns=list(KL_COLUMNS)))
     names = [part_name(i, ref, fmt) for i, ref, fmt in plan]
     frame = store.read(names)
-    tokens = store.read([f"{n}.tokens" for n in names])
     with manifest.timed("summary"):
-        table, summary = summarize(frame, tokens, opts)
+        table, summary = summarize(frame, pooled, opts)
     atomic_write_parquet(out / "kl.parquet", frame)
     atomic_write_parquet(out / "kl_summary.parquet", table)
     atomic_write_parquet(out / "summary_kl.parquet", summary)
     outputs = ["kl.parquet", "kl_summary.parquet", "summary_kl.parquet"]
     if cfg.save_tokens:
+        tokens = store.read([f"{n}.tokens" for n in names])
         tokens["token"] = token_texts(tokens["token_id"].to_numpy(), base_tok)
         atomic_write_parquet(out / "kl_tokens.parquet", tokens.reindex(columns=list(TOKEN_COLUMNS)))
         outputs.append("kl_tokens.parquet")

@@ -162,6 +162,12 @@ def test_kl_on_the_trained_pair_writes_consistent_tables(tiny_runs, triples_file
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["vocab"]["follow-s0"]["vocab_common"] == 1024
     assert Path(manifest["result"]["base"]).name == "tiny"  # from the training manifests
+    # resumed from its parts alone (nothing rescored): the same tables, the same manifest record
+    (out / "manifest.json").unlink()
+    cfg.resume, cfg.save_tokens = True, False
+    kl_main(cfg)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "kl_summary.parquet"), summary)
+    assert json.loads((out / "manifest.json").read_text())["vocab"] == manifest["vocab"]
 
 
 @pytest.mark.slow
