@@ -4,7 +4,7 @@
 
 Each slot is one `python -I -S -B` started for one program (sandbox/_child.py), warmed up
 before its program exists (interpreter start, namespaces, mounts), then given the program and
-used once. At most `workers` programs run at once and at most `workers` warm interpreters wait.
+used once. At most `workers` programs run at once and `workers + 1` warm interpreters wait.
 One thread multiplexes every pipe; nothing here blocks on a child. Timers: per-program wall
 clock, a startup watchdog per warm interpreter, a drain watchdog once a program is over (its pipes
 must close), and the batch deadline.
@@ -189,6 +189,7 @@ class _Batch:
         self.programs = programs
         self.config = config
         self.workers = workers
+        self.spares = workers + 1  # warm interpreters kept ready (one more hides start-up)
         self.mode = resolve_isolation(config)
         self.root = os.geteuid() == 0
         self.python = config.python or sys.executable
@@ -515,7 +516,7 @@ class _Batch:
                 idle = [s for s in self.slots if s.state in ("starting", "ready")]
                 if not self.pending and not running:
                     break
-                while len(idle) < min(len(self.pending), self.workers):
+                while len(idle) < min(len(self.pending), self.spares):
                     self.spawn()
                     idle.append(self.slots[-1])
                 for slot in idle:
