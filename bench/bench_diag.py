@@ -3,6 +3,7 @@
     make bench-diag                        # or: .venv/bin/python bench/bench_diag.py
     .venv/bin/python bench/bench_diag.py --parts a,c --examples 400 --repeats 3
     .venv/bin/python bench/bench_diag.py --parts c --kl-tokens 4096 --kl-vocab 150000
+    .venv/bin/python bench/bench_diag.py --threads 1     # stable ratios on a shared machine
 
 Parts (a registry: adding a part is one decorated function, `@bench_part("x", "help")`):
 (a) `diag ppl` + `diag kl` wall time vs the floor: a bare batched forward (`model(ids, mask)`,
@@ -95,8 +96,13 @@ def bench_part(name: str, help_text: str) -> Callable:
 
 
 def load_note() -> str:
+    import torch
+
     one, five, _ = os.getloadavg()
-    return f"load avg {one:.2f}/{five:.2f} on {os.cpu_count()} CPUs"
+    return (
+        f"load avg {one:.2f}/{five:.2f} on {os.cpu_count()} CPUs, "
+        f"{torch.get_num_threads()} torch threads"
+    )
 
 
 def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -632,7 +638,16 @@ def main() -> int:
     parser.add_argument("--kl-tokens", type=int, default=4096, help="(c) sequence length")
     parser.add_argument("--skip-naive", action="store_true", help="(c) skip the naive peak")
     parser.add_argument("--workdir", default=None, help="keep inputs here (default: temp)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads (0: torch's default; on a shared "
+        "machine 1 gives stable ratios: 2-thread runs beside other work swing 10-50x)"
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the measurement subprocesses of (c)
     chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
