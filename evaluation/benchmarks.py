@@ -47,15 +47,12 @@ Problem text (what the prompt is built from, through `training.formats.prompt_id
 from __future__ import annotations
 
 import ast
-import gzip
-import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError, require_file
+from synthesis.runfiles import InputError, iter_jsonl, require_file
 
 HUMANEVAL_INSTRUCTION = "Complete the following Python function:\n```python\n{prompt}```"
 MBPP_INSTRUCTION = "{text}\nYour code should pass these tests:\n```python\n{tests}\n```"
@@ -94,33 +91,6 @@ class Benchmark:
 
 # ---------------------------------------------------------------------------------------------
 # reading files
-
-
-def iter_jsonl(path: str | Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, object) per non-empty line of a .jsonl or .jsonl.gz; clear errors otherwise."""
-    path = require_file(path, what)
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rb") as handle:
-            for lineno, raw in enumerate(handle, start=1):
-                where = f"{path}:{lineno}"
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise InputError(f"{where}: not valid UTF-8 ({err.reason})") from None
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InputError(
-                        f"{where}: invalid JSON ({err.msg} at column {err.colno})"
-                    ) from None
-                if not isinstance(obj, dict):
-                    raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-                yield where, obj
-    except (OSError, EOFError) as err:  # e.g. a truncated or non-gzip .gz
-        raise InputError(f"{what} {path}: cannot be read ({err})") from None
 
 
 def _fields(obj: dict[str, Any], where: str, names: tuple[str, ...]) -> None:

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, iter_jsonl, load_tasks
+from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, load_tasks
 from evaluation.extract import EXTRACT_FORMATS, extract_code
 from synthesis.runfiles import (
     InputError,
@@ -49,6 +49,7 @@ from synthesis.runfiles import (
     atomic_write_json,
     atomic_write_parquet,
     check_out_dir,
+    iter_jsonl,
     prepare_out_dir,
     read_manifest,
     require_file,

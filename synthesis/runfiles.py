@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,50 @@ def prepare_out_dir(out: str | Path, *, overwrite: bool = False, resume: bool = 
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def iter_jsonl(
+    path: str | Path, what: str = "file", on_error: Callable[[InputError], None] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("file:line", object) per non-empty line of a .jsonl (or .jsonl.gz).
+
+    A line that is not UTF-8, not JSON or not an object raises an InputError naming the file
+    and line; with `on_error` the error is passed to it instead and the line skipped (counted
+    by the caller, never silently dropped).
+    """
+    import gzip
+
+    path = require_file(path, what)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as handle:
+            for lineno, raw in enumerate(handle, start=1):
+                where = f"{path}:{lineno}"
+                try:
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as err:
+                        raise InputError(f"{where}: not valid UTF-8 ({err.reason})") from None
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = json.loads(line)
+                    except json.JSONDecodeError as err:
+                        raise InputError(
+                            f"{where}: invalid JSON ({err.msg} at column {err.colno})"
+                        ) from None
+                    if not isinstance(obj, dict):
+                        raise InputError(
+                            f"{where}: expected a JSON object, got {type(obj).__name__}"
+                        )
+                except InputError as err:
+                    if on_error is None:
+                        raise
+                    on_error(err)
+                    continue
+                yield where, obj
+    except (OSError, EOFError) as err:  # e.g. a truncated or non-gzip .gz
+        raise InputError(f"{what} {path}: cannot be read ({err})") from None
 
 
 def require_file(path: str | Path, what: str) -> Path:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError, atomic_path
+from synthesis.runfiles import InputError, atomic_path, iter_jsonl
 
 SPLITS = ("train", "val", "test", "ood")
 
@@ -129,37 +129,24 @@ def iter_triples(
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a triples .jsonl file")
     report = report if report is not None else LoadReport(str(path))
-    seen: dict[str, int] = {}
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            report.n_lines = lineno
-            where = f"{path}:{lineno}"
-            try:
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise InputError(f"{where}: not valid UTF-8 ({err.reason})") from None
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise InputError(
-                        f"{where}: invalid JSON ({err.msg} at column {err.colno})"
-                    ) from None
-                triple = triple_from_dict(obj, where)
-                if triple.id in seen:
-                    raise InputError(
-                        f"{where}: duplicate id {triple.id!r} (first on line {seen[triple.id]})"
-                    )
-                seen[triple.id] = lineno
-            except InputError as err:
-                if not skip_bad:
-                    raise
-                report.bad.append(str(err))
-                continue
-            report.n_loaded += 1
-            yield triple
+    on_error = (lambda err: report.bad.append(str(err))) if skip_bad else None
+    seen: dict[str, str] = {}
+    for where, obj in iter_jsonl(path, "triples file", on_error=on_error):
+        report.n_lines = int(where.rsplit(":", 1)[1])
+        try:
+            triple = triple_from_dict(obj, where)
+            if triple.id in seen:
+                raise InputError(
+                    f"{where}: duplicate id {triple.id!r} (first at {seen[triple.id]})"
+                )
+            seen[triple.id] = where
+        except InputError as err:
+            if not skip_bad:
+                raise
+            report.bad.append(str(err))
+            continue
+        report.n_loaded += 1
+        yield triple
 
 
 def load_triples(

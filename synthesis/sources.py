@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import json
 import re
 import sys
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError
+from synthesis.runfiles import InputError, iter_jsonl
 from synthesis.seeds import Seed
 
 SOURCES = {
@@ -172,22 +171,7 @@ def code_from_answer(answer: str) -> str | None:
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    with path.open("rb") as handle:
-        for lineno, raw in enumerate(handle, start=1):
-            where = f"{path}:{lineno}"
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as err:
-                raise InputError(f"{where}: not valid UTF-8 ({err.reason})") from None
-            except json.JSONDecodeError as err:
-                raise InputError(
-                    f"{where}: invalid JSON ({err.msg} at column {err.colno})"
-                ) from None
-            if not isinstance(row, dict):
-                raise InputError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            yield where, row
+    return iter_jsonl(path, "--source jsonl:")
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
