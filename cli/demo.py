@@ -295,7 +295,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
                 )
 
             steps.append(
-                Step(f"train: {fmt} seed {seed}", run_dir, train, weight=preset.steps * 0.25)
+                Step(f"train: {fmt} (seed {seed})", run_dir, train, weight=preset.steps * 0.25)
             )
 
     # 4. evaluation: every checkpoint on test, the final model on OOD; the base on both
@@ -326,7 +326,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
             tasks = preset.eval_tasks if split == "test" else preset.ood_tasks
             steps.append(
                 Step(
-                    f"eval: {fmt} seed {seed} on {split}"
+                    f"eval: {fmt} (seed {seed}) on {split}"
                     + (" (every checkpoint)" if all_ckpts else ""),
                     out_dir,
                     eval_step(run_dir, split, out_dir, all_ckpts, None),
@@ -424,7 +424,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
 
             steps.append(
                 Step(
-                    f"ablate: {fmt} seed {seed} ({', '.join(preset.ablate_variants)})",
+                    f"ablate: {fmt} (seed {seed}): {', '.join(preset.ablate_variants)}",
                     out_dir,
                     ablate,
                     weight=len(preset.ablate_variants)

@@ -219,15 +219,26 @@ def markdown(table: Any, comp: Any) -> str:
             )
     order = ordering(table)
     if order:
-        lines += ["", f"Measured order on the test split: {order} (the paper: {PAPER_ORDER})."]
+        lines += [
+            "",
+            f"Measured order on the test split (by mean; see the paired tests for which "
+            f"differences are significant): {order}. The paper: {PAPER_ORDER}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def ordering(table: Any) -> str:
-    """Formats by pass@1 on the test split, best first, e.g. 'precede > wo > follow'."""
+    """Formats by pass@1 on the test split, best first: 'precede > wo = seed > follow'."""
     sel = table[(table["metric"] == "pass@1") & (table["split"] == "test")]
-    sel = sel[sel["format"] != "base"].sort_values("mean", ascending=False)
-    return " > ".join(sel["format"]) if not sel.empty else ""
+    sel = sel[sel["format"] != "base"].sort_values("mean", ascending=False, kind="stable")
+    text = ""
+    previous = None
+    for _, row in sel.iterrows():
+        if previous is not None:
+            text += " = " if row["mean"] == previous else " > "
+        text += str(row["format"])
+        previous = row["mean"]
+    return text
 
 
 def main(cfg: ReplicationConfig) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.replication import ReplicationConfig, build, final_pass_matrix, main
+from reports.replication import ReplicationConfig, build, final_pass_matrix, main, ordering
 
 
 def _eval_run(root, name, fmt, seed, split, passed_by_step):
@@ -69,6 +69,8 @@ def test_pooled_pass_at_1_and_paired_comparison(study):
     assert c["diff"] == pytest.approx(mat.to_numpy().mean() - follow)
     assert c["ci_low"] > 0 and c["p_value"] < 0.01  # 0.8 vs 0.5 over 60 tasks x 2 seeds
     assert "| precede |" in text and "precede > follow" in text
+    tied = table.assign(mean=0.5)
+    assert ordering(tied) == "precede = follow"
 
 
 def test_main_writes_files(study, tmp_path):

@@ -1,0 +1,67 @@
+"""The CI smoke run: `diag demo --preset quick`, killed mid-way, resumed, and checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from conftest import DIAG
+
+
+@pytest.mark.slow
+def test_quick_demo_resumes_after_kill_and_writes_the_report(tmp_path):
+    out = tmp_path / "demo"
+    env = dict(os.environ, CODECOT_CACHE=str(tmp_path / "cache"))
+    cmd = [DIAG, "demo", "--out", str(out), "--preset", "quick"]
+    # 1. start, and kill -9 as soon as training has begun
+    log = (tmp_path / "first.log").open("w")
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline and "train: wo" not in (tmp_path / "first.log").read_text():
+        time.sleep(0.5)
+        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "report").exists()
+
+    # 2. rerun: finished steps are not redone, the rest completes
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "synth: toy world -> triples: already done" in second.stdout
+    assert "pretrain: tiny base: already done" in second.stdout
+    assert "train: seed (seed 0): already done" in second.stdout
+    assert "report:" in second.stdout and str(out / "report" / "report.html") in second.stdout
+
+    # 3. what a newcomer gets: every stage's run, the summary and the report with its figures
+    report = (out / "report" / "report.html").read_text()
+    for fig in (
+        "results_table",
+        "ppl_gap",
+        "kl_valloss",
+        "attn_heatmap",
+        "ablation_curves",
+        "train_loss",
+        "pass_at_1_checkpoints",
+    ):
+        assert (out / "report" / f"{fig}.html").exists(), fig
+        assert (out / "report" / f"{fig}.png").stat().st_size > 1000, fig
+        assert fig in report
+    for fmt in ("seed", "wo", "follow", "precede"):
+        manifest = json.loads((out / "train" / f"{fmt}-s0" / "manifest.json").read_text())
+        assert manifest["status"] == "finished"
+        assert (out / "eval" / f"{fmt}-s0-test" / "pass_at_k.parquet").exists()
+    table = (out / "summary" / "replication.md").read_text()
+    assert "| precede |" in table and "| follow |" in table
+    demo = json.loads((out / "manifest.json").read_text())
+    assert demo["status"] == "finished" and demo["preset"]["steps"] > 0
+
+    # 4. a third run redoes nothing
+    third = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert third.returncode == 0
+    assert third.stdout.count("already done") == third.stdout.count("] ")
