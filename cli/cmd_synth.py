@@ -33,6 +33,13 @@ def register(app: typer.Typer) -> None:
         source: list[str] = typer.Option(["toy"], help=f"Repeatable. {sources_help}."),
         n: int = typer.Option(None, help="toy: seeds to generate (1000); others: rows to read."),
         seed: int = typer.Option(C.seed, help="Seed (toy world, split hash)."),
+        toy_families: str = typer.Option(
+            None, help="toy: comma-separated families to draw from (default: all)."
+        ),
+        toy_ood: str = typer.Option(None, help="toy: comma-separated held-out (ood) families."),
+        toy_depth: str = typer.Option(
+            None, help="toy: weights of composition depth 1,2,3 (e.g. 0.5,0.5)."
+        ),
         field: list[str] = typer.Option(
             None, help="Repeatable NAME=COLUMN: instruction, answer, code, id, entry_point."
         ),
@@ -87,6 +94,18 @@ def register(app: typer.Typer) -> None:
         Example: diag synth --source pysrc:src/ --teacher openai:http://127.0.0.1:8000/v1#model
         --workers 16 --out runs/raw
         """
+        toy_world: dict = {}
+        if toy_families:
+            toy_world["families"] = [f.strip() for f in toy_families.split(",") if f.strip()]
+        if toy_ood is not None:
+            toy_world["ood_families"] = [f.strip() for f in toy_ood.split(",") if f.strip()]
+        if toy_depth:
+            try:
+                toy_world["depth_weights"] = tuple(float(x) for x in toy_depth.split(","))
+            except ValueError:
+                raise InputError(
+                    f"--toy-depth {toy_depth!r}: expected numbers, e.g. 0.5,0.5"
+                ) from None
         banned = [m for m in F.banned_imports if m not in set(allow_import or [])]
         banned += [m for m in ban_import or [] if m not in banned]
         cfg = C(
@@ -94,6 +113,7 @@ def register(app: typer.Typer) -> None:
             out=out,
             n=n,
             seed=seed,
+            toy_world=toy_world,
             fields=list(field or []),
             teacher=teacher,
             prompt_file=prompt_file,

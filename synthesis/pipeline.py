@@ -69,7 +69,7 @@ STATS, RUN_CONFIG = "stats.json", "run_config.json"
 PLACEHOLDERS = {"instruction": ("{instruction}", "{code}"), "task": ("{code}",)}
 _PLACEHOLDER_RE = re.compile(r"\{(instruction|code)\}")
 # What identifies a run: resuming with any of these changed is refused.
-_IDENTITY = ("sources", "fields", "n", "seed", "split_ratios", "teacher", "prompts")
+_IDENTITY = ("sources", "fields", "n", "seed", "toy_world", "split_ratios", "teacher", "prompts")
 
 
 @dataclass
@@ -78,6 +78,7 @@ class SynthConfig:
     out: str = "synth_out"
     n: int | None = None  # toy: seeds to generate (default 1000); other sources: rows to read
     seed: int = 0
+    toy_world: dict[str, Any] = field(default_factory=dict)  # ToyWorld options (families, ...)
     fields: list[str] = field(default_factory=list)  # "instruction=question", ...
     teacher: str = "toy"
     prompt_file: str | None = None  # replaces synthesis/prompts/teacher.txt
@@ -237,6 +238,7 @@ def _identity(cfg: SynthConfig, prompts: Prompts, teacher_id: str) -> dict[str, 
         "fields": sorted(cfg.fields),
         "n": cfg.n,
         "seed": cfg.seed,
+        "toy_world": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.toy_world.items()},
         "split_ratios": list(cfg.split_ratios),
         "teacher": teacher_id,  # model and settings, not the URL: a moved server is the same
         "prompts": {"instruction": digest(prompts.instruction), "task": digest(prompts.task)},
@@ -404,7 +406,7 @@ def _front_stages(
     passed: list[Seed] = []
     for spec in specs:
         for item in iter_candidates(
-            spec, fieldmap, limit=cfg.n, toy_n=cfg.n or 1000, seed=cfg.seed
+            spec, fieldmap, limit=cfg.n, toy_n=cfg.n or 1000, seed=cfg.seed, toy_world=cfg.toy_world
         ):
             if item.id in seen:
                 raise InputError(

@@ -412,10 +412,10 @@ def _pysrc_candidates(spec: SourceSpec, limit: int | None) -> Iterator[Seed | So
 # the toy world
 
 
-def _toy_candidates(n: int, seed: int) -> Iterator[Seed]:
+def _toy_candidates(n: int, seed: int, world: dict[str, Any] | None) -> Iterator[Seed]:
     from synthesis.toyworld import ToyWorld
 
-    for item in ToyWorld(seed).generate(n):
+    for item in ToyWorld(seed, **(world or {})).generate(n):
         if not item.source:
             item.source = "toy"
         yield item
@@ -428,10 +428,14 @@ def iter_candidates(
     limit: int | None = None,
     toy_n: int = 1000,
     seed: int = 0,
+    toy_world: dict[str, Any] | None = None,
 ) -> Iterator[Seed | SourceReject]:
-    """Every candidate of one source, in a stable order: seeds and the rejected ones."""
+    """Every candidate of one source, in a stable order: seeds and the rejected ones.
+
+    `toy_world`: keyword options of `ToyWorld` (families, ood_families, depth_weights, ...).
+    """
     if spec.kind == "toy":
-        yield from _toy_candidates(toy_n, seed)
+        yield from _toy_candidates(toy_n, seed, toy_world)
     elif spec.kind == "pysrc":
         yield from _pysrc_candidates(spec, limit)
     else:
