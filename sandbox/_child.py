@@ -24,7 +24,7 @@ RES, CTL = 3, 4  # result records (P2 -> harness), trusted status (P0/P1 -> harn
 
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 1 << 18
+MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT = 0x1000, 0x4000, 1 << 18, 32
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 O_PATH = 0o10000000
 F_DUPFD = 0
@@ -236,6 +236,16 @@ def _private_mounts(libc, setup):
     for d in setup["hide"]:
         _mount(libc, b"tmpfs", d.encode(), b"tmpfs",
                MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k,mode=0755")  # fmt: skip
+    # interpreter dirs under /tmp (a venv in a clone there) would vanish under the private /tmp:
+    # hold them now, bind them back read-only once it is mounted (_supervise)
+    setup["tmp_keep_fds"] = [(p, os.open(p, O_PATH)) for p in setup.get("tmp_keep", [])]
+
+
+def _rebind_tmp_keep(libc, setup):
+    for path, fd in setup["tmp_keep_fds"]:
+        os.makedirs(path, exist_ok=True)
+        _mount(libc, b"/proc/self/fd/%d" % fd, path.encode(), None, MS_BIND | MS_REC)
+        _mount(libc, None, path.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY)
 
 
 class _Stop(Exception):
@@ -256,6 +266,7 @@ def _supervise(libc, setup):
         opts = b"size=%dk,nr_inodes=%d,mode=0700,uid=%d,gid=%d" % (
             msg["tmpfs_kb"], msg["tmpfs_inodes"], msg["uid"], msg["gid"])  # fmt: skip
         _mount(libc, b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts)
+        _rebind_tmp_keep(libc, setup)
     else:
         import _signal
 

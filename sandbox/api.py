@@ -251,6 +251,17 @@ def unhide_plan(paths: list[str]) -> dict[str, list[str]]:
     return plan
 
 
+def tmp_kept_paths(paths: list[str]) -> list[str]:
+    """The interpreter's directories under /tmp (e.g. the venv of a clone in /tmp), outermost
+    only: each program's private /tmp would hide them, so they are bound back read-only."""
+    under = sorted({os.path.realpath(p) for p in paths if os.path.realpath(p).startswith("/tmp/")})
+    kept: list[str] = []
+    for path in under:
+        if not any(path == k or path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
 _HIDE = ("/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm")
 
 

@@ -38,6 +38,7 @@ from sandbox.api import (
     Verdict,
     probe,
     resolve_isolation,
+    tmp_kept_paths,
     unhide_plan,
     world_writable_dirs,
 )
@@ -194,11 +195,19 @@ class _Batch:
         self.root = os.geteuid() == 0
         self.python = config.python or sys.executable
         self.payload = _payload(self.python)
+        site: list[str] = []
+        if config.site_packages and self.python == sys.executable:
+            for key in ("purelib", "platlib"):
+                path = sysconfig.get_paths()[key]
+                if path not in site:
+                    site.append(path)
+        self.site = site
         found = probe(config.python)
         setup = {"mode": self.mode, "unhide": [], "hide": [], "preimport": list(config.preimport)}
         if self.mode == "netns":
             setup["unhide"] = [[b, list(ps)] for b, ps in unhide_plan(found["paths"]).items()]
             setup["hide"] = world_writable_dirs()
+            setup["tmp_keep"] = tmp_kept_paths(found["paths"] + site)
         body = marshal.dumps(setup)
         self.setup = len(body).to_bytes(8, "little") + body
         self.netns_fd = shared_netns(self.python) if self.mode == "netns" else None
@@ -212,13 +221,6 @@ class _Batch:
         self.kill_bytes = config.output_kill_mb * MiB
         self.startup_failures: list[str] = []
         self.finished = 0  # programs with a verdict
-        site: list[str] = []
-        if config.site_packages and self.python == sys.executable:
-            for key in ("purelib", "platlib"):
-                path = sysconfig.get_paths()[key]
-                if path not in site:
-                    site.append(path)
-        self.site = site
         self.limits = {
             "nofile": config.max_open_files,
             "fsize": config.max_file_mb * MiB,

@@ -27,6 +27,9 @@ from sandbox.api import probe
 from sandbox.procs import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
+_IN_TMP = str(ROOT).startswith("/tmp/")
+READABLE = "/etc/os-release" if _IN_TMP else str(ROOT / "pyproject.toml")
+READABLE_MARK = "NAME=" if _IN_TMP else "codecot"
 IS_ROOT = os.geteuid() == 0
 SYSTEM_PY = "/usr/bin/python3"
 TOKEN = f"codecot_sbx_pwned_{os.getpid()}"  # file name the programs try to create
@@ -410,9 +413,11 @@ def _catalog(port: int) -> dict[str, Case]:
         ),  # fmt: skip
         # files
         "write_outside": Case(f"OK, BAD = [], []\n{writes}\nprint(OK)\n", ["pass"], ("passed",)),
+        # (the host's /tmp is hidden behind the private one: a clone under /tmp reads
+        # /etc/os-release instead of its own pyproject.toml)
         "read_outside": Case(
-            f"A = open('/etc/passwd').read()\nB = open({str(ROOT / 'pyproject.toml')!r}).read()\n",
-            ["assert A.startswith('root:')", "assert 'codecot' in B"],
+            f"A = open('/etc/passwd').read()\nB = open({READABLE!r}).read()\n",
+            ["assert A.startswith('root:')", f"assert {READABLE_MARK!r} in B"],
             ("passed",),
         ),  # fmt: skip
         "proc_mem": Case(
