@@ -24,20 +24,32 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from synthesis.runfiles import InputError, Manifest, prepare_out_dir, read_manifest
 
 FORMATS = ("seed", "wo", "follow", "precede")
+# The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): TOYWORLD.md
+# found that composed tasks separate the formats while one-step tasks saturate. pipe_spread
+# (max - min of the pipeline's output) is held out as the out-of-distribution family.
+PIPELINE_WORLD = {
+    "families": [
+        "pipe_list", "pipe_sum", "pipe_count", "pipe_max", "pipe_min", "pipe_spread",
+        "pipe_join", "pipe_first", "pipe_last", "pipe_any", "pipe_all",
+    ],
+    "ood_families": ["pipe_spread"],
+    "depth_weights": [0.4, 0.4, 0.2],
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class DemoPreset:
     """Sizes of one demo preset. Wall times measured on 2 idle cores: see the README.
 
-    Data:     synth_n toy seeds through the pipeline (train/val/test/ood mix)
+    Data:     synth_n toy seeds through the pipeline (train/val/test/ood mix), toy_world
+              (ToyWorld options; default: the compositional pipeline families)
     Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's)
     Training: steps, save_steps, batch_size, lr, max_len per format run
     Eval:     eval_tasks test tasks at every checkpoint; ood_tasks on finals; max_new_tokens
@@ -65,6 +77,7 @@ class DemoPreset:
     ablate_save_steps: int
     formats: tuple[str, ...] = FORMATS
     seeds: int = 1
+    toy_world: dict = field(default_factory=lambda: dict(PIPELINE_WORLD))
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -92,20 +105,20 @@ PRESETS: dict[str, DemoPreset] = {
         synth_n=2000,
         base_preset="small",
         base_steps=None,
-        steps=300,
+        steps=200,
         save_steps=50,
-        batch_size=32,
+        batch_size=16,
         lr=2e-3,
         max_len=512,
-        eval_tasks=160,
-        ood_tasks=120,
-        max_new_tokens=320,
-        diag_examples=64,
+        eval_tasks=60,
+        ood_tasks=40,
+        max_new_tokens=200,
+        diag_examples=48,
         attn_patterns=3,
         attribution=True,
         ablate_formats=("precede",),
         ablate_variants=("signature", "comments"),
-        ablate_steps=200,
+        ablate_steps=100,
         ablate_save_steps=50,
     ),
     "full": DemoPreset(
@@ -232,7 +245,15 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
     def synth() -> None:
         from synthesis.pipeline import SynthConfig, main
 
-        main(SynthConfig(sources=["toy"], n=preset.synth_n, out=str(data_dir), resume=True))
+        main(
+            SynthConfig(
+                sources=["toy"],
+                n=preset.synth_n,
+                toy_world=dict(preset.toy_world),
+                out=str(data_dir),
+                resume=True,
+            )
+        )
 
     steps.append(Step("synth: toy world -> triples", data_dir, synth, weight=preset.synth_n / 40))
 
