@@ -21,7 +21,7 @@ Parts (a registry: adding a part is one decorated function, `@bench_part("x", "h
     into the continuation, so per request we check whether its token ids equal ours, and compare
     its log-likelihood with the sum of our per-token log-probs (the very arrays diag ppl sums)
     over the positions it scores. Target: lm-eval time / diag time >= 1.0x.
-(c) peak memory (max RSS of a fresh subprocess per measurement: `resource.getrusage` maxrss,
+(c) peak memory (max RSS of a fresh subprocess per measurement: VmHWM of /proc/self/status,
     which counts torch's CPU allocations, unlike tracemalloc) of `diag kl` (kl.main) on a
     randomly initialised Llama with a large vocabulary (default 150k; hidden 64, 2 layers) and
     one sequence of --kl-tokens tokens (default 4096), vs a process that loads the model and
@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -445,7 +444,8 @@ def make_big_vocab_models(ctx: Context) -> tuple[Path, Path, Path]:
 
 
 def measure_child(kind: str, ft: str, base: str, data: str, out: str) -> dict[str, Any]:
-    """Runs in a fresh subprocess: one measurement, peak RSS from getrusage."""
+    """Runs in a fresh subprocess: one measurement, peak RSS = VmHWM of /proc/self/status
+    (getrusage's maxrss would carry the parent's peak across fork + exec)."""
     import torch
 
     from diagnostics.scoring import ExampleCache
@@ -472,7 +472,8 @@ def measure_child(kind: str, ft: str, base: str, data: str, out: str) -> dict[st
             lp = torch.log_softmax(models[0](input_ids=ids).logits.float(), dim=-1)
             lq = torch.log_softmax(models[1](input_ids=ids).logits.float(), dim=-1)
             (lp.exp() * (lp - lq)).sum(-1)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    status = Path("/proc/self/status").read_text()
+    peak_kb = int(status.split("VmHWM:")[1].split()[0])
     return {"kind": kind, "peak_mb": peak_kb / 1024, "seconds": time.perf_counter() - t0,
             "n_tokens": n_tokens}  # fmt: skip
 

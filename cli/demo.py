@@ -53,7 +53,8 @@ class DemoPreset:
     Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's)
     Training: steps, save_steps, batch_size, lr, max_len per format run
     Eval:     eval_tasks test tasks at every checkpoint; ood_tasks on finals; max_new_tokens
-    Diags:    diag_examples per diagnostic; attn_patterns saved; attribution on/off
+    Diags:    diag_examples per diagnostic (attn_examples for attn + attribution, the slow
+              one); attn_patterns saved; attribution on/off
     Ablation: ablate_formats, ablate_variants, ablate_steps, ablate_save_steps
     """
 
@@ -77,6 +78,7 @@ class DemoPreset:
     ablate_save_steps: int
     formats: tuple[str, ...] = FORMATS
     seeds: int = 1
+    attn_examples: int | None = None  # None: diag_examples
     toy_world: dict = field(default_factory=lambda: dict(PIPELINE_WORLD))
 
 
@@ -120,6 +122,7 @@ PRESETS: dict[str, DemoPreset] = {
         ablate_variants=("signature", "comments"),
         ablate_steps=100,
         ablate_save_steps=50,
+        attn_examples=20,
     ),
     "full": DemoPreset(
         synth_n=4000,
@@ -403,7 +406,8 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
                 save_patterns=preset.attn_patterns,
                 attribution=preset.attribution,
                 resume=True,
-                **common,
+                data=str(triples),
+                max_examples=preset.attn_examples or preset.diag_examples,
             )
         )
 
@@ -417,7 +421,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
             valloss,
             weight=n_models * n_ckpts * 2,
         ),
-        Step("attn: span attention + attribution", diag / "attn", attn, weight=n_models * 4),
+        Step("attn: span attention + attribution", diag / "attn", attn, weight=n_models * 8),
     ]
 
     for fmt in preset.ablate_formats:
