@@ -226,6 +226,11 @@ def summarize(frame: Any, pooled: list[dict[str, Any]], opts: Any) -> tuple[Any,
     if pooled:
         pooled_frame = pd.DataFrame(pooled)
         pooled_frame["step"] = pooled_frame["step"].astype(table["step"].dtype)
+        # A model without a training format (a plain base dir) has all-NaN key columns
+        # on one side (float64) and strings on the other; merge needs one dtype per key.
+        for key in ("label", "format", "seed", "direction", "span"):
+            table[key] = table[key].astype(object)
+            pooled_frame[key] = pooled_frame[key].astype(object)
         table = table.merge(pooled_frame, on=keys, how="left")
     rows = pairwise_summary(
         add_condition(frame, with_score_format=False), value="kl_mean", spans=KL_SPANS, opts=opts
