@@ -50,7 +50,10 @@ class DemoPreset:
 
     Data:     synth_n toy seeds through the pipeline (train/val/test/ood mix), toy_world
               (ToyWorld options; default: the compositional pipeline families)
-    Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's)
+    Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's);
+              base_text: the tokenizer learns from the demo's own train split alone (no
+              stdlib), base_vocab its size; with base_steps 0 SFT trains from the random init
+              (the recipe that passed the pass@1 transition: README, Results)
     Training: steps, save_steps, batch_size, lr, max_len per format run
     Eval:     eval_tasks test tasks at every checkpoint; ood_tasks on finals; max_new_tokens
     Diags:    diag_examples per diagnostic (attn_examples for attn + attribution, the slow
@@ -79,6 +82,8 @@ class DemoPreset:
     formats: tuple[str, ...] = FORMATS
     seeds: int = 1
     attn_examples: int | None = None  # None: diag_examples
+    base_text: bool = False
+    base_vocab: int | None = None
     toy_world: dict = field(default_factory=lambda: dict(PIPELINE_WORLD))
 
 
@@ -125,11 +130,14 @@ PRESETS: dict[str, DemoPreset] = {
         attn_examples=20,
     ),
     "full": DemoPreset(
-        synth_n=4000,
+        # ~11.6k unique train triples, so 1,500 x 32 sees each about four times
+        synth_n=16000,
         base_preset="small",
-        base_steps=None,
-        steps=600,
-        save_steps=50,
+        base_steps=0,
+        base_text=True,
+        base_vocab=1024,
+        steps=1500,
+        save_steps=250,
         batch_size=32,
         lr=2e-3,
         max_len=512,
@@ -265,12 +273,21 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
     from training.pretrain import PretrainConfig, config_key, is_finished_base
 
     base_cfg = PretrainConfig(out=str(base_dir), preset=preset.base_preset, steps=preset.base_steps)
-    key = hashlib.sha1(json.dumps(config_key(base_cfg), sort_keys=True).encode()).hexdigest()[:12]
-    cached = base_cache_dir(cfg) / f"{preset.base_preset}-{key}"
+    if preset.base_text:  # the demo's own data: nothing to share with other demos
+        base_cfg = replace(
+            base_cfg, text=[str(triples)], stdlib=False, vocab_size=preset.base_vocab
+        )
+        cached = base_dir
+    else:
+        key = json.dumps(config_key(base_cfg), sort_keys=True).encode()
+        cached = base_cache_dir(cfg) / f"{preset.base_preset}-{hashlib.sha1(key).hexdigest()[:12]}"
 
     def pretrain() -> None:
         from training.pretrain import main
 
+        if preset.base_text:
+            main(replace(base_cfg, overwrite=True))
+            return
         probe = replace(base_cfg, out=str(cached))
         if not is_finished_base(cached, probe):
             main(replace(probe, overwrite=True))
@@ -280,14 +297,14 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
             shutil.rmtree(base_dir)
         shutil.copytree(cached, base_dir)
 
-    base_steps = preset.base_steps or BASES[preset.base_preset].steps
+    base_steps = BASES[preset.base_preset].steps if preset.base_steps is None else preset.base_steps
     steps.append(
         Step(
             f"pretrain: {preset.base_preset} base",
             base_dir,
             pretrain,
-            weight=base_steps * (0.5 if preset.base_preset == "small" else 0.05),
-            done=lambda: is_finished_base(base_dir, base_cfg),
+            weight=max(5, base_steps * (0.5 if preset.base_preset == "small" else 0.05)),
+            done=lambda: triples.exists() and is_finished_base(base_dir, base_cfg),
         )
     )
 

@@ -65,3 +65,28 @@ def test_quick_demo_resumes_after_kill_and_writes_the_report(tmp_path):
     third = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert third.returncode == 0
     assert third.stdout.count("already done") == third.stdout.count("] ")
+
+
+def test_a_demo_base_from_its_own_task_text(tmp_path, monkeypatch):
+    """The `full` preset's base recipe (base_text): synth, then a tokenizer from that data."""
+    from dataclasses import replace
+
+    from cli import demo
+
+    assert demo.PRESETS["full"].base_text and demo.PRESETS["full"].base_steps == 0
+    small = replace(
+        demo.PRESETS["quick"], synth_n=150, base_text=True, base_vocab=512, base_steps=0
+    )
+    monkeypatch.setitem(demo.PRESETS, "textbase", small)
+    cfg = demo.DemoConfig(out=str(tmp_path / "demo"), preset="textbase")
+    steps, _ = demo.plan(cfg)
+    synth, base = steps[0], steps[1]
+    assert not base.done()  # no data yet: not finished, and no error
+    synth.run()
+    base.run()
+    assert base.done()
+    report = json.loads((base.out / "pretrain.json").read_text())
+    assert report["steps"] == 0 and report["corpus"]["train_files"] == 0
+    assert report["corpus"]["text_files"] == [str(tmp_path / "demo" / "data" / "triples.jsonl")]
+    assert 300 < report["vocab_size"] <= 512
+    assert not (tmp_path / "cache").exists()  # the demo's own data: never cached across demos

@@ -61,3 +61,57 @@ def test_pretraining_is_deterministic_given_seed(tmp_path):
     ).read_text()
     assert is_finished_base(tmp_path / "a", PretrainConfig(out="", **cfg))
     assert not is_finished_base(tmp_path / "a", PretrainConfig(out="", preset="tiny", steps=7))
+
+
+def test_a_base_from_task_text_alone_without_pretraining(tmp_path):
+    """--text --no-stdlib --vocab-size --steps 0: the toy recipe's base (README, Results)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from tests.helpers import write_test_triples
+    from training.pretrain import build_model, config_key, effective_preset
+
+    data = write_test_triples(tmp_path / "triples.jsonl", n=60)
+    cfg = PretrainConfig(
+        out=str(tmp_path / "base"),
+        preset="tiny",
+        text=[str(data)],
+        stdlib=False,
+        vocab_size=512,
+        steps=0,
+        seed=1,
+    )
+    report = main(cfg)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "base")
+    # 512 at most: a corpus this small runs out of pairs seen twice before the budget
+    assert 300 < len(tok) <= 512 and tok.chat_template
+    # the merges come from the task text: its stock phrases are single tokens
+    assert len(tok(" values", add_special_tokens=False)["input_ids"]) == 1
+    assert report["steps"] == 0 and report["corpus"]["train_files"] == 0
+    # 36 train triples x 2 renders in, 12 val triples x 2 held out
+    assert (report["corpus"]["train_texts"], report["corpus"]["heldout_texts"]) == (72, 24)
+    # steps 0: exactly the seeded random init, so held-out loss is near a uniform guess
+    fresh = build_model(effective_preset(cfg), tok, 1).state_dict()
+    saved = load_file(str(tmp_path / "base" / "model.safetensors"))
+    assert all(torch.equal(saved[k], fresh[k]) for k in saved)
+    assert abs(report["heldout_loss"] - math.log(len(tok))) < 1.0
+    # the cache key covers the text's content
+    assert is_finished_base(tmp_path / "base", cfg)
+    write_test_triples(data, n=60, seed=5)
+    assert not is_finished_base(tmp_path / "base", cfg)
+    assert config_key(cfg)["text"] and config_key(PretrainConfig(out="x")).get("text") is None
+
+
+def test_pretrain_text_options_fail_clearly(tmp_path):
+    import pytest
+
+    from synthesis.runfiles import InputError
+
+    with pytest.raises(InputError, match="--no-stdlib needs --text"):
+        main(PretrainConfig(out=str(tmp_path / "a"), preset="tiny", stdlib=False))
+    with pytest.raises(InputError, match="missing.jsonl"):
+        main(PretrainConfig(out=str(tmp_path / "b"), preset="tiny", text=["missing.jsonl"]))
+    with pytest.raises(InputError, match="--steps -1"):
+        main(PretrainConfig(out=str(tmp_path / "c"), preset="tiny", steps=-1))
+    assert not any((tmp_path / d).exists() for d in "abc")
