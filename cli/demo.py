@@ -300,7 +300,8 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
     base_steps = BASES[preset.base_preset].steps if preset.base_steps is None else preset.base_steps
     steps.append(
         Step(
-            f"pretrain: {preset.base_preset} base",
+            f"pretrain: {preset.base_preset} base"
+            + (" (tokenizer from the task text)" if preset.base_text else ""),
             base_dir,
             pretrain,
             weight=max(5, base_steps * (0.5 if preset.base_preset == "small" else 0.05)),
