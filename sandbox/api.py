@@ -333,5 +333,8 @@ def isolation_report(config: SandboxConfig | None = None) -> dict[str, object]:
         "process_cleanup": "pid namespace (all killed when its init exits)"
         if mode == "netns"
         else "subreaper sweep of descendants + process group kill",
+        "process_limit": "per program (private uid)"
+        if root
+        else "shared by the caller's uid: a fork bomb can make concurrent programs' forks fail",
         "sentinel": "kernel keyring" if found["keyring"] else "memory (closure)",
     }
