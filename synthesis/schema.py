@@ -109,7 +109,6 @@ def triple_from_dict(obj: Any, where: str) -> Triple:
 @dataclass
 class LoadReport:
     path: str
-    n_lines: int = 0
     n_loaded: int = 0
     bad: list[str] = field(default_factory=list)  # "file:line: reason", only with skip_bad
 
@@ -132,7 +131,6 @@ def iter_triples(
     on_error = (lambda err: report.bad.append(str(err))) if skip_bad else None
     seen: dict[str, str] = {}
     for where, obj in iter_jsonl(path, "triples file", on_error=on_error):
-        report.n_lines = int(where.rsplit(":", 1)[1])
         try:
             triple = triple_from_dict(obj, where)
             if triple.id in seen:
