@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
     @app.command("pretrain")
     def pretrain(
         out: str = typer.Option(..., "--out", help="Model directory to write."),
-        preset: str = typer.Option("small", help="tiny (tests, seconds) | small (demo base)."),
+        preset: str = typer.Option(
+            "small", help="tiny (tests, seconds) | toy (the default demo's model) | small."
+        ),
         steps: int = typer.Option(
             None, help="Override the preset's number of steps (0: save the random init)."
         ),
@@ -21,6 +23,11 @@ def register(app: typer.Typer) -> None:
             [], "--text", help="Triples file: its train split joins the corpus (repeatable)."
         ),
         stdlib: bool = typer.Option(True, help="Learn from the stdlib (--no-stdlib: --text only)."),
+        tokenizer_text: list[str] = typer.Option(
+            [],
+            "--tokenizer-text",
+            help="Triples file whose train split only the tokenizer learns from (repeatable).",
+        ),
         vocab_size: int = typer.Option(None, help="Override the preset's vocabulary size."),
         overwrite: bool = typer.Option(False, help="Replace a finished model in --out."),
     ) -> None:
@@ -28,10 +35,11 @@ def register(app: typer.Typer) -> None:
 
         Example: diag pretrain --preset tiny --out /tmp/base
 
-        The toy recipe that passes the pass@1 transition (README): a tokenizer from the task
-        text alone and no pretraining —
-        diag pretrain --text runs/toy/triples.jsonl --no-stdlib --vocab-size 1024 --steps 0 \
-            --out runs/base-toytok
+        The default demo's base (README, Results): pretrained on the toy world's other task
+        families, its tokenizer also learning the SFT data's words —
+        diag pretrain --preset toy --text runs/toy-base/triples.jsonl --no-stdlib \
+            --tokenizer-text runs/toy/triples.jsonl --vocab-size 2048 --steps 1000 \
+            --out runs/base-toy
         """
         from training.pretrain import PretrainConfig
 
@@ -43,6 +51,7 @@ def register(app: typer.Typer) -> None:
             site_packages=site_packages,
             text=list(text),
             stdlib=stdlib,
+            tokenizer_text=list(tokenizer_text),
             vocab_size=vocab_size,
             overwrite=overwrite,
         )

@@ -40,6 +40,12 @@ def register(app: typer.Typer) -> None:
         toy_depth: str = typer.Option(
             None, help="toy: weights of composition depth 1,2,3 (e.g. 0.5,0.5)."
         ),
+        toy_stages: str = typer.Option(
+            None, help="toy: comma-separated pipeline stage kinds (default: all), e.g. keep_cmp,add"
+        ),
+        toy_styles: str = typer.Option(
+            None, help="toy: comma-separated code styles: loop, comp, builtin (default: all)."
+        ),
         field: list[str] = typer.Option(
             None, help="Repeatable NAME=COLUMN: instruction, answer, code, id, entry_point."
         ),
@@ -99,6 +105,9 @@ def register(app: typer.Typer) -> None:
             toy_world["families"] = [f.strip() for f in toy_families.split(",") if f.strip()]
         if toy_ood is not None:
             toy_world["ood_families"] = [f.strip() for f in toy_ood.split(",") if f.strip()]
+        for key, value in (("stages", toy_stages), ("styles", toy_styles)):
+            if value is not None:
+                toy_world[key] = [f.strip() for f in value.split(",") if f.strip()]
         if toy_depth:
             try:
                 toy_world["depth_weights"] = tuple(float(x) for x in toy_depth.split(","))

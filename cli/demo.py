@@ -42,6 +42,20 @@ PIPELINE_WORLD = {
     "ood_families": ["pipe_spread"],
     "depth_weights": [0.4, 0.4, 0.2],
 }  # fmt: skip
+# A smaller cut of it for the 15-minute default: four terminals (spread held out), depth 1-2,
+# six stage kinds, code in one style. The toy model passes the pass@1 transition on it within
+# ~1,000 steps of 16 (README, Results); on PIPELINE_WORLD it needs several times longer.
+COMPACT_WORLD = {
+    "families": ["pipe_list", "pipe_sum", "pipe_count", "pipe_max", "pipe_spread"],
+    "ood_families": ["pipe_spread"],
+    "depth_weights": [0.5, 0.5],
+    "stages": ["keep_cmp", "keep_parity", "add", "mul", "clamp", "dedupe"],
+    "styles": ["comp"],
+}  # fmt: skip
+# The base's pretraining corpus: the toy world's other (single-operation) families and none of
+# its pipelines, so the base learns Python and reading a task's names from its prompt — what a
+# real code LLM brings to SFT — without having seen the tasks it is fine-tuned and tested on.
+BASE_WORLD = {"pipeline_share": 0.0, "ood_families": []}
 
 
 @dataclass(frozen=True)
@@ -53,12 +67,15 @@ class DemoPreset:
     Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's);
               base_text: the tokenizer learns from the demo's own train split alone (no
               stdlib), base_vocab its size; with base_steps 0 SFT trains from the random init
-              (the recipe that passed the pass@1 transition: README, Results)
+              (the recipe that passed the pass@1 transition: README, Results); base_world
+              (ToyWorld options) with base_synth_n seeds: a second toy corpus the base is
+              pretrained on instead, the tokenizer learning both
     Training: steps, save_steps, batch_size, lr, max_len per format run
     Eval:     eval_tasks test tasks at every checkpoint; ood_tasks on finals; max_new_tokens
     Diags:    diag_examples per diagnostic (attn_examples for attn + attribution, the slow
               one); attn_patterns saved; attribution on/off
-    Ablation: ablate_formats, ablate_variants, ablate_steps, ablate_save_steps
+    Ablation: ablate_formats, ablate_variants, ablate_steps, ablate_save_steps (None: the
+              main runs' budget, whose runs then serve as the unablated curve)
     """
 
     synth_n: int
@@ -77,13 +94,15 @@ class DemoPreset:
     attribution: bool
     ablate_formats: tuple[str, ...]
     ablate_variants: tuple[str, ...]
-    ablate_steps: int
-    ablate_save_steps: int
+    ablate_steps: int | None
+    ablate_save_steps: int | None
     formats: tuple[str, ...] = FORMATS
     seeds: int = 1
     attn_examples: int | None = None  # None: diag_examples
     base_text: bool = False
     base_vocab: int | None = None
+    base_world: dict | None = None
+    base_synth_n: int = 0
     toy_world: dict = field(default_factory=lambda: dict(PIPELINE_WORLD))
 
 
@@ -109,49 +128,60 @@ PRESETS: dict[str, DemoPreset] = {
         ablate_save_steps=6,
     ),
     "default": DemoPreset(
-        synth_n=2000,
-        base_preset="small",
-        base_steps=None,
-        steps=200,
-        save_steps=50,
+        # measured on 2 idle cores: README, "What the demo does"
+        synth_n=6000,
+        base_preset="toy",
+        base_steps=800,
+        base_text=True,
+        base_vocab=2048,
+        base_world=dict(BASE_WORLD),
+        base_synth_n=4000,
+        steps=900,
+        save_steps=150,
         batch_size=16,
-        lr=2e-3,
+        lr=3e-3,
         max_len=512,
-        eval_tasks=60,
-        ood_tasks=40,
+        eval_tasks=80,
+        ood_tasks=60,
         max_new_tokens=200,
         diag_examples=48,
         attn_patterns=3,
         attribution=True,
         ablate_formats=("precede",),
         ablate_variants=("signature", "comments"),
-        ablate_steps=100,
-        ablate_save_steps=50,
+        ablate_steps=None,
+        ablate_save_steps=None,
         attn_examples=20,
+        toy_world=dict(COMPACT_WORLD),
     ),
     "full": DemoPreset(
-        # ~11.6k unique train triples, so 1,500 x 32 sees each about four times
-        synth_n=16000,
-        base_preset="small",
-        base_steps=0,
+        # the default's world and model with twice the data, a longer-pretrained base, 1,500
+        # SFT steps, three seeds, 300 test and 300 OOD tasks per checkpoint, a third ablation
+        synth_n=12000,
+        base_preset="toy",
+        base_steps=1500,
         base_text=True,
-        base_vocab=1024,
+        base_vocab=2048,
+        base_world=dict(BASE_WORLD),
+        base_synth_n=8000,
         steps=1500,
         save_steps=250,
-        batch_size=32,
-        lr=2e-3,
+        batch_size=16,
+        lr=3e-3,
         max_len=512,
         eval_tasks=300,
         ood_tasks=300,
-        max_new_tokens=320,
+        max_new_tokens=200,
         diag_examples=200,
         attn_patterns=4,
         attribution=True,
-        ablate_formats=("follow", "precede"),
+        ablate_formats=("precede",),
         ablate_variants=("signature", "comments", "inconsistent"),
-        ablate_steps=600,
-        ablate_save_steps=100,
+        ablate_steps=None,
+        ablate_save_steps=None,
+        attn_examples=60,
         seeds=3,
+        toy_world=dict(COMPACT_WORLD),
     ),
 }
 
@@ -267,6 +297,31 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
         )
 
     steps.append(Step("synth: toy world -> triples", data_dir, synth, weight=preset.synth_n / 40))
+    base_data = out / "base_data"
+    base_triples = base_data / "triples.jsonl"
+    if preset.base_world is not None:
+
+        def synth_base() -> None:
+            from synthesis.pipeline import SynthConfig, main
+
+            main(
+                SynthConfig(
+                    sources=["toy"],
+                    n=preset.base_synth_n,
+                    toy_world=dict(preset.base_world),
+                    out=str(base_data),
+                    resume=True,
+                )
+            )
+
+        steps.append(
+            Step(
+                "synth: the base's corpus (other toy families)",
+                base_data,
+                synth_base,
+                weight=preset.base_synth_n / 40,
+            )
+        )
 
     # 2. base (cached across demos with the same config)
     from training.pretrain import PRESETS as BASES
@@ -274,9 +329,11 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
 
     base_cfg = PretrainConfig(out=str(base_dir), preset=preset.base_preset, steps=preset.base_steps)
     if preset.base_text:  # the demo's own data: nothing to share with other demos
-        base_cfg = replace(
-            base_cfg, text=[str(triples)], stdlib=False, vocab_size=preset.base_vocab
-        )
+        base_cfg = replace(base_cfg, stdlib=False, vocab_size=preset.base_vocab)
+        if preset.base_world is not None:
+            base_cfg = replace(base_cfg, text=[str(base_triples)], tokenizer_text=[str(triples)])
+        else:
+            base_cfg = replace(base_cfg, text=[str(triples)])
         cached = base_dir
     else:
         key = json.dumps(config_key(base_cfg), sort_keys=True).encode()
@@ -304,8 +361,12 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
             + (" (tokenizer from the task text)" if preset.base_text else ""),
             base_dir,
             pretrain,
-            weight=max(5, base_steps * (0.5 if preset.base_preset == "small" else 0.05)),
-            done=lambda: triples.exists() and is_finished_base(base_dir, base_cfg),
+            # ~2.9 weight units a second, as the synth and train steps
+            weight=max(5, base_steps * {"small": 1.25, "toy": 0.4}.get(preset.base_preset, 0.15)),
+            done=lambda: (
+                all(Path(p).exists() for p in [triples, *base_cfg.text])
+                and is_finished_base(base_dir, base_cfg)
+            ),
         )
     )
 
@@ -445,7 +506,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
     for fmt in preset.ablate_formats:
         if fmt not in preset.formats:
             continue
-        for seed in range(min(preset.seeds, 1 if cfg.preset != "full" else preset.seeds)):
+        for seed in range(1):  # one seed: each variant is a full retraining
             run_dir = runs[(fmt, seed)]
             out_dir = out / "ablate" / f"{fmt}-s{seed}"
 
@@ -471,7 +532,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
                     out_dir,
                     ablate,
                     weight=len(preset.ablate_variants)
-                    * (preset.ablate_steps * 0.25 + preset.eval_tasks * 0.03 * 4),
+                    * ((preset.ablate_steps or preset.steps) * 0.25 + preset.eval_tasks * 0.03 * 4),
                 )
             )
 

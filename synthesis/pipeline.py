@@ -539,6 +539,13 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     for bench in cfg.decontam:
         if bench != "humaneval":
             require_file(bench, "--decontam")
+    if any(spec.kind == "toy" for spec in specs):  # bad world options fail before --out
+        from synthesis.toyworld.world import ToyWorld
+
+        try:
+            ToyWorld(cfg.seed, **cfg.toy_world)
+        except TypeError as err:
+            raise InputError(f"toy world options: {err}") from None
 
     out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     identity = _identity(cfg, prompts, teacher.cache_id)

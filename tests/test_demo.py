@@ -68,25 +68,47 @@ def test_quick_demo_resumes_after_kill_and_writes_the_report(tmp_path):
 
 
 def test_a_demo_base_from_its_own_task_text(tmp_path, monkeypatch):
-    """The `full` preset's base recipe (base_text): synth, then a tokenizer from that data."""
+    """The default and full presets' data and base: the compact world through synth, the
+    base's own corpus (the other toy families), then the `toy` model pretrained on that corpus
+    with a tokenizer that learnt both."""
     from dataclasses import replace
 
     from cli import demo
 
-    assert demo.PRESETS["full"].base_text and demo.PRESETS["full"].base_steps == 0
+    for name in ("default", "full"):
+        preset = demo.PRESETS[name]
+        assert preset.base_text and preset.base_steps > 0 and preset.base_preset == "toy"
+        assert preset.toy_world == demo.COMPACT_WORLD and preset.base_world == demo.BASE_WORLD
     small = replace(
-        demo.PRESETS["quick"], synth_n=150, base_text=True, base_vocab=512, base_steps=0
+        demo.PRESETS["default"], synth_n=150, base_synth_n=120, base_vocab=512, base_steps=4
     )
     monkeypatch.setitem(demo.PRESETS, "textbase", small)
     cfg = demo.DemoConfig(out=str(tmp_path / "demo"), preset="textbase")
     steps, _ = demo.plan(cfg)
-    synth, base = steps[0], steps[1]
+    synth, synth_base, base = steps[0], steps[1], steps[2]
     assert not base.done()  # no data yet: not finished, and no error
     synth.run()
+    synth_base.run()
     base.run()
     assert base.done()
+    rows = [json.loads(x) for x in (tmp_path / "demo/data/triples.jsonl").read_text().splitlines()]
+    assert len(rows) >= 140
+    world = demo.COMPACT_WORLD
+    for r in rows:
+        assert r["meta"]["family"] in world["families"] and r["meta"]["style"] == "comp"
+        assert r["meta"]["depth"] in (1, 2)
+        assert {k for k, _ in r["meta"]["params"]["stages"]} <= set(world["stages"])
+    assert {r["meta"]["split"] for r in rows} == {"train", "val", "test", "ood"}
     report = json.loads((base.out / "pretrain.json").read_text())
-    assert report["steps"] == 0 and report["corpus"]["train_files"] == 0
-    assert report["corpus"]["text_files"] == [str(tmp_path / "demo" / "data" / "triples.jsonl")]
-    assert 300 < report["vocab_size"] <= 512
+    base_rows = [
+        json.loads(x) for x in (tmp_path / "demo/base_data/triples.jsonl").read_text().splitlines()
+    ]
+    assert len(base_rows) >= 100
+    assert not any(r["meta"]["family"].startswith("pipe_") for r in base_rows)  # no SFT tasks
+    assert {r["meta"]["split"] for r in base_rows} <= {"train", "val", "test"}
+    assert report["steps"] == 4 and report["corpus"]["train_files"] == 0
+    # pretrained on the base corpus; the tokenizer also learnt the SFT data
+    assert report["corpus"]["text_files"] == [str(tmp_path / "demo/base_data/triples.jsonl")]
+    assert report["corpus"]["tokenizer_text_files"] == [str(tmp_path / "demo/data/triples.jsonl")]
+    assert 300 < report["vocab_size"] <= 512 and report["preset"] == "toy"
     assert not (tmp_path / "cache").exists()  # the demo's own data: never cached across demos

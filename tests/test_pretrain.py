@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
+from synthesis.runfiles import InputError
 from training.pretrain import (
     PRESETS,
     PretrainConfig,
@@ -101,6 +104,45 @@ def test_a_base_from_task_text_alone_without_pretraining(tmp_path):
     write_test_triples(data, n=60, seed=5)
     assert not is_finished_base(tmp_path / "base", cfg)
     assert config_key(cfg)["text"] and config_key(PretrainConfig(out="x")).get("text") is None
+
+
+def test_tokenizer_text_reaches_the_tokenizer_but_not_the_corpus(tmp_path):
+    """--tokenizer-text: the default demo's base learns the SFT data's words as tokens while
+    pretraining only on another corpus."""
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from synthesis.schema import write_triples
+    from tests.helpers import make_triples, write_test_triples
+    from training.pretrain import config_key
+
+    corpus = write_test_triples(tmp_path / "corpus.jsonl", n=60)
+    sft = [
+        replace(t, problem=t.problem.replace("values", "quokkas"), cot=t.cot + " quokkas")
+        for t in make_triples(60, seed=3)
+    ]
+    sft_file = write_triples(tmp_path / "sft.jsonl", sft)
+    common = dict(preset="tiny", text=[str(corpus)], stdlib=False, vocab_size=512, steps=0)
+    with_sft = PretrainConfig(out=str(tmp_path / "a"), tokenizer_text=[str(sft_file)], **common)
+    report = main(with_sft)
+    main(PretrainConfig(out=str(tmp_path / "b"), **common))
+    pieces = {
+        d: len(AutoTokenizer.from_pretrained(tmp_path / d)(" quokkas")["input_ids"]) for d in "ab"
+    }
+    assert pieces["a"] == 1 and pieces["b"] > 2  # a word only the SFT data has
+    # the model's corpus is the --text file alone: 36 train x 2 renders, 12 val x 2
+    assert (report["corpus"]["train_texts"], report["corpus"]["heldout_texts"]) == (72, 24)
+    assert report["corpus"]["tokenizer_text_files"] == [str(sft_file)]
+    assert config_key(with_sft)["tokenizer_text"] and "tokenizer_text" not in config_key(
+        PretrainConfig(out="b", **common)
+    )
+    assert is_finished_base(tmp_path / "a", with_sft)
+    write_triples(sft_file, sft[:50])
+    assert not is_finished_base(tmp_path / "a", with_sft)  # the key covers its content
+    with pytest.raises(InputError, match="nothing.jsonl"):
+        main(replace(with_sft, out=str(tmp_path / "c"), tokenizer_text=["nothing.jsonl"]))
+    assert not (tmp_path / "c").exists()
 
 
 def test_pretrain_text_options_fail_clearly(tmp_path):

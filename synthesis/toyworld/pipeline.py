@@ -859,11 +859,14 @@ def _pointless_reorder(stages: list[Stage], i: int, terminal: Terminal) -> bool:
     return terminal.order_blind
 
 
-def draw_stages(rng: Random, depth: int, terminal: Terminal) -> list[Stage]:
-    """`depth` stages, no kind twice in a row, at most one sort, no reordering stage whose order
-    nothing later sees, and no length-keeping stage right before `count` (they would not change
-    the answer; the world's near-miss check catches subtler cases)."""
-    names = list(STAGES)
+def draw_stages(
+    rng: Random, depth: int, terminal: Terminal, kinds_allowed: tuple[str, ...] | None = None
+) -> list[Stage]:
+    """`depth` stages (of `kinds_allowed`, default all), no kind twice in a row, at most one
+    sort, no reordering stage whose order nothing later sees, and no length-keeping stage right
+    before `count` (they would not change the answer; the world's near-miss check catches
+    subtler cases)."""
+    names = list(STAGES) if kinds_allowed is None else list(kinds_allowed)
     weights = [STAGE_WEIGHTS[n] for n in names]
     for _ in range(100):
         kinds = rng.choices(names, weights, k=depth)
@@ -896,6 +899,7 @@ def _cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+STYLES = ("loop", "comp", "builtin")
 ITEM_NOUNS = (("values", "value"), ("numbers", "number"), ("elements", "element"),
               ("items", "item"), ("entries", "entry"), ("integers", "integer"))  # fmt: skip
 LOOP_BUDGET = 9  # body lines of loop-style stages; the rest of the body uses expressions
@@ -950,9 +954,11 @@ def render_pipeline(
     return "\n".join(lines + final)
 
 
-def build_pipeline(rng: Random, terminal_kind: str, depth: int) -> Task:
+def build_pipeline(
+    rng: Random, terminal_kind: str, depth: int, stages_allowed: tuple[str, ...] | None = None
+) -> Task:
     terminal = TERMINALS[terminal_kind](rng)
-    stages = draw_stages(rng, depth, terminal)
+    stages = draw_stages(rng, depth, terminal, stages_allowed)
     plural, singular = pick(rng, ITEM_NOUNS)
     n = lambda text: _nouns(text, plural, singular)  # noqa: E731
     phrases = [n(pick(rng, st.phrases)) for st in stages]
@@ -974,7 +980,7 @@ def build_pipeline(rng: Random, terminal_kind: str, depth: int) -> Task:
     empty = repr(terminal.fn([]))  # every stage maps [] to []
     steps.append([f"An empty `$a` gives {empty}.", f"Edge case: [] -> {empty}.",
                   f"Check the empty input: the result is {empty}."])  # fmt: skip
-    styles = ("loop", "comp", "builtin")
+    styles = STYLES
     reserved: set[str] = set()
     bodies = {style: render_pipeline(stages, terminal, style, rng, reserved) for style in styles}
     words = [st.word for st in stages]
@@ -1030,8 +1036,8 @@ def build_pipeline(rng: Random, terminal_kind: str, depth: int) -> Task:
 
 
 def _register(kind: str) -> None:
-    def build(rng: Random, depth: int = 2) -> Task:
-        return build_pipeline(rng, kind, depth)
+    def build(rng: Random, depth: int = 2, stages: tuple[str, ...] | None = None) -> Task:
+        return build_pipeline(rng, kind, depth, stages)
 
     family(
         f"pipe_{kind}", "pipeline",

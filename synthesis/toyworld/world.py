@@ -41,6 +41,7 @@ from synthesis.schema import SPLITS
 from synthesis.seeds import Seed
 from synthesis.toyworld.core import FAMILIES, Family, Task, fill, names_in, pick
 from synthesis.toyworld.names import Namer, _unit
+from synthesis.toyworld.pipeline import STAGES, STYLES
 
 DEFAULT_OOD_FAMILIES = ("pipe_spread", "run_length", "window_sum", "merge_dicts")
 DIFFICULTY = {1: "easy", 2: "medium", 3: "hard"}
@@ -112,6 +113,10 @@ class ToyWorld:
     pipeline_share         probability that an instance is a composed pipeline (pipe_*)
     depth_weights          weights of pipeline depth 1, 2, 3 (easy, medium, hard)
     example_rate           probability that the problem text shows one example call
+    stages                 pipelines draw their list stages from these kinds only (None: all of
+                           pipeline.STAGES); fewer kinds give a smaller world that is learnt
+                           sooner (the default demo's)
+    styles                 code styles an instance may be written in (None: loop, comp, builtin)
     """
 
     def __init__(
@@ -126,6 +131,8 @@ class ToyWorld:
         pipeline_share: float = 0.5,
         depth_weights: tuple[float, ...] = (0.3, 0.4, 0.3),
         example_rate: float = 0.5,
+        stages: tuple[str, ...] | list[str] | None = None,
+        styles: tuple[str, ...] | list[str] | None = None,
     ) -> None:
         known = set(FAMILIES)
         chosen = list(FAMILIES) if families is None else list(families)
@@ -143,6 +150,16 @@ class ToyWorld:
             raise InputError("toy world: heldout_name_fraction must be in (0, 1)")
         if not 1 <= len(depth_weights) <= 3 or min(depth_weights) < 0 or sum(depth_weights) <= 0:
             raise InputError("toy world: depth_weights needs 1-3 non-negative weights (depth 1..3)")
+        for what, given, allowed in (("stages", stages, STAGES), ("styles", styles, STYLES)):
+            bad = [n for n in given or () if n not in allowed]
+            if bad or (given is not None and not given):
+                raise InputError(
+                    f"toy world {what}: "
+                    + (f"unknown {', '.join(map(repr, bad))}" if bad else "empty")
+                    + f" (known: {', '.join(sorted(allowed))})"
+                )
+        self.stages = None if stages is None else tuple(stages)
+        self.styles = None if styles is None else tuple(styles)
         self.seed = seed
         self.ood_families = tuple(n for n in ood if n in chosen or families is None)
         self.families = tuple(dict.fromkeys(chosen + list(self.ood_families)))
@@ -221,7 +238,7 @@ class ToyWorld:
                 depth = pick_rng.choices(range(1, len(self.depth_weights) + 1), self.depth_weights)[
                     0
                 ]
-                task = fam.build(rng, depth=depth)  # type: ignore[call-arg]
+                task = fam.build(rng, depth=depth, stages=self.stages)  # type: ignore[call-arg]
             else:
                 fam = pick(pick_rng, solos)
                 task = fam.build(rng)
@@ -242,7 +259,9 @@ class ToyWorld:
         if chosen is None:
             return None
         inputs, ref_out = chosen
-        style = pick(rng, sorted(task.bodies))
+        # a family written in none of the allowed styles keeps its own
+        allowed = [s for s in sorted(task.bodies) if self.styles is None or s in self.styles]
+        style = pick(rng, allowed or sorted(task.bodies))
         avoid = set(task.reserved) if task.reserved is not None else set()
         if task.reserved is None:
             for text in task.bodies.values():
