@@ -131,13 +131,13 @@ PRESETS: dict[str, DemoPreset] = {
         # measured on 2 idle cores: README, "What the demo does"
         synth_n=6000,
         base_preset="toy",
-        base_steps=800,
+        base_steps=1000,
         base_text=True,
         base_vocab=2048,
         base_world=dict(BASE_WORLD),
-        base_synth_n=4000,
-        steps=900,
-        save_steps=150,
+        base_synth_n=5000,
+        steps=1000,
+        save_steps=250,
         batch_size=16,
         lr=3e-3,
         max_len=512,
@@ -358,7 +358,13 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
     steps.append(
         Step(
             f"pretrain: {preset.base_preset} base"
-            + (" (tokenizer from the task text)" if preset.base_text else ""),
+            + (
+                " on the other toy families (tokenizer: both corpora)"
+                if preset.base_world is not None
+                else " (tokenizer from the task text)"
+                if preset.base_text
+                else ""
+            ),
             base_dir,
             pretrain,
             # ~2.9 weight units a second, as the synth and train steps

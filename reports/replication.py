@@ -8,6 +8,9 @@ Reads (via reports.results) the eval samples, ppl, kl and attn tables of every r
   pass averaged over seeds first), the seeds used, and the task count;
 - every pairwise format comparison of pass@1 (paired over tasks, seeds pooled as in
   `diagnostics.stats.compare_pooled`, `average` pooling; Wilcoxon signed-rank p-value);
+- the same on the test split **token-matched**: CoT formats see more loss tokens per step, so
+  every run is also read at its last checkpoint whose `loss_tokens_seen` is within the smallest
+  final budget among the runs (metric `pass@1:tokens`; the steps used are in the markdown);
 - the diagnostics' headline numbers with CIs over examples: mean log-PPL of cot and code and
   their gap (cot minus code), mean KL to base per span, attention mass cot->code and code->cot
   (mean over layers and heads of each example's span mass).
@@ -67,6 +70,35 @@ def final_pass_matrix(samples: Any) -> dict[tuple[str, str], Any]:
     return {k: v.sort_index() for k, v in out.items() if isinstance(v, pd.DataFrame)}
 
 
+def token_matched_pass_matrix(samples: Any) -> tuple[dict[tuple[str, str], Any], int, dict]:
+    """Test-split pass matrices [task_id x seed] with every run read at its last checkpoint
+    whose loss tokens seen do not exceed `budget`, the smallest final count among the runs.
+    Returns (matrices keyed (format, "test"), budget, {label: (step, loss tokens)})."""
+    if samples.empty or "loss_tokens_seen" not in samples.columns:
+        return {}, 0, {}
+    frame = samples[(samples["split"] == "test") & samples["loss_tokens_seen"].notna()]
+    frame = frame[frame["format"].notna() & (frame["label"] != "base")].copy()
+    if frame.empty:
+        return {}, 0, {}
+    frame["seed"] = frame["seed"].fillna(0).astype(int)
+    ckpts = frame.groupby(["label", "step"])["loss_tokens_seen"].max().reset_index()
+    budget = int(ckpts.groupby("label")["loss_tokens_seen"].max().min())
+    picked: dict[str, tuple[int, int]] = {}
+    for label, group in ckpts.groupby("label"):
+        within = group[group["loss_tokens_seen"] <= budget]
+        if not within.empty:
+            row = within.loc[within["step"].idxmax()]
+            picked[str(label)] = (int(row["step"]), int(row["loss_tokens_seen"]))
+    keep = frame[
+        [picked.get(lb, (None,))[0] == st for lb, st in zip(frame["label"], frame["step"])]
+    ]
+    per_task = keep.groupby(["format", "seed", "task_id"])["passed"].mean().reset_index()
+    out = {}
+    for fmt, group in per_task.groupby("format"):
+        out[(str(fmt), "test")] = group.pivot(index="task_id", columns="seed", values="passed")
+    return {k: v.sort_index() for k, v in out.items()}, budget, picked
+
+
 def _span_means(frame: Any, value: str, spans: tuple[str, ...]) -> Any:
     """Per (format, seed, example_id, span) values, own-format rows only."""
     if frame.empty:
@@ -113,21 +145,28 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
         raise InputError(f"--runs {', '.join(cfg.runs)}: no eval samples found (run diag eval)")
     for (fmt, split), mat in sorted(passes.items(), key=lambda kv: (kv[0][1], _fmt_key(kv[0][0]))):
         add("pass@1", fmt, split, mat.mean(axis=1).to_numpy(), mat.shape[1])
-    splits = sorted({split for _, split in passes})
-    for split in splits:
-        fmts = sorted({f for f, s in passes if s == split and f != "base"}, key=_fmt_key)
-        for a, b in itertools.combinations(fmts, 2):
-            ma, mb = passes[(a, split)], passes[(b, split)]
-            tasks = ma.index.intersection(mb.index)
-            row = compare_pooled(
-                [ma.loc[tasks, s].to_numpy(float) for s in ma.columns],
-                [mb.loc[tasks, s].to_numpy(float) for s in mb.columns],
-                metric=f"pass@1:{split}",
-                name_a=a,
-                name_b=b,
-                opts=opts,
-            )
-            comparisons.append(row)
+    matched, budget, picked = token_matched_pass_matrix(rs.table("samples"))
+    for (fmt, _), mat in sorted(matched.items(), key=lambda kv: _fmt_key(kv[0][0])):
+        add("pass@1:tokens", fmt, "test", mat.mean(axis=1).to_numpy(), mat.shape[1])
+
+    def compare_all(mats: dict, metric: str) -> None:
+        for split in sorted({split for _, split in mats}):
+            fmts = sorted({f for f, s in mats if s == split and f != "base"}, key=_fmt_key)
+            for a, b in itertools.combinations(fmts, 2):
+                ma, mb = mats[(a, split)], mats[(b, split)]
+                tasks = ma.index.intersection(mb.index)
+                row = compare_pooled(
+                    [ma.loc[tasks, s].to_numpy(float) for s in ma.columns],
+                    [mb.loc[tasks, s].to_numpy(float) for s in mb.columns],
+                    metric=f"{metric}:{split}",
+                    name_a=a,
+                    name_b=b,
+                    opts=opts,
+                )
+                comparisons.append(row)
+
+    compare_all(passes, "pass@1")
+    compare_all(matched, "pass@1-tokens")
 
     def seed_mean(frame: Any, value: str) -> tuple[Any, int]:
         by_ex = frame.groupby(["example_id"])[value].mean()
@@ -163,10 +202,10 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
                 add(f"attn:{src}->{dst}", fmt, "diag", vals, pair["seed"].nunique())
     table = pd.DataFrame(rows)
     comp = pd.DataFrame(comparisons)
-    return table, comp, markdown(table, comp)
+    return table, comp, markdown(table, comp, budget, picked)
 
 
-def markdown(table: Any, comp: Any) -> str:
+def markdown(table: Any, comp: Any, budget: int = 0, picked: dict | None = None) -> str:
     """The README table: pass@1 per format and split, diagnostics, and the paired tests."""
     lines = []
     passes = table[table["metric"] == "pass@1"]
@@ -183,9 +222,12 @@ def markdown(table: Any, comp: Any) -> str:
         ("attn:cot->code", "attn cot->code"),
         ("attn:code->cot", "attn code->cot"),
     ]
+    matched = (table["metric"] == "pass@1:tokens").any()
+    if matched:
+        head += " | pass@1 test, token-matched"
     present = [(m, t) for m, t in diag_metrics if (table["metric"] == m).any()]
     head += "".join(f" | {t}" for _, t in present) + " |"
-    lines += [head, "|" + " --- |" * (1 + len(splits) + len(present))]
+    lines += [head, "|" + " --- |" * (1 + len(splits) + matched + len(present))]
 
     def cell(metric: str, fmt: str, split: str | None = None) -> str:
         sel = table[(table["metric"] == metric) & (table["format"] == fmt)]
@@ -194,12 +236,13 @@ def markdown(table: Any, comp: Any) -> str:
         if sel.empty:
             return "–"
         r = sel.iloc[0]
-        if metric == "pass@1":
+        if metric.startswith("pass@1"):
             return f"{100 * r['mean']:.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
         return f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
 
     for fmt in fmts:
         cells = [cell("pass@1", fmt, s) for s in splits]
+        cells += [cell("pass@1:tokens", fmt, "test")] if matched else []
         cells += [cell(m, fmt) for m, _ in present]
         lines.append(f"| {fmt} | " + " | ".join(cells) + " |")
     lines.append("")
@@ -207,11 +250,20 @@ def markdown(table: Any, comp: Any) -> str:
         f"Seeds per format: {seeds}. pass@1 is greedy, at the last checkpoint; CIs: bootstrap "
         "over tasks (diagnostics: over examples) of seed-averaged values."
     )
+    if matched and picked:
+        steps = ", ".join(
+            f"{label} {step} ({tokens:,})" for label, (step, tokens) in picked.items()
+        )
+        lines.append(
+            f"Token-matched: each run at its last checkpoint with at most {budget:,} loss tokens "
+            f"seen (the smallest final budget among the runs); step (loss tokens): {steps}."
+        )
     if not comp.empty:
         lines += ["", "| comparison | split | diff (a - b) | 95% CI | p (Wilcoxon) | tasks |"]
         lines.append("| --- | --- | --- | --- | --- | --- |")
         for _, r in comp.iterrows():
-            split = str(r["metric"]).split(":", 1)[1]
+            kind, split = str(r["metric"]).split(":", 1)
+            split += ", token-matched" if kind == "pass@1-tokens" else ""
             lines.append(
                 f"| {r['a']} vs {r['b']} | {split} | {100 * r['diff']:+.1f} pts | "
                 f"[{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}] | "
