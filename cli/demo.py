@@ -75,7 +75,8 @@ class DemoPreset:
     Diags:    diag_examples per diagnostic (attn_examples for attn + attribution, the slow
               one); attn_patterns saved; attribution on/off
     Ablation: ablate_formats, ablate_variants, ablate_steps, ablate_save_steps (None: the
-              main runs' budget, whose runs then serve as the unablated curve)
+              main runs' budget, whose runs then serve as the unablated curve), ablate_verify
+              (sandbox every transformed solution's tests first; ~70 s on the default)
     """
 
     synth_n: int
@@ -103,6 +104,7 @@ class DemoPreset:
     base_vocab: int | None = None
     base_world: dict | None = None
     base_synth_n: int = 0
+    ablate_verify: bool = True
     toy_world: dict = field(default_factory=lambda: dict(PIPELINE_WORLD))
 
 
@@ -151,6 +153,7 @@ PRESETS: dict[str, DemoPreset] = {
         ablate_variants=("signature", "comments"),
         ablate_steps=None,
         ablate_save_steps=None,
+        ablate_verify=False,  # the transforms' own tests check it; 73 s of a 15-minute budget
         attn_examples=20,
         toy_world=dict(COMPACT_WORLD),
     ),
@@ -528,6 +531,7 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
                         max_new_tokens=preset.max_new_tokens,
                         max_steps=preset.ablate_steps,
                         save_steps=preset.ablate_save_steps,
+                        verify=preset.ablate_verify,
                         resume=True,
                     )
                 )
