@@ -159,7 +159,7 @@ PRESETS: dict[str, DemoPreset] = {
     ),
     "full": DemoPreset(
         # the default's world and model with twice the data, a longer-pretrained base, 1,500
-        # SFT steps, three seeds, 300 test and 300 OOD tasks per checkpoint, a third ablation
+        # SFT steps, three seeds, 200 test and 200 OOD tasks per checkpoint
         synth_n=12000,
         base_preset="toy",
         base_steps=1500,
@@ -172,16 +172,17 @@ PRESETS: dict[str, DemoPreset] = {
         batch_size=16,
         lr=3e-3,
         max_len=512,
-        eval_tasks=300,
-        ood_tasks=300,
+        eval_tasks=200,
+        ood_tasks=200,
         max_new_tokens=200,
         diag_examples=200,
         attn_patterns=4,
         attribution=True,
         ablate_formats=("precede",),
-        ablate_variants=("signature", "comments", "inconsistent"),
+        ablate_variants=("signature", "comments"),
         ablate_steps=None,
         ablate_save_steps=None,
+        ablate_verify=False,
         attn_examples=60,
         seeds=3,
         toy_world=dict(COMPACT_WORLD),
