@@ -45,7 +45,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: setup chromium lint
-	$(BIN)/python -m pytest -q -x --timeout=900 tests
+	$(BIN)/python -m pytest -q -x --timeout=900 --durations=8 tests
 
 demo: setup chromium
 	$(BIN)/diag demo --out $(OUT) --preset $(PRESET)
