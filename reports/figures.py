@@ -765,7 +765,9 @@ def attn_heatmap(rs: ResultSet) -> Made:
     labels = sort_labels(frame["label"])
     srcs, dsts = attn_spans(frame)
     go = _go()
-    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, horizontal_spacing=0.08)
+    # plotly refuses spacing >= 1 / (cols - 1): shrink it past 12 models
+    spacing = min(0.08, 0.5 / max(1, len(labels) - 1))
+    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, horizontal_spacing=spacing)
     rows = []
     for i, label in enumerate(labels, start=1):
         sub = frame[frame["label"] == label]
@@ -816,12 +818,15 @@ def attn_layers(rs: ResultSet) -> Made:
     layers = sorted(int(x) for x in frame["layer"].unique())
     titles = [f"{label} · layer {layer}" for label in labels for layer in layers]
     go = _go()
+    width = max(600, 260 * len(layers))
+    height = 120 + 260 * len(labels)
     fig = make_subplots(
         rows=len(labels),
         cols=len(layers),
         subplot_titles=titles,
         horizontal_spacing=0.04,
-        vertical_spacing=0.12 if len(labels) > 1 else 0.1,
+        # ~70 px between rows: a fixed fraction breaks plotly past 9 rows (3 seeds x 4 formats)
+        vertical_spacing=70 / height if len(labels) > 1 else 0.1,
     )
     rows = []
     for r, label in enumerate(labels, start=1):
@@ -848,8 +853,6 @@ def attn_layers(rs: ResultSet) -> Made:
                 for di, d in enumerate(dsts):
                     rows.append(dict(label=label, layer=layer, src=s, dst=d, mass=z[si][di]))
     fig.update_yaxes(autorange="reversed")
-    width = max(600, 260 * len(layers))
-    height = 120 + 260 * len(labels)
     _layout(fig, "Attention mass between spans per layer (rows: from, columns: to)", width, height)
     import pandas as pd
 

@@ -9,7 +9,7 @@ Reads (via reports.results) the eval samples, ppl, kl and attn tables of every r
 - every pairwise format comparison of pass@1 (paired over tasks, seeds pooled as in
   `diagnostics.stats.compare_pooled`, `average` pooling; Wilcoxon signed-rank p-value);
 - the same on the test split **token-matched**: CoT formats see more loss tokens per step, so
-  every run is also read at its last checkpoint whose `loss_tokens_seen` is within the smallest
+  every run is also read at its checkpoint whose `loss_tokens_seen` is nearest the smallest
   final budget among the runs (metric `pass@1:tokens`; the steps used are in the markdown);
 - the diagnostics' headline numbers with CIs over examples: mean log-PPL of cot and code and
   their gap (cot minus code), mean KL to base per span, attention mass cot->code and code->cot
@@ -71,8 +71,10 @@ def final_pass_matrix(samples: Any) -> dict[tuple[str, str], Any]:
 
 
 def token_matched_pass_matrix(samples: Any) -> tuple[dict[tuple[str, str], Any], int, dict]:
-    """Test-split pass matrices [task_id x seed] with every run read at its last checkpoint
-    whose loss tokens seen do not exceed `budget`, the smallest final count among the runs.
+    """Test-split pass matrices [task_id x seed] with every run read at its checkpoint whose
+    loss tokens seen are nearest `budget`, the smallest final count among the runs (nearest,
+    not at-most: seeds of one format end a few tokens apart, and the run that sets the budget
+    must not push the others back a whole checkpoint; ties go to the earlier step).
     Returns (matrices keyed (format, "test"), budget, {label: (step, loss tokens)})."""
     if samples.empty or "loss_tokens_seen" not in samples.columns:
         return {}, 0, {}
@@ -85,10 +87,9 @@ def token_matched_pass_matrix(samples: Any) -> tuple[dict[tuple[str, str], Any],
     budget = int(ckpts.groupby("label")["loss_tokens_seen"].max().min())
     picked: dict[str, tuple[int, int]] = {}
     for label, group in ckpts.groupby("label"):
-        within = group[group["loss_tokens_seen"] <= budget]
-        if not within.empty:
-            row = within.loc[within["step"].idxmax()]
-            picked[str(label)] = (int(row["step"]), int(row["loss_tokens_seen"]))
+        gap = (group["loss_tokens_seen"] - budget).abs()
+        row = group.loc[gap.sort_values(kind="stable").index[0]]  # sorted by step: ties early
+        picked[str(label)] = (int(row["step"]), int(row["loss_tokens_seen"]))
     keep = frame[
         [picked.get(lb, (None,))[0] == st for lb, st in zip(frame["label"], frame["step"])]
     ]
@@ -255,8 +256,8 @@ def markdown(table: Any, comp: Any, budget: int = 0, picked: dict | None = None)
             f"{label} {step} ({tokens:,})" for label, (step, tokens) in picked.items()
         )
         lines.append(
-            f"Token-matched: each run at its last checkpoint with at most {budget:,} loss tokens "
-            f"seen (the smallest final budget among the runs); step (loss tokens): {steps}."
+            f"Token-matched: each run at its checkpoint nearest {budget:,} loss tokens seen (the "
+            f"smallest final budget among the runs); step (loss tokens): {steps}."
         )
     if not comp.empty:
         lines += ["", "| comparison | split | diff (a - b) | 95% CI | p (Wilcoxon) | tasks |"]

@@ -82,8 +82,8 @@ def test_main_writes_files(study, tmp_path):
 
 
 def test_token_matched_reads_each_run_at_the_same_loss_token_budget(tmp_path):
-    """CoT runs see more loss tokens per step: token-matched pass@1 takes each run's last
-    checkpoint within the smallest final budget (precede step 10 vs wo step 20 here)."""
+    """CoT runs see more loss tokens per step: token-matched pass@1 takes each run's checkpoint
+    nearest the smallest final budget (precede step 10 vs wo step 20 here)."""
     from reports.replication import token_matched_pass_matrix
     from reports.results import ResultSet
 
@@ -91,8 +91,10 @@ def test_token_matched_reads_each_run_at_the_same_loss_token_budget(tmp_path):
     n = 50
     early, late = rng.random(n) < 0.3, rng.random(n) < 0.9
     wo_late = rng.random(n) < 0.5
-    tokens = {"precede": {10: 100, 20: 200}, "wo": {10: 60, 20: 120}}
-    for fmt, patterns in (("precede", {10: early, 20: late}), ("wo", {10: early, 20: wo_late})):
+    tokens = {"precede": {10: 100, 20: 200}, "wo": {10: 60, 20: 120}, "follow": {10: 101, 20: 121}}
+    runs = (("precede", {10: early, 20: late}), ("wo", {10: early, 20: wo_late}))
+    runs += (("follow", {10: early, 20: late}),)  # ends 1 token above the budget: still step 20
+    for fmt, patterns in runs:
         _eval_run(tmp_path, f"eval/{fmt}-s0-test", fmt, 0, "test", patterns)
         path = tmp_path / f"eval/{fmt}-s0-test/samples.parquet"
         frame = pd.read_parquet(path)
@@ -100,12 +102,13 @@ def test_token_matched_reads_each_run_at_the_same_loss_token_budget(tmp_path):
         frame.to_parquet(path)
     samples = ResultSet.load([tmp_path]).table("samples")
     mats, budget, picked = token_matched_pass_matrix(samples)
-    assert budget == 120 and picked == {"precede-s0": (10, 100), "wo-s0": (20, 120)}
+    assert budget == 120
+    assert picked == {"precede-s0": (10, 100), "wo-s0": (20, 120), "follow-s0": (20, 121)}
     assert mats[("precede", "test")][0].to_numpy().mean() == pytest.approx(early.mean())
     assert mats[("wo", "test")][0].to_numpy().mean() == pytest.approx(wo_late.mean())
     table, comp, text = build(ReplicationConfig(runs=[str(tmp_path)], n_resamples=500))
     step_matched = table[(table.metric == "pass@1") & (table.format == "precede")].iloc[0]
     assert step_matched["mean"] == pytest.approx(late.mean())  # the last step, as before
-    row = comp[comp.metric == "pass@1-tokens:test"].iloc[0]
+    row = comp[(comp.metric == "pass@1-tokens:test") & (comp.b == "wo")].iloc[0]
     assert row["diff"] == pytest.approx(early.mean() - wo_late.mean())
     assert "token-matched" in text and "precede-s0 10 (100)" in text

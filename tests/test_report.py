@@ -256,3 +256,22 @@ def test_report_is_deterministic(results, report_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in again.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["again"]
+
+
+def test_attention_figures_take_a_full_study_of_twelve_models(results):
+    """`--preset full` has 3 seeds x 4 formats: 12 rows of per-layer heatmaps (plotly refuses a
+    fixed row spacing past 9 rows; the full demo's report failed on it once)."""
+    import pandas as pd
+
+    rs = ResultSet.load(results.roots)
+    attn = rs.table("attn")
+    first = attn[attn["label"] == attn["label"].iloc[0]]
+    rs._tables["attn"] = pd.concat(
+        first.assign(label=f"{fmt}-s{seed}", seed=seed)
+        for fmt in ("seed", "wo", "follow", "precede")
+        for seed in range(3)
+    )
+    for name in ("attn_layers", "attn_heatmap"):
+        made = FIGURES[name].func(rs)
+        assert made.data["label"].nunique() == 12, name
+        assert len(made.fig.data) >= 12, name
