@@ -158,37 +158,22 @@ PRESETS: dict[str, DemoPreset] = {
         attn_examples=20,
         toy_world=dict(COMPACT_WORLD),
     ),
-    "full": DemoPreset(
-        # the default's world and model with twice the data, a longer-pretrained base, 1,500
-        # SFT steps, three seeds, 200 test and 200 OOD tasks per checkpoint
-        synth_n=12000,
-        base_preset="toy",
-        base_steps=1500,
-        base_text=True,
-        base_vocab=2048,
-        base_world=dict(BASE_WORLD),
-        base_synth_n=8000,
-        steps=1500,
-        save_steps=250,
-        batch_size=16,
-        lr=3e-3,
-        max_len=512,
-        eval_tasks=200,
-        ood_tasks=200,
-        max_new_tokens=200,
-        diag_examples=200,
-        attn_patterns=4,
-        attribution=True,
-        ablate_formats=("precede",),
-        ablate_variants=("signature", "comments"),
-        ablate_steps=None,
-        ablate_save_steps=None,
-        ablate_verify=False,
-        attn_examples=60,
-        seeds=3,
-        toy_world=dict(COMPACT_WORLD),
-    ),
 }
+# the default's world and model with twice the data, a longer-pretrained base, 1,500 SFT
+# steps, three seeds, 200 test and 200 OOD tasks per checkpoint, 200-example diagnostics
+PRESETS["full"] = replace(
+    PRESETS["default"],
+    synth_n=12000,
+    base_steps=1500,
+    base_synth_n=8000,
+    steps=1500,
+    eval_tasks=200,
+    ood_tasks=200,
+    diag_examples=200,
+    attn_patterns=4,
+    attn_examples=60,
+    seeds=3,
+)
 
 
 @dataclass
