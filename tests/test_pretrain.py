@@ -157,3 +157,45 @@ def test_pretrain_text_options_fail_clearly(tmp_path):
     with pytest.raises(InputError, match="--steps -1"):
         main(PretrainConfig(out=str(tmp_path / "c"), preset="tiny", steps=-1))
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_pack_corpus_never_cuts_a_text_that_fits_in_a_block(tiny_base):
+    from transformers import AutoTokenizer
+
+    from training.pretrain import _Blocks, pack_corpus
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    eos = tok.eos_token_id
+    short = [f"def f{i}(x):\n    return x + {i}\n" * (1 + i % 3) for i in range(40)]
+    long_text = "import os\n" * 200  # longer than a block: flows across blocks
+    texts = short[:20] + [long_text] + short[20:]
+    seq_len = 64
+    blocks = pack_corpus(texts, tok, seq_len)
+    assert all(0 < len(b) <= seq_len for b in blocks)
+    # Every short text's tokens (+ EOS) sit whole inside one block, in order.
+    encoded = [[*tok(t, add_special_tokens=False).input_ids, eos] for t in texts]
+    assert all(len(ids) <= seq_len for i, ids in enumerate(encoded) if i != 20)
+    flat = [t for b in blocks for t in b]
+    stream = [t for ids in encoded for t in ids]
+    # nothing is lost but a short tail, nothing reordered
+    assert flat == stream[: len(flat)] and len(stream) - len(flat) < seq_len // 2
+    starts = []  # (block, offset) where each text starts
+    pos = 0
+    where = [(k, j) for k, b in enumerate(blocks) for j in range(len(b))]
+    for ids in encoded:
+        if pos + len(ids) > len(where):
+            break
+        starts.append((where[pos], where[pos + len(ids) - 1]))
+        pos += len(ids)
+    for i, ((b0, _), (b1, _)) in enumerate(starts):
+        if i != 20:
+            assert b0 == b1, f"text {i} cut across blocks {b0} and {b1}"
+    assert starts[20][1][0] - starts[20][0][0] >= 2  # the long text spans blocks
+    # Padding (blocks ended early) is masked and never a label.
+    padded = [k for k, b in enumerate(blocks) if len(b) < seq_len]
+    assert padded
+    item = _Blocks(blocks, seq_len, tok.pad_token_id)[padded[0]]
+    n = len(blocks[padded[0]])
+    assert item["input_ids"].shape == (seq_len,)
+    assert (item["labels"][n:] == -100).all() and (item["attention_mask"][n:] == 0).all()
+    assert item["labels"][:n].tolist() == blocks[padded[0]]
