@@ -273,8 +273,9 @@ def pack_corpus(texts: list[str], tokenizer: Any, seq_len: int) -> list[list[int
     it, that block ends early (its rest is padding, never trained on) and the text starts the
     next. Longer texts (source files) flow across blocks as one stream. Why: a toy task cut in
     two (its prompt in one block, its code in the next) teaches the base that code need not
-    copy its prompt's names, the very skill SFT needs; plain concatenation into 256-token
-    blocks kept only ~17% of 210-token tasks whole (measured on the default demo's corpus).
+    copy its prompt's names, the very skill SFT needs. On the default demo's base corpus plain
+    concatenation into 256-token blocks kept 18% of the rendered tasks whole; packed, every
+    task that fits (86%) is whole, and `follow` went from 0% to 16% pass@1 (README, Results).
     A last block shorter than half of `seq_len` is dropped, as a stream's tail was.
     """
     blocks: list[list[int]] = []
