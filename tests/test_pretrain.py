@@ -56,6 +56,9 @@ def test_pretraining_is_deterministic_given_seed(tmp_path):
     a = main(PretrainConfig(out=str(tmp_path / "a"), **cfg))
     b = main(PretrainConfig(out=str(tmp_path / "b"), **cfg))
     assert a["heldout_loss"] == b["heldout_loss"]
+    # tokens trained on count real tokens only: padding of blocks ended early is not one
+    full = 6 * PRESETS["tiny"].batch_size * PRESETS["tiny"].seq_len
+    assert 0.5 <= a["block_fill"] <= 1 and a["train_tokens"] == round(full * a["block_fill"])
     wa = load_file(str(tmp_path / "a" / "model.safetensors"))
     wb = load_file(str(tmp_path / "b" / "model.safetensors"))
     assert all((wa[k] == wb[k]).all() for k in wa)

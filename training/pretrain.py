@@ -485,12 +485,16 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
     heldout_loss = float(held["eval_loss"])
     copying = copy_score(trainer.model.eval(), range(len(SPECIAL_TOKENS), len(tokenizer)))
     log = [row for row in trainer.state.log_history if "loss" in row]
+    # tokens trained on, padding excluded: the expected share of real tokens in a sampled block
+    fill = sum(map(len, train_blocks)) / (len(train_blocks) * preset.seq_len)
+    train_tokens = round(steps * preset.batch_size * preset.seq_len * fill)
     result = {
         "preset": cfg.preset,
         "n_params": n_params,
         "vocab_size": len(tokenizer),
         "steps": steps,
-        "train_tokens": steps * preset.batch_size * preset.seq_len,
+        "train_tokens": train_tokens,
+        "block_fill": round(fill, 3),
         "corpus": {
             "train_files": n_source_files[0],
             "heldout_files": n_source_files[1],
@@ -498,13 +502,11 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
             "tokenizer_text_files": list(cfg.tokenizer_text),
             "train_texts": len(train_texts),
             "heldout_texts": len(held_texts),
-            "train_tokens_available": len(train_blocks) * preset.seq_len,
-            "heldout_tokens": len(held_blocks) * preset.seq_len,
+            "train_tokens_available": sum(map(len, train_blocks)),
+            "heldout_tokens": sum(map(len, held_blocks)),
         },
         "train_seconds": round(train_s, 1),
-        "tokens_per_second": round(steps * preset.batch_size * preset.seq_len / train_s, 1)
-        if steps
-        else None,
+        "tokens_per_second": round(train_tokens / train_s, 1) if steps else None,
         "final_train_loss": log[-1]["loss"] if log else None,
         "heldout_loss": round(heldout_loss, 4),
         "heldout_ppl": round(math.exp(heldout_loss), 2),
