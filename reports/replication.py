@@ -52,8 +52,6 @@ def _fmt_key(fmt: str) -> int:
 
 def final_pass_matrix(samples: Any) -> dict[tuple[str, str], Any]:
     """(format, split) -> DataFrame [task_id x seed] of pass rates at each model's last step."""
-    import pandas as pd
-
     if samples.empty:
         return {}
     frame = samples.copy()
@@ -62,11 +60,17 @@ def final_pass_matrix(samples: Any) -> dict[tuple[str, str], Any]:
     frame["seed"] = frame["seed"].fillna(0).astype(int)
     frame["step"] = frame["step"].fillna(-1)
     last = frame.groupby(["label", "split"])["step"].transform("max")
-    frame = frame[frame["step"] == last]
+    return _pass_matrices(frame[frame["step"] == last])
+
+
+def _pass_matrices(frame: Any) -> dict[tuple[str, str], Any]:
+    """(format, split) -> DataFrame [task_id x seed] of the rows' pass rates (one step per run)."""
+    import pandas as pd
+
     per_task = frame.groupby(["format", "split", "seed", "task_id"])["passed"].mean().reset_index()
     out = {}
     for (fmt, split), group in per_task.groupby(["format", "split"]):
-        out[(fmt, split)] = group.pivot(index="task_id", columns="seed", values="passed")
+        out[(str(fmt), str(split))] = group.pivot(index="task_id", columns="seed", values="passed")
     return {k: v.sort_index() for k, v in out.items() if isinstance(v, pd.DataFrame)}
 
 
@@ -93,11 +97,7 @@ def token_matched_pass_matrix(samples: Any) -> tuple[dict[tuple[str, str], Any],
     keep = frame[
         [picked.get(lb, (None,))[0] == st for lb, st in zip(frame["label"], frame["step"])]
     ]
-    per_task = keep.groupby(["format", "seed", "task_id"])["passed"].mean().reset_index()
-    out = {}
-    for fmt, group in per_task.groupby("format"):
-        out[(str(fmt), "test")] = group.pivot(index="task_id", columns="seed", values="passed")
-    return {k: v.sort_index() for k, v in out.items()}, budget, picked
+    return _pass_matrices(keep), budget, picked
 
 
 def _span_means(frame: Any, value: str, spans: tuple[str, ...]) -> Any:

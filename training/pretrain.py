@@ -486,7 +486,8 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
     copying = copy_score(trainer.model.eval(), range(len(SPECIAL_TOKENS), len(tokenizer)))
     log = [row for row in trainer.state.log_history if "loss" in row]
     # tokens trained on, padding excluded: the expected share of real tokens in a sampled block
-    fill = sum(map(len, train_blocks)) / (len(train_blocks) * preset.seq_len)
+    available = sum(map(len, train_blocks))
+    fill = available / (len(train_blocks) * preset.seq_len)
     train_tokens = round(steps * preset.batch_size * preset.seq_len * fill)
     result = {
         "preset": cfg.preset,
@@ -502,7 +503,7 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
             "tokenizer_text_files": list(cfg.tokenizer_text),
             "train_texts": len(train_texts),
             "heldout_texts": len(held_texts),
-            "train_tokens_available": sum(map(len, train_blocks)),
+            "train_tokens_available": available,
             "heldout_tokens": sum(map(len, held_blocks)),
         },
         "train_seconds": round(train_s, 1),
