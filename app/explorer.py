@@ -17,7 +17,7 @@ import sys
 import streamlit as st
 
 from app import data, views
-from synthesis.runfiles import InputError
+from plumbing import InputError
 
 st.set_page_config(page_title="codecot explorer", page_icon="🧭", layout="wide")
 

@@ -157,7 +157,7 @@ def _pass1_difference(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
         labels = [x for x in labels if x in rs.keep_labels]
     if len(labels) < 2:
         return
-    from diagnostics.stats import StatsOptions, compare_paired
+    from plumbing.stats import StatsOptions, compare_paired
 
     st.markdown("**Compare two models** (paired over tasks, final checkpoints)")
     cols = st.columns(2)

@@ -136,7 +136,7 @@ class Context:
     def runs(self) -> dict[str, Path]:
         """{'base': dir, 'follow': run dir, 'precede': run dir} (built once, a few seconds)."""
         if self._runs is None:
-            from synthesis.runfiles import read_manifest
+            from plumbing import read_manifest
             from training.pretrain import PretrainConfig
             from training.pretrain import main as pretrain
             from training.sft import TrainConfig

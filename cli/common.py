@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 
 
 def invoke(target: str, cfg: Any) -> Any:

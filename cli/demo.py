@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError, Manifest, prepare_out_dir, read_manifest
+from plumbing import InputError, Manifest, prepare_out_dir, read_manifest
 
 FORMATS = ("seed", "wo", "follow", "precede")
 # The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): TOYWORLD.md

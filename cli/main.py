@@ -61,7 +61,7 @@ for _name in COMMAND_MODULES:
 
 def run() -> None:
     """Console-script entry point: run the app, turning InputError into exit code 2."""
-    from synthesis.runfiles import InputError
+    from plumbing import InputError
 
     try:
         app()

@@ -19,7 +19,7 @@ Method (DESIGN.md, "ablate"):
    variant `none` -> `none/eval/`.
 5. `ablate_curves.parquet`: pass@1 (overall group, with eval's bootstrap CI over tasks) per
    variant x checkpoint step; `summary_ablate.parquet`: each variant against `none` at the
-   last step, paired over tasks (per-task pass rate; diagnostics.stats: bootstrap CI of the
+   last step, paired over tasks (per-task pass rate; plumbing.stats: bootstrap CI of the
    difference and a paired test).
 
 Resumable: a variant whose eval finished is skipped; an interrupted training resumes from its
@@ -36,7 +36,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_write_json,
@@ -302,7 +302,7 @@ def last_step_summary(out: Path, variants: list[str], opts: Any) -> Any:
     """Each variant against none at its last step: per-task pass rates, paired over tasks."""
     import pandas as pd
 
-    from diagnostics.stats import compare_paired, summary_frame
+    from plumbing.stats import compare_paired, summary_frame
 
     def per_task(eval_dir: Path) -> Any:
         samples = pd.read_parquet(eval_dir / "samples.parquet")
@@ -332,8 +332,8 @@ def last_step_summary(out: Path, variants: list[str], opts: Any) -> Any:
 
 def main(cfg: AblateConfig) -> dict[str, Any]:
     """Run `diag ablate`; returns the summary written into the manifest."""
-    from diagnostics.stats import StatsOptions
     from diagnostics.transforms import TRANSFORMS, apply_transform
+    from plumbing.stats import StatsOptions
     from synthesis.schema import write_triples
 
     stats_opts = StatsOptions(n_resamples=cfg.n_resamples, confidence=cfg.confidence, test=cfg.test)

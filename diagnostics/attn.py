@@ -41,7 +41,7 @@ patterns/, indexed by patterns.parquet).
 
 Outputs (run folder): attn.parquet (label, format, seed, step, layer, head, src, dst, mass,
 n_examples, visible), attn_examples.parquet (per example x layer x pair, mean over heads),
-summary_attn.parquet (bootstrap CIs and paired tests, diagnostics.stats), attribution*.parquet,
+summary_attn.parquet (bootstrap CIs and paired tests, plumbing.stats), attribution*.parquet,
 patterns/, manifest.json. Per-model results land in parts/ first, so `--resume` skips models
 already done.
 """
@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics.common import ModelRef, load_examples, padded_batches, progress, resolve_format
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_write_json,
@@ -566,7 +566,7 @@ def save_patterns(
 
     import numpy as np
 
-    from synthesis.runfiles import atomic_path
+    from plumbing import atomic_path
 
     rows = []
     by_id = {ex.id: ex for ex in examples}
@@ -614,8 +614,8 @@ def second_first_pairs(fmt: str) -> tuple[str, str] | None:
 def summary_rows(frame: Any, value: str, metric_of: Callable[[Any], Any], opts: Any) -> list[dict]:
     """Per-model estimates (b empty: CI of the mean itself) and paired comparisons between every
     two models on the examples both have; models with several seeds of a format are also pooled
-    (diagnostics.stats.compare_pooled) format against format."""
-    from diagnostics.stats import bootstrap_mean, compare_paired, compare_pooled
+    (plumbing.stats.compare_pooled) format against format."""
+    from plumbing.stats import bootstrap_mean, compare_paired, compare_pooled
 
     frame = frame.copy()
     frame["metric"] = metric_of(frame)
@@ -691,7 +691,7 @@ def attn_summary(examples_frame: Any, opts: Any) -> Any:
     import numpy as np
     import pandas as pd
 
-    from diagnostics.stats import summary_frame
+    from plumbing.stats import summary_frame
 
     examples_frame = (
         examples_frame[examples_frame["visible"]] if len(examples_frame) else examples_frame
@@ -875,7 +875,7 @@ def concat_parts(out: Path, keys: list[str], name: str) -> Any:
 
 def main(cfg: AttnConfig) -> dict[str, Any]:
     """Run `diag attn`; returns the summary written into the manifest."""
-    from diagnostics.stats import StatsOptions
+    from plumbing.stats import StatsOptions
 
     stats_opts = StatsOptions(
         n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from training.formats import SPAN_ID
 
 METHODS = {
@@ -246,7 +246,7 @@ def attribution_summary(per_example: Any, opts: Any) -> Any:
     import pandas as pd
 
     from diagnostics.attn import summary_rows
-    from diagnostics.stats import summary_frame
+    from plumbing.stats import summary_frame
 
     if per_example is None or len(per_example) == 0:
         return summary_frame([])

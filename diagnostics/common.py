@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from training.formats import PAD_SPAN, Encoded, check_format, encode_many
 
 

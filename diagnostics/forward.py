@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from training.formats import PAD_SPAN, SPAN_ID
 
 # auto chunk: one fp32 [rows, vocab] block of about this many bytes (at least 16 rows). On CPU a

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics.attn import concat_parts, plan_models, run_parts, summary_rows
-from synthesis.runfiles import InputError, atomic_write_parquet, check_out_dir, read_manifest
+from plumbing import InputError, atomic_write_parquet, check_out_dir, read_manifest
 from training.formats import SPAN_ID
 
 GRAD_SPANS = ("cot", "code", "response")
@@ -155,7 +155,7 @@ def run_model(cfg: GradNormConfig, plan: dict[str, Any], out: Path, ensure_out: 
 
 def gradnorm_summary(frame: Any, opts: Any) -> Any:
     """Per model CIs per span, paired between models, and code vs cot within each model."""
-    from diagnostics.stats import compare_paired, summary_frame
+    from plumbing.stats import compare_paired, summary_frame
 
     if frame.empty:
         return summary_frame([])
@@ -180,7 +180,7 @@ def gradnorm_summary(frame: Any, opts: Any) -> Any:
 
 def main(cfg: GradNormConfig) -> dict[str, Any]:
     """Run `diag gradnorm`; returns the summary written into the manifest."""
-    from diagnostics.stats import StatsOptions
+    from plumbing.stats import StatsOptions
 
     stats_opts = StatsOptions(
         n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test

@@ -53,14 +53,14 @@ from diagnostics.scoring import (
     resolve_refs,
     stats_options,
 )
-from diagnostics.stats import mean_table, summary_frame
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_write_parquet,
     check_out_dir,
     prepare_out_dir,
 )
+from plumbing.stats import mean_table, summary_frame
 from training.formats import SPAN_NAMES
 
 KL_SPANS = ("prompt", "cot", "code", "response")

@@ -51,8 +51,8 @@ from diagnostics.scoring import (
     resolve_refs,
     stats_options,
 )
-from diagnostics.stats import mean_table, summary_frame
-from synthesis.runfiles import Manifest, atomic_write_parquet, check_out_dir, prepare_out_dir
+from plumbing import Manifest, atomic_write_parquet, check_out_dir, prepare_out_dir
+from plumbing.stats import mean_table, summary_frame
 from training.formats import check_format
 
 PPL_SPANS = ("cot", "code", "response")

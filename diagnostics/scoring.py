@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from diagnostics.common import ModelRef, load_examples
-from diagnostics.stats import StatsOptions, compare_paired, compare_pooled, paired_arrays
-from synthesis.runfiles import InputError, atomic_write_json, atomic_write_parquet, to_jsonable
+from plumbing import InputError, atomic_write_json, atomic_write_parquet, to_jsonable
+from plumbing.stats import StatsOptions, compare_paired, compare_pooled, paired_arrays
 
 
 @dataclass

@@ -629,7 +629,7 @@ def shuffle_cots(triples: list[Triple], seed: int) -> tuple[list[Triple], Transf
     stats = TransformStats(n=len(triples))
     with_cot = [i for i, t in enumerate(triples) if t.cot.strip()]
     if len(with_cot) < 2:
-        from synthesis.runfiles import InputError
+        from plumbing import InputError
 
         raise InputError("variant inconsistent: needs at least two triples with a CoT")
     rng = random.Random(seed)
@@ -689,7 +689,7 @@ def apply_transform(
     name: str, triples: list[Triple], seed: int = 0
 ) -> tuple[list[Triple], TransformStats]:
     """Apply a registered transform to a data set (order and ids kept)."""
-    from synthesis.runfiles import InputError
+    from plumbing import InputError
 
     if name not in TRANSFORMS:
         raise InputError(

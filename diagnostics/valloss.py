@@ -13,7 +13,7 @@ The paper's "learning curve" pair, one row per run x checkpoint x span (all, cot
 on). Checkpoints come from the run's checkpoints.json (`training.modeling.list_checkpoints`),
 with `step`, `loss_tokens_seen` and `input_tokens_seen`; with --include-base (default) the base
 itself is the step-0 row (loss of the base on the run's format, KL 0). CIs resample examples
-(diagnostics.stats.bootstrap_ratio). The base is loaded once, checkpoints one at a time.
+(plumbing.stats.bootstrap_ratio). The base is loaded once, checkpoints one at a time.
 
 Outputs in --out: valloss.parquet, valloss_examples.parquet (per example x checkpoint x span
 sums), manifest.json. Resumable: one part per checkpoint.
@@ -40,14 +40,14 @@ from diagnostics.scoring import (
     stats_options,
     unique_labels,
 )
-from diagnostics.stats import bootstrap_ratio
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_write_parquet,
     check_out_dir,
     prepare_out_dir,
 )
+from plumbing.stats import bootstrap_ratio
 
 VALLOSS_SPANS = {"all": "response", "cot": "cot", "code": "code"}  # valloss name -> span
 VALLOSS_COLUMNS = (

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from synthesis.runfiles import InputError, iter_jsonl, require_file
+from plumbing import InputError, iter_jsonl, require_file
 
 HUMANEVAL_INSTRUCTION = "Complete the following Python function:\n```python\n{prompt}```"
 MBPP_INSTRUCTION = "{text}\nYour code should pass these tests:\n```python\n{tests}\n```"

@@ -43,7 +43,7 @@ from typing import Any
 
 from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, load_tasks
 from evaluation.extract import EXTRACT_FORMATS, extract_code
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_write_json,

@@ -11,7 +11,7 @@ one of several tables is enough (the figure marks the missing panel). A function
 when the tables exist but do not hold what it draws (e.g. one checkpoint only). `Made.data` is the
 tidy frame of the numbers drawn (written beside the figure as CSV), so a figure can be checked
 against its inputs. Every mean carries a seeded percentile-bootstrap CI over examples
-(diagnostics.stats), so the same inputs give byte-identical outputs. Nothing here imports torch;
+(plumbing.stats), so the same inputs give byte-identical outputs. Nothing here imports torch;
 the dashboard calls these same functions.
 """
 
@@ -151,7 +151,7 @@ def fmt_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
 
 
 def _stats_opts() -> Any:
-    from diagnostics.stats import StatsOptions
+    from plumbing.stats import StatsOptions
 
     return StatsOptions(n_resamples=BOOTSTRAP_RESAMPLES, seed=0)
 
@@ -476,7 +476,7 @@ def _own_ppl(rs: ResultSet) -> Any:
 def ppl_gap(rs: ResultSet) -> Made:
     import pandas as pd
 
-    from diagnostics.stats import bootstrap_mean, mean_table
+    from plumbing.stats import bootstrap_mean, mean_table
 
     own = _own_ppl(rs)
     frame = own[own["span"].isin(["cot", "code"])]
@@ -559,7 +559,7 @@ def ppl_gap(rs: ResultSet) -> Made:
 
 @figure("ppl_cross_order", "cross-order scoring: each model on each format's text", needs=("ppl",))
 def ppl_cross_order(rs: ResultSet) -> Made:
-    from diagnostics.stats import mean_table
+    from plumbing.stats import mean_table
 
     frame = rs.table("ppl")
     if "score_format" not in frame.columns or frame["score_format"].nunique() < 2:
@@ -621,7 +621,7 @@ def kl_valloss(rs: ResultSet) -> Made:
     import pandas as pd
     from plotly.subplots import make_subplots
 
-    from diagnostics.stats import mean_table
+    from plumbing.stats import mean_table
 
     go = _go()
     fig = make_subplots(
@@ -966,7 +966,7 @@ def gradnorm(rs: ResultSet) -> Made:
     import pandas as pd
     from plotly.subplots import make_subplots
 
-    from diagnostics.stats import mean_table
+    from plumbing.stats import mean_table
 
     frame = final_rows(rs.table("gradnorm"))
     frame = frame[frame["span"].isin(["cot", "code"])]

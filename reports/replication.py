@@ -7,7 +7,7 @@ Reads (via reports.results) the eval samples, ppl, kl and attn tables of every r
 - pass@1 on each split at the last evaluated step, with a bootstrap CI over tasks (each task's
   pass averaged over seeds first), the seeds used, and the task count;
 - every pairwise format comparison of pass@1 (paired over tasks, seeds pooled as in
-  `diagnostics.stats.compare_pooled`, `average` pooling; Wilcoxon signed-rank p-value);
+  `plumbing.stats.compare_pooled`, `average` pooling; Wilcoxon signed-rank p-value);
 - the same on the test split **token-matched**: CoT formats see more loss tokens per step, so
   every run is also read at its checkpoint whose `loss_tokens_seen` is nearest the smallest
   final budget among the runs (metric `pass@1:tokens`; the steps used are in the markdown);
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError, Manifest, atomic_write_parquet, atomic_write_text
+from plumbing import InputError, Manifest, atomic_write_parquet, atomic_write_text
 
 FORMAT_ORDER = ("precede", "wo", "seed", "follow", "base")
 PAPER_ORDER = "precede > wo > seed > follow"
@@ -116,7 +116,7 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
     import numpy as np
     import pandas as pd
 
-    from diagnostics.stats import StatsOptions, bootstrap_mean, compare_pooled
+    from plumbing.stats import StatsOptions, bootstrap_mean, compare_pooled
     from reports.results import ResultSet
 
     opts = StatsOptions(

@@ -28,15 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reports.figures import FIGURES, Made, Skip
-from reports.results import TABLES, ResultSet
-from synthesis.runfiles import (
+from plumbing import (
     MANIFEST,
     InputError,
     Manifest,
     atomic_dir,
     read_manifest,
 )
+from reports.figures import FIGURES, Made, Skip
+from reports.results import TABLES, ResultSet
 
 IMAGE_FORMATS = ("png", "svg")
 CHROMIUM_HINT = (

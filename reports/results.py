@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import MANIFEST, InputError
+from plumbing import MANIFEST, InputError
 
 # The identity columns every result table carries (CONTRACTS.md, "Result files").
 IDENTITY = ("label", "format", "seed", "step")

@@ -30,8 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from plumbing import InputError, require_file
 from synthesis.filters import Rejection
-from synthesis.runfiles import InputError, require_file
 from synthesis.sources import jsonl_rows
 
 BENCH_TEXT_FIELDS = ("prompt", "canonical_solution", "code", "text")

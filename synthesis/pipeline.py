@@ -19,7 +19,7 @@ The run folder holds:
     responses.jsonl  the teacher's answers, cached by prompt hash (flushed one by one)
     stats.json       per stage: in, out, rejected, keep_rate, reasons; totals and throughput
     run_config.json  what identifies the run (sources, fields, n, seed, teacher, prompts)
-    manifest.json    written last (synthesis.runfiles.Manifest)
+    manifest.json    written last (plumbing.Manifest)
 
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
@@ -46,10 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
-from synthesis.filters import FilterConfig, Rejection, check_code
-from synthesis.parser import ParsedResponse, parse_response
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_path,
@@ -57,6 +54,9 @@ from synthesis.runfiles import (
     prepare_out_dir,
     require_file,
 )
+from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
+from synthesis.filters import FilterConfig, Rejection, check_code
+from synthesis.parser import ParsedResponse, parse_response
 from synthesis.schema import SPLITS, Triple
 from synthesis.seeds import Seed
 from synthesis.sources import FieldMap, SourceReject, iter_candidates, parse_source

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError, atomic_path, iter_jsonl
+from plumbing import InputError, atomic_path, iter_jsonl
 
 SPLITS = ("train", "val", "test", "ood")
 

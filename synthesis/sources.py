@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError, iter_jsonl
+from plumbing import InputError, iter_jsonl
 from synthesis.seeds import Seed
 
 SOURCES = {

@@ -38,7 +38,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from synthesis.seeds import Seed
 
 TEACHERS = {

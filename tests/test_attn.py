@@ -297,7 +297,7 @@ def test_attn_cli_bad_input_exits_2_and_writes_nothing(
 
 def test_attn_summary_pairs_models_on_examples_and_skips_invisible_pairs():
     from diagnostics.attn import attn_summary
-    from diagnostics.stats import StatsOptions
+    from plumbing.stats import StatsOptions
 
     rows = []
     for model, fmt, seed, shift in (

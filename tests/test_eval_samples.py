@@ -202,7 +202,7 @@ def test_bad_samples_input_exit_2_and_nothing_written(tmp_path, triples_file):
     from typer.testing import CliRunner
 
     from cli.main import app
-    from synthesis.runfiles import InputError
+    from plumbing import InputError
 
     for n, (args, message) in enumerate(cases):
         full = ["eval", *args, "--out", str(out), "--no-progress"]

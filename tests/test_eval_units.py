@@ -20,7 +20,7 @@ from evaluation.benchmarks import (
 from evaluation.extract import extract_code, fenced_blocks
 from evaluation.judge import Candidate, program_text, wrong_entry_point
 from evaluation.passk import bootstrap_ci, pass_at_k, per_task_pass_at_k
-from synthesis.runfiles import InputError
+from plumbing import InputError
 
 DATA = Path(__file__).parent / "data"
 

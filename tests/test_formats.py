@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import make_triples
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from synthesis.schema import Triple
 from training.formats import (
     FORMATS,

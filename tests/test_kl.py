@@ -19,7 +19,7 @@ from diagnostics.kl import main as kl_main
 from diagnostics.scoring import ExampleCache
 from diagnostics.valloss import ValLossConfig
 from diagnostics.valloss import main as valloss_main
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from training.modeling import load_model, load_tokenizer
 
 

@@ -171,7 +171,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
 
 
 def test_base_model_needs_a_format(tiny_base, triples_file, tmp_path) -> None:
-    from synthesis.runfiles import InputError
+    from plumbing import InputError
 
     with pytest.raises(InputError, match="pass --format"):
         main(PplConfig(model=[str(tiny_base)], data=str(triples_file), out=str(tmp_path / "x")))
@@ -182,7 +182,7 @@ def test_base_model_needs_a_format(tiny_base, triples_file, tmp_path) -> None:
 
 def test_pairwise_summary_pairs_conditions_and_pools_seeds() -> None:
     from diagnostics.scoring import add_condition, pairwise_summary
-    from diagnostics.stats import StatsOptions, compare_pooled
+    from plumbing.stats import StatsOptions, compare_pooled
 
     rng = np.random.default_rng(0)
     ids = [f"e{i}" for i in range(30)]

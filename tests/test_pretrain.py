@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from training.pretrain import (
     PRESETS,
     PretrainConfig,
@@ -151,7 +151,7 @@ def test_tokenizer_text_reaches_the_tokenizer_but_not_the_corpus(tmp_path):
 def test_pretrain_text_options_fail_clearly(tmp_path):
     import pytest
 
-    from synthesis.runfiles import InputError
+    from plumbing import InputError
 
     with pytest.raises(InputError, match="--no-stdlib needs --text"):
         main(PretrainConfig(out=str(tmp_path / "a"), preset="tiny", stdlib=False))

@@ -15,10 +15,10 @@ import pytest
 from conftest import DIAG
 from results_fixture import build_result_set, final_pass_at_1, need
 
+from plumbing import InputError, Manifest
 from reports.figures import FIGURES
 from reports.report import CHROMIUM_HINT, ReportConfig, stable_svg
 from reports.results import TABLES, ResultSet, find_runs
-from synthesis.runfiles import InputError, Manifest
 
 
 @pytest.fixture(scope="session")

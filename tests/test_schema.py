@@ -7,7 +7,7 @@ import json
 import pytest
 from helpers import make_triples
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from synthesis.schema import load_triples, write_triples
 
 

@@ -1,4 +1,4 @@
-"""diagnostics.stats against known answers: coverage, scipy's own p-values, degenerate inputs."""
+"""plumbing.stats against known answers: coverage, scipy's own p-values, degenerate inputs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from diagnostics import stats
-from diagnostics.stats import StatsOptions
-from synthesis.runfiles import InputError
+from plumbing import InputError, stats
+from plumbing.stats import StatsOptions
 
 
 def test_bootstrap_ci_covers_the_true_mean_about_95_percent() -> None:

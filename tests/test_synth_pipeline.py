@@ -17,8 +17,8 @@ import pytest
 from conftest import DIAG
 from fake_teacher import FakeTeacher, Fault, instruction_rows, prompt_code, sectioned, teacher_for
 
+from plumbing import InputError
 from synthesis.pipeline import STAGES, SynthConfig, main
-from synthesis.runfiles import InputError
 from synthesis.schema import load_triples
 from synthesis.teacher import OpenAITeacher, TeacherConfig
 

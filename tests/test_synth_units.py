@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from fake_teacher import instruction_rows, sectioned
 
+from plumbing import InputError
 from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts, normalize_code
 from synthesis.filters import FilterConfig, check_code
 from synthesis.parser import ParsedResponse, parse_response
 from synthesis.pipeline import SynthConfig, load_prompts, repair_jsonl, split_of
-from synthesis.runfiles import InputError
 from synthesis.seeds import Seed
 from synthesis.sources import FieldMap, SourceReject, iter_candidates, parse_source
 

@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import pytest
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from synthesis.seeds import Seed
 from synthesis.toyworld import (
     DEFAULT_OOD_FAMILIES,

@@ -279,7 +279,7 @@ def test_inconsistent_is_a_seeded_derangement_of_cots():
 
 
 def test_unknown_transform_is_an_input_error():
-    from synthesis.runfiles import InputError
+    from plumbing import InputError
 
     with pytest.raises(InputError, match="unknown transform"):
         apply_transform("nope", [])

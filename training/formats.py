@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from synthesis.schema import Triple
 
 FORMATS = ("seed", "wo", "follow", "precede")

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 
 _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_dir,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthesis.runfiles import (
+from plumbing import (
     InputError,
     Manifest,
     atomic_write_json,

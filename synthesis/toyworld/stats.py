@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = json.dumps(result, indent=1)
     print(text)
     if args.json:
-        from synthesis.runfiles import atomic_write_text
+        from plumbing import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     return result

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
-from synthesis.runfiles import InputError
+from plumbing import InputError
 from synthesis.schema import SPLITS
 from synthesis.seeds import Seed
 from synthesis.toyworld.core import FAMILIES, Family, Task, fill, names_in, pick

@@ -1,6 +1,6 @@
 """Confidence intervals and paired tests for every number a diagnostic reports.
 
-    from diagnostics.stats import StatsOptions, bootstrap_mean, paired_bootstrap, compare_paired
+    from plumbing.stats import StatsOptions, bootstrap_mean, paired_bootstrap, compare_paired
     opts = StatsOptions(n_resamples=10_000, confidence=0.95, seed=0, test="wilcoxon")
     est = bootstrap_mean(values, opts)            # Estimate(mean, ci_low, ci_high, n)
     est = paired_bootstrap(a, b, opts)            # of mean(a - b), a[i] and b[i] the same example
@@ -76,7 +76,7 @@ class StatsOptions:
     pooling: str = "average"  # several seeds per side: average | hierarchical
 
     def __post_init__(self) -> None:
-        from synthesis.runfiles import InputError
+        from plumbing import InputError
 
         if self.test not in TESTS:
             raise InputError(f"--test {self.test!r}: choose from {', '.join(TESTS)}")
