@@ -48,27 +48,36 @@ already done.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diagnostics.common import ModelRef, load_examples, padded_batches, progress, resolve_format
+from diagnostics.common import (
+    QUERY_SPANS,
+    model_infos,
+    model_plan,
+    padded_batches,
+    progress,
+    stats_of,
+    summary_rows,
+)
 from plumbing import (
     InputError,
-    Manifest,
-    atomic_write_json,
     atomic_write_parquet,
-    check_out_dir,
-    prepare_out_dir,
-    read_manifest,
+)
+from plumbing.runner import (
+    MAIN_TABLE,
+    Command,
+    Plan,
+    RunContext,
+    Unit,
+    UnitResult,
+    run_command,
 )
 from training.formats import SPAN_ID, SPAN_NAMES
 
-QUERY_SPANS = ("prompt", "cot", "code")
 OTHER = "other"  # glue + eos as keys
 SINK = "sink"  # the first token as a key, with --sink
 BACKENDS = {
@@ -386,32 +395,6 @@ class ModelResult:
     info: dict[str, Any]
 
 
-def requested_spans(
-    spans: str | None,
-    fmt: str,
-    examples: list[Any],
-    what: str,
-    allowed: tuple[str, ...] = QUERY_SPANS,
-) -> list[str]:
-    """Spans asked for: --spans if given (each must occur in the data), else those present.
-
-    `response` (every response token: the training loss) is present whenever the data is.
-    """
-    present = {SPAN_NAMES[s] for ex in examples for s in set(ex.span_ids)} | {"response"}
-    if spans is None:
-        return [s for s in allowed if s in present]
-    wanted = [s.strip() for s in spans.split(",") if s.strip()]
-    for span in wanted:
-        if span not in allowed:
-            raise InputError(f"--spans {spans!r}: {span!r} is not one of {', '.join(allowed)}")
-        if span not in present:
-            raise InputError(
-                f"--spans {span}: format {fmt!r} has no {span} span in any example of {what} "
-                f"(spans present: {', '.join(s for s in SPAN_NAMES if s in present)})"
-            )
-    return wanted
-
-
 class BatchReducer:
     """The hook body for one batch: reduce each layer's pattern to span masses on arrival.
 
@@ -552,23 +535,21 @@ def tidy_masses(
 
 
 def save_patterns(
-    out_dir: Path,
     key: str,
     ref_cols: dict[str, Any],
     examples: list[Any],
     patterns: dict[str, Any],
     tokenizer: Any,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """One compressed npz per example: mean over heads [layers, seq, seq] always, per head
     [layers, heads, seq, seq] when small (<= PER_HEAD_PATTERN_CELLS cells), token strings, ids
-    and span ids. Returns patterns.parquet index rows."""
+    and span ids. Returns patterns.parquet index rows and the files (path under the run folder
+    -> bytes) for the runner to write."""
     import io
 
     import numpy as np
 
-    from plumbing import atomic_path
-
-    rows = []
+    rows, files = [], {}
     by_id = {ex.id: ex for ex in examples}
     for ex_id, pattern in patterns.items():
         ex = by_id[ex_id]
@@ -586,8 +567,7 @@ def save_patterns(
         rel = Path("patterns") / key / f"{safe}.npz"
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **{k: v for k, v in arrays.items()})
-        with atomic_path(out_dir / rel) as tmp:
-            tmp.write_bytes(buffer.getvalue())
+        files[str(rel)] = buffer.getvalue()
         rows.append(
             {
                 **ref_cols,
@@ -599,7 +579,7 @@ def save_patterns(
                 "per_head": per_head,
             }
         )
-    return rows
+    return rows, files
 
 
 # ---------------------------------------------------------------------------------------------
@@ -609,78 +589,6 @@ def save_patterns(
 def second_first_pairs(fmt: str) -> tuple[str, str] | None:
     """(src, dst) of the response span written second looking at the one written first."""
     return {"follow": ("code", "cot"), "precede": ("cot", "code")}.get(fmt)
-
-
-def summary_rows(frame: Any, value: str, metric_of: Callable[[Any], Any], opts: Any) -> list[dict]:
-    """Per-model estimates (b empty: CI of the mean itself) and paired comparisons between every
-    two models on the examples both have; models with several seeds of a format are also pooled
-    (plumbing.stats.compare_pooled) format against format."""
-    from plumbing.stats import bootstrap_mean, compare_paired, compare_pooled
-
-    frame = frame.copy()
-    frame["metric"] = metric_of(frame)
-    frame = frame[frame["metric"].notna()]
-    rows: list[dict[str, Any]] = []
-    models = list(dict.fromkeys(frame["model"]))
-    for metric, group in frame.groupby("metric", sort=True):
-        per_model = {m: g.set_index("example_id")[value] for m, g in group.groupby("model")}
-        for m in models:
-            if m not in per_model:
-                continue
-            est = bootstrap_mean(per_model[m].to_numpy(), opts)
-            rows.append(
-                {
-                    "metric": metric,
-                    "a": m,
-                    "b": "",
-                    "mean_a": est.mean,
-                    "mean_b": math.nan,
-                    "diff": est.mean,
-                    "ci_low": est.ci_low,
-                    "ci_high": est.ci_high,
-                    "p_value": math.nan,
-                    "test": "bootstrap mean",
-                    "n": est.n,
-                }
-            )
-        for i, ma in enumerate(models):
-            for mb in models[i + 1 :]:
-                if ma not in per_model or mb not in per_model:
-                    continue
-                joined = per_model[ma].to_frame("a").join(per_model[mb].to_frame("b"), how="inner")
-                if len(joined) == 0:
-                    continue
-                rows.append(
-                    compare_paired(
-                        joined["a"].to_numpy(),
-                        joined["b"].to_numpy(),
-                        metric=metric,
-                        name_a=ma,
-                        name_b=mb,
-                        opts=opts,
-                    )
-                )
-        # pooling seeds: format against format, when some format has several seeds
-        seeds_of = group.groupby("format")["seed"].nunique()
-        if len(seeds_of) >= 2 and seeds_of.max() > 1:
-            fmts = list(seeds_of.index)
-            wide = group.pivot_table(index="example_id", columns="model", values=value)
-            fmt_models = {
-                f: list(dict.fromkeys(group.loc[group["format"] == f, "model"])) for f in fmts
-            }
-            for i, fa in enumerate(fmts):
-                for fb in fmts[i + 1 :]:
-                    rows.append(
-                        compare_pooled(
-                            [wide[m].to_numpy() for m in fmt_models[fa]],
-                            [wide[m].to_numpy() for m in fmt_models[fb]],
-                            metric=metric,
-                            name_a=f"format:{fa}",
-                            name_b=f"format:{fb}",
-                            opts=opts,
-                        )
-                    )
-    return rows
 
 
 def attn_summary(examples_frame: Any, opts: Any) -> Any:
@@ -719,101 +627,17 @@ def attn_summary(examples_frame: Any, opts: Any) -> Any:
 # main
 
 
-def model_key(ref: ModelRef) -> str:
-    """A unique folder-safe name for a model: label, plus the step for a checkpoint."""
-    return ref.label + (f"@{ref.step}" if ref.step is not None else "")
-
-
-def plan_models(cfg: Any, allowed: tuple[str, ...] = QUERY_SPANS) -> list[dict[str, Any]]:
-    """Validate every model (--model), its format and data, and the spans, before any write.
-
-    cfg needs: model, data, split, format, max_examples, max_len, spans.
-    """
-    from training.modeling import load_tokenizer
-
-    if not cfg.model:
-        raise InputError("--model: give at least one model")
-    plans = []
-    keys: set[str] = set()
-    for path in cfg.model:
-        ref = ModelRef.from_path(path)
-        key = model_key(ref)
-        if key in keys:
-            raise InputError(f"--model {path}: names the same model ({key}) twice")
-        keys.add(key)
-        fmt = resolve_format(ref, cfg.format)
-        tok = load_tokenizer(ref.path)
-        examples, data_info = load_examples(
-            cfg.data, cfg.split, fmt, tok, max_examples=cfg.max_examples, max_len=cfg.max_len
-        )
-        spans = requested_spans(cfg.spans, fmt, examples, f"--data {cfg.data}", allowed)
-        if not spans:
-            raise InputError(
-                f"--data {cfg.data}: none of the spans {', '.join(allowed)} in format {fmt!r}"
-            )
-        plans.append(
-            {
-                "ref": ref,
-                "key": key,
-                "format": fmt,
-                "tokenizer": tok,
-                "examples": examples,
-                "data": data_info,
-                "spans": spans,
-            }
-        )
-    return plans
-
-
-def run_parts(
-    cfg: Any,
-    command: str,
-    plans: list[dict[str, Any]],
-    out: Path,
-    run_one: Callable[[dict[str, Any], Callable[[], None]], dict[str, Any]],
-) -> tuple[Manifest, dict[str, Any]]:
-    """Run each model into out/parts/<key>/ (skipped under --resume once its done.json exists).
-
-    run_one(plan, ensure_out) calls ensure_out() right before its first write: the run folder
-    is created only once a model has loaded and run, so a model that cannot be read leaves
-    nothing behind. Returns the Manifest (folder prepared) and each model's info.
-    """
-    state: dict[str, Any] = {"manifest": None}
-    started = time.time()
-
-    def ensure_out() -> None:
-        if state["manifest"] is None:
-            prepare_out_dir(out, overwrite=cfg.overwrite, resume=cfg.resume)
-            state["manifest"] = Manifest(command, out, config=cfg)
-            state["manifest"].started = started  # wall time counts the models run before
-
-    infos: dict[str, Any] = {}
-    for plan in plans:
-        done = out / "parts" / plan["key"] / "done.json"
-        if cfg.resume and done.exists():
-            infos[plan["key"]] = {**json.loads(done.read_text(encoding="utf-8")), "resumed": True}
-            continue
-        t0 = time.perf_counter()
-        infos[plan["key"]] = run_one(plan, ensure_out)
-        infos[plan["key"]]["seconds"] = round(time.perf_counter() - t0, 2)
-        atomic_write_json(done, infos[plan["key"]])
-    ensure_out()
-    return state["manifest"], infos
-
-
-def run_model(
-    cfg: AttnConfig, plan: dict[str, Any], out: Path, ensure_out: Callable[[], None]
-) -> dict[str, Any]:
-    """attn (+ attribution, patterns) of one model into out/parts/<key>/ (see run_parts)."""
+def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
+    """attn (+ attribution, patterns) of one model."""
     import pandas as pd
 
+    plan = unit.data
     ref, key, fmt, tok, examples = (
         plan[k] for k in ("ref", "key", "format", "tokenizer", "examples")
     )
     where = str(ref.path)
     cols = {**ref.columns(), "format": fmt, "model": key}
-    part = out / "parts" / key
-    info: dict[str, Any] = {"model": where, "format": fmt, "data": plan["data"]}
+    result = UnitResult(meta={"model": where, "format": fmt, "data": plan["data"]})
     model = load_attention_model(ref.path, cfg.dtype, cfg.device, where)
     device = next(model.parameters()).device
     if cfg.attribution:
@@ -825,14 +649,12 @@ def run_model(
             baseline_token=cfg.baseline_token,
         )
         attr_ex, attr_info = span_attribution(model, tok, examples, opts, desc=f"attribution {key}")
-        attr_ex = attr_ex.assign(**cols) if len(attr_ex) else attr_ex
-        ensure_out()
-        atomic_write_parquet(part / "attribution_examples.parquet", attr_ex)
-        info["attribution"] = attr_info
+        result.tables["attribution"] = attr_ex.assign(**cols) if len(attr_ex) else attr_ex
+        result.meta["attribution"] = attr_info
     backend, why_not_tl = make_backend(cfg.backend, model, tok, ref.path, where)
-    info["backend"] = backend.name
+    result.meta["backend"] = backend.name
     if why_not_tl:
-        info["backend_note"] = why_not_tl
+        result.meta["backend_note"] = why_not_tl
     keep = {ex.id for ex in examples[: cfg.save_patterns]}
     masses, patterns = attention_masses(
         backend,
@@ -845,86 +667,68 @@ def run_model(
         desc=f"attn {key}",
     )
     layer_head, per_example = tidy_masses(cols, examples, masses, plan["spans"], cfg.sink)
-    ensure_out()
-    atomic_write_parquet(part / "attn.parquet", layer_head)
-    atomic_write_parquet(part / "attn_examples.parquet", per_example)
+    result.tables[MAIN_TABLE] = layer_head
+    result.tables["examples"] = per_example
     if patterns:
-        index = save_patterns(out, key, cols, examples, patterns, tok)
-        atomic_write_parquet(part / "patterns.parquet", pd.DataFrame(index))
-    info.update(
+        index, result.files = save_patterns(key, cols, examples, patterns, tok)
+        result.tables["patterns"] = pd.DataFrame(index)
+    result.meta.update(
         n_examples=len(examples),
         n_layers=backend.n_layers,
         spans=plan["spans"],
         tokens=sum(len(e) for e in examples),
     )
     del model, backend
-    return info
+    return result
 
 
-def concat_parts(out: Path, keys: list[str], name: str) -> Any:
-    import pandas as pd
+def summarise(cfg: AttnConfig, ctx: RunContext) -> dict[str, Any]:
+    """attn.parquet, attn_examples.parquet, summary_attn.parquet (+ patterns, attribution)."""
+    stats_opts = stats_of(cfg)
+    keys = [u.key for u in ctx.plan.units]
+    out = ctx.out
+    attn = ctx.parts.read(keys)
+    examples_frame = ctx.parts.read(keys, "examples")
+    atomic_write_parquet(out / "attn.parquet", attn.drop(columns=["model"]))
+    atomic_write_parquet(out / "attn_examples.parquet", examples_frame.drop(columns=["model"]))
+    atomic_write_parquet(out / "summary_attn.parquet", attn_summary(examples_frame, stats_opts))
+    outputs = ["attn.parquet", "attn_examples.parquet", "summary_attn.parquet"]
+    patterns = ctx.parts.read(keys, "patterns")
+    if len(patterns):
+        atomic_write_parquet(out / "patterns.parquet", patterns.drop(columns=["model"]))
+        outputs.append("patterns.parquet")
+    if cfg.attribution:
+        from diagnostics.attribution import attribution_summary, attribution_table
 
-    frames = [
-        pd.read_parquet(out / "parts" / k / name)
-        for k in keys
-        if (out / "parts" / k / name).exists()
-    ]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        attr_ex = ctx.parts.read(keys, "attribution")
+        atomic_write_parquet(out / "attribution.parquet", attribution_table(attr_ex))
+        atomic_write_parquet(out / "attribution_examples.parquet", attr_ex.drop(columns=["model"]))
+        atomic_write_parquet(
+            out / "summary_attribution.parquet", attribution_summary(attr_ex, stats_opts)
+        )
+        outputs += [
+            "attribution.parquet",
+            "attribution_examples.parquet",
+            "summary_attribution.parquet",
+        ]
+    print(f"attn: {len(keys)} model(s), {len(attn)} rows -> {out / 'attn.parquet'}")
+    return {"models": model_infos(ctx), "outputs": outputs, "n_rows": len(attn)}
 
 
-def main(cfg: AttnConfig) -> dict[str, Any]:
-    """Run `diag attn`; returns the summary written into the manifest."""
-    from plumbing.stats import StatsOptions
-
-    stats_opts = StatsOptions(
-        n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
-    )
+def plan(cfg: AttnConfig) -> Plan:
+    """One unit per model; backend, batch size and pattern count checked first."""
     if cfg.backend not in BACKENDS:
         raise InputError(f"--backend {cfg.backend!r}: choose from {', '.join(BACKENDS)}")
     if cfg.batch_size < 1:
         raise InputError(f"--batch-size {cfg.batch_size}: must be at least 1")
     if cfg.save_patterns < 0:
         raise InputError(f"--save-patterns {cfg.save_patterns}: must be >= 0")
-    out = check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    plans = plan_models(cfg)
-    previous = read_manifest(out) if out.is_dir() else None
-    if previous and previous.get("status") == "finished" and cfg.resume:
-        print(f"{out}: already finished")
-        return previous.get("result", {})
-    keys = [p["key"] for p in plans]
-    manifest, infos = run_parts(
-        cfg, "attn", plans, out, lambda plan, ensure: run_model(cfg, plan, out, ensure)
-    )
-    with manifest.timed("combine"):
-        attn = concat_parts(out, keys, "attn.parquet")
-        examples_frame = concat_parts(out, keys, "attn_examples.parquet")
-        summary = attn_summary(examples_frame, stats_opts)
-        atomic_write_parquet(out / "attn.parquet", attn.drop(columns=["model"]))
-        atomic_write_parquet(out / "attn_examples.parquet", examples_frame.drop(columns=["model"]))
-        atomic_write_parquet(out / "summary_attn.parquet", summary)
-        outputs = ["attn.parquet", "attn_examples.parquet", "summary_attn.parquet"]
-        patterns = concat_parts(out, keys, "patterns.parquet")
-        if len(patterns):
-            atomic_write_parquet(out / "patterns.parquet", patterns.drop(columns=["model"]))
-            outputs.append("patterns.parquet")
-        if cfg.attribution:
-            from diagnostics.attribution import attribution_summary, attribution_table
+    return model_plan(cfg)
 
-            attr_ex = concat_parts(out, keys, "attribution_examples.parquet")
-            atomic_write_parquet(out / "attribution.parquet", attribution_table(attr_ex))
-            atomic_write_parquet(
-                out / "attribution_examples.parquet", attr_ex.drop(columns=["model"])
-            )
-            atomic_write_parquet(
-                out / "summary_attribution.parquet", attribution_summary(attr_ex, stats_opts)
-            )
-            outputs += [
-                "attribution.parquet",
-                "attribution_examples.parquet",
-                "summary_attribution.parquet",
-            ]
-    result = {"models": infos, "outputs": outputs, "n_rows": len(attn)}
-    manifest.finish(result=result)
-    print(f"attn: {len(plans)} model(s), {len(attn)} rows -> {out / 'attn.parquet'}")
-    return result
+
+COMMAND = Command("attn", plan, run_unit, summarise)
+
+
+def main(cfg: AttnConfig) -> dict[str, Any]:
+    """Run `diag attn`; returns the summary written into the manifest."""
+    return run_command(COMMAND, cfg)

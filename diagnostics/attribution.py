@@ -245,7 +245,7 @@ def attribution_summary(per_example: Any, opts: Any) -> Any:
     import numpy as np
     import pandas as pd
 
-    from diagnostics.attn import summary_rows
+    from diagnostics.common import summary_rows
     from plumbing.stats import summary_frame
 
     if per_example is None or len(per_example) == 0:

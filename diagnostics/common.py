@@ -11,56 +11,15 @@ length-sorted padded batches with per-token span ids, tokenizer identity checks,
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from plumbing import InputError
-from training.formats import PAD_SPAN, Encoded, check_format, encode_many
-
-
-@dataclass
-class ModelRef:
-    """A model as the result tables name it."""
-
-    path: Path  # the HF model dir actually loaded
-    label: str  # e.g. precede-s0, base
-    format: str | None  # the format it was trained on (None for a base model)
-    seed: int | None
-    step: int | None  # checkpoint step (None for final / base)
-    run_dir: Path | None  # the training run folder, if any
-
-    @classmethod
-    def from_path(cls, path: str | Path, what: str = "--model") -> ModelRef:
-        from training.modeling import model_label, resolve_model_dir
-
-        model_dir = resolve_model_dir(path, what)
-        run_dir = None
-        cfg: dict[str, Any] = {}
-        for candidate in (model_dir, model_dir.parent):
-            manifest = candidate / "manifest.json"
-            if manifest.exists():
-                data = json.loads(manifest.read_text(encoding="utf-8"))
-                if data.get("command") == "train":
-                    run_dir, cfg = candidate, data.get("config", {})
-                break
-        step = None
-        if model_dir.name.startswith("checkpoint-"):
-            step = int(model_dir.name.split("-", 1)[1])
-        return cls(
-            path=model_dir,
-            label=model_label(model_dir),
-            format=cfg.get("format"),
-            seed=cfg.get("seed"),
-            step=step,
-            run_dir=run_dir,
-        )
-
-    def columns(self) -> dict[str, Any]:
-        """The identifying columns every result row carries."""
-        return {"label": self.label, "format": self.format, "seed": self.seed, "step": self.step}
+from plumbing.runner import Plan, RunContext, Unit, run_identity, safe_key
+from training.formats import PAD_SPAN, SPAN_NAMES, Encoded, check_format, encode_many
+from training.modeling import ModelRef
 
 
 def resolve_format(ref: ModelRef, requested: str | None) -> str:
@@ -157,3 +116,133 @@ def progress(iterable: Iterable, total: int | None = None, desc: str = "") -> It
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, dynamic_ncols=True, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-model diagnostics (attn, gradnorm): one unit of work per model
+
+
+QUERY_SPANS = ("prompt", "cot", "code")
+
+
+def requested_spans(
+    spans: str | None,
+    fmt: str,
+    examples: list[Any],
+    what: str,
+    allowed: tuple[str, ...] = QUERY_SPANS,
+) -> list[str]:
+    """Spans asked for: --spans if given (each must occur in the data), else those present.
+
+    `response` (every response token: the training loss) is present whenever the data is.
+    """
+    present = {SPAN_NAMES[s] for ex in examples for s in set(ex.span_ids)} | {"response"}
+    if spans is None:
+        return [s for s in allowed if s in present]
+    wanted = [s.strip() for s in spans.split(",") if s.strip()]
+    for span in wanted:
+        if span not in allowed:
+            raise InputError(f"--spans {spans!r}: {span!r} is not one of {', '.join(allowed)}")
+        if span not in present:
+            raise InputError(
+                f"--spans {span}: format {fmt!r} has no {span} span in any example of {what} "
+                f"(spans present: {', '.join(s for s in SPAN_NAMES if s in present)})"
+            )
+    return wanted
+
+
+def model_key(ref: ModelRef, labels_at_several_steps: set[str]) -> str:
+    """A model's name in per-model tables: its label, plus `@step` when the same label is given
+    at several steps (checkpoints of one run)."""
+    return ref.key if ref.label in labels_at_several_steps else ref.label
+
+
+def plan_models(cfg: Any, allowed: tuple[str, ...] = QUERY_SPANS) -> list[dict[str, Any]]:
+    """Validate every model (--model), its format and data, and the spans, before any write.
+
+    cfg needs: model, data, split, format, max_examples, max_len, spans.
+    """
+    from training.modeling import load_tokenizer
+
+    if not cfg.model:
+        raise InputError("--model: give at least one model")
+    plans = []
+    keys: set[str] = set()
+    refs = [ModelRef.from_path(path) for path in cfg.model]
+    steps: dict[str, set[Any]] = {}
+    for ref in refs:
+        steps.setdefault(ref.label, set()).add(ref.step)
+    stepped = {label for label, s in steps.items() if len(s) > 1}
+    for path, ref in zip(cfg.model, refs):
+        key = model_key(ref, stepped)
+        if key in keys:
+            raise InputError(f"--model {path}: names the same model ({ref.key}) twice")
+        keys.add(key)
+        fmt = resolve_format(ref, cfg.format)
+        tok = load_tokenizer(ref.path)
+        examples, data_info = load_examples(
+            cfg.data, cfg.split, fmt, tok, max_examples=cfg.max_examples, max_len=cfg.max_len
+        )
+        spans = requested_spans(cfg.spans, fmt, examples, f"--data {cfg.data}", allowed)
+        if not spans:
+            raise InputError(
+                f"--data {cfg.data}: none of the spans {', '.join(allowed)} in format {fmt!r}"
+            )
+        plans.append(
+            {
+                "ref": ref,
+                "key": key,
+                "format": fmt,
+                "tokenizer": tok,
+                "examples": examples,
+                "data": data_info,
+                "spans": spans,
+            }
+        )
+    return plans
+
+
+STATS_FIELDS = ("n_resamples", "confidence", "test", "stats_seed")
+
+
+def model_plan(cfg: Any, allowed: tuple[str, ...] = QUERY_SPANS) -> Plan:
+    """The runner's plan of a per-model diagnostic (attn, gradnorm): one unit per model."""
+    units = [Unit(safe_key(p["key"]), p) for p in plan_models(cfg, allowed)]
+    return Plan(units, identity=run_identity(cfg, *STATS_FIELDS))
+
+
+def model_infos(ctx: RunContext) -> dict[str, Any]:
+    """Each model's unit meta, by model key (resumed ones say so)."""
+    infos = {}
+    for unit in ctx.plan.units:
+        info = ctx.parts.meta(unit.key)
+        infos[unit.data["key"]] = {**info, "resumed": True} if unit.key in ctx.resumed else info
+    return infos
+
+
+def stats_of(cfg: Any) -> Any:
+    from plumbing.stats import StatsOptions
+
+    return StatsOptions(
+        n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
+    )
+
+
+def summary_rows(frame: Any, value: str, metric_of: Callable[[Any], Any], opts: Any) -> list[dict]:
+    """Per-model estimates (b empty: CI of the mean itself) and paired comparisons between every
+    two models on the examples both have; models with several seeds of a format are also pooled
+    format against format (`plumbing.stats.comparison_rows`, the one summary builder)."""
+    from plumbing.stats import comparison_rows
+
+    frame = frame.assign(metric=metric_of(frame))
+    frame = frame[frame["metric"].notna()]
+    return comparison_rows(
+        frame,
+        value=value,
+        condition="model",
+        conditions=list(dict.fromkeys(frame["model"])),
+        means=True,
+        pool_by=["format"],
+        pool_name=lambda key, _n: f"format:{key[0]}",
+        opts=opts,
+    )

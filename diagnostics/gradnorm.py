@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from diagnostics.attn import concat_parts, plan_models, run_parts, summary_rows
-from plumbing import InputError, atomic_write_parquet, check_out_dir, read_manifest
+from diagnostics.common import model_infos, model_plan, stats_of, summary_rows
+from plumbing import InputError, atomic_write_parquet
+from plumbing.runner import MAIN_TABLE, Command, RunContext, Unit, UnitResult, run_command
 from training.formats import SPAN_ID
 
 GRAD_SPANS = ("cot", "code", "response")
@@ -116,12 +116,14 @@ def _group_order(group: str) -> tuple[int, int]:
     return ({"embed": 0, "other": 2, "head": 3}.get(group, 4), 0)
 
 
-def run_model(cfg: GradNormConfig, plan: dict[str, Any], out: Path, ensure_out: Any) -> dict:
+def run_unit(cfg: GradNormConfig, unit: Unit, ctx: RunContext) -> UnitResult:
+    """Per-example gradient norms of one model, per span and parameter group."""
     import pandas as pd
 
     from diagnostics.common import progress
     from training.modeling import load_model
 
+    plan = unit.data
     ref, key, fmt = plan["ref"], plan["key"], plan["format"]
     model = load_model(ref.path, dtype=cfg.dtype, device=cfg.device)
     model.eval()
@@ -139,10 +141,7 @@ def run_model(cfg: GradNormConfig, plan: dict[str, Any], out: Path, ensure_out: 
     for example in progress(plan["examples"], total=len(plan["examples"]), desc=f"gradnorm {key}"):
         rows.extend(example_grad_norms(model, example, plan["spans"], groups, params))
     cols = {**ref.columns(), "format": fmt, "model": key}
-    frame = pd.DataFrame(rows).assign(**cols)
-    ensure_out()
-    atomic_write_parquet(out / "parts" / key / "gradnorm.parquet", frame)
-    return {
+    meta = {
         "model": str(ref.path),
         "format": fmt,
         "spans": plan["spans"],
@@ -151,6 +150,7 @@ def run_model(cfg: GradNormConfig, plan: dict[str, Any], out: Path, ensure_out: 
         "tied_embeddings": head is not None and head is embed,
         "data": plan["data"],
     }
+    return UnitResult({MAIN_TABLE: pd.DataFrame(rows).assign(**cols)}, meta)
 
 
 def gradnorm_summary(frame: Any, opts: Any) -> Any:
@@ -178,35 +178,29 @@ def gradnorm_summary(frame: Any, opts: Any) -> Any:
     return summary_frame(rows)
 
 
-def main(cfg: GradNormConfig) -> dict[str, Any]:
-    """Run `diag gradnorm`; returns the summary written into the manifest."""
-    from plumbing.stats import StatsOptions
-
-    stats_opts = StatsOptions(
-        n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
-    )
-    out = check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    plans = plan_models(cfg, GRAD_SPANS)
-    previous = read_manifest(out) if out.is_dir() else None
-    if previous and previous.get("status") == "finished" and cfg.resume:
-        print(f"{out}: already finished")
-        return previous.get("result", {})
-    manifest, infos = run_parts(
-        cfg, "gradnorm", plans, out, lambda plan, ensure: run_model(cfg, plan, out, ensure)
-    )
-    frame = concat_parts(out, [p["key"] for p in plans], "gradnorm.parquet")
+def summarise(cfg: GradNormConfig, ctx: RunContext) -> dict[str, Any]:
+    """gradnorm.parquet and summary_gradnorm.parquet from the parts."""
+    frame = ctx.parts.read([u.key for u in ctx.plan.units])
     if frame.empty:
         raise InputError("gradnorm: no example had a token in the requested spans")
     order = ["label", "format", "seed", "step", "example_id", "span", "group", "n_tokens"]
     table = frame[[*order, "loss", "grad_norm"]]
-    atomic_write_parquet(out / "gradnorm.parquet", table)
-    atomic_write_parquet(out / "summary_gradnorm.parquet", gradnorm_summary(frame, stats_opts))
+    atomic_write_parquet(ctx.out / "gradnorm.parquet", table)
+    atomic_write_parquet(
+        ctx.out / "summary_gradnorm.parquet", gradnorm_summary(frame, stats_of(cfg))
+    )
     means = table[table["group"] == "all"].groupby(["label", "span"])["grad_norm"].mean().round(5)
-    result = {
-        "models": infos,
+    print(f"gradnorm: {len(ctx.plan.units)} model(s) -> {ctx.out / 'gradnorm.parquet'}")
+    return {
+        "models": model_infos(ctx),
         "mean_grad_norm": {f"{label}:{span}": float(v) for (label, span), v in means.items()},
         "outputs": ["gradnorm.parquet", "summary_gradnorm.parquet"],
     }
-    manifest.finish(result=result)
-    print(f"gradnorm: {len(plans)} model(s) -> {out / 'gradnorm.parquet'}")
-    return result
+
+
+COMMAND = Command("gradnorm", lambda cfg: model_plan(cfg, GRAD_SPANS), run_unit, summarise)
+
+
+def main(cfg: GradNormConfig) -> dict[str, Any]:
+    """Run `diag gradnorm`; returns the summary written into the manifest."""
+    return run_command(COMMAND, cfg)

@@ -43,23 +43,17 @@ from diagnostics.forward import (
 )
 from diagnostics.scoring import (
     ExampleCache,
-    PartStore,
     ScoringOptions,
     add_condition,
-    free,
-    load_scorer,
+    loaded_scorer,
     pairwise_summary,
     part_name,
+    release_scorers,
     resolve_refs,
     stats_options,
 )
-from plumbing import (
-    InputError,
-    Manifest,
-    atomic_write_parquet,
-    check_out_dir,
-    prepare_out_dir,
-)
+from plumbing import InputError, atomic_write_parquet
+from plumbing.runner import MAIN_TABLE, Command, Plan, RunContext, Unit, UnitResult, run_command
 from plumbing.stats import mean_table, summary_frame
 from training.formats import SPAN_NAMES
 
@@ -282,83 +276,77 @@ def prepare_base(cfg: Any, refs: list[ModelRef]) -> tuple[ModelRef, Any]:
     return base_ref, load_tokenizer(base_ref.path, "--base")
 
 
-def main(cfg: KlConfig) -> dict[str, Any]:
-    """Run `diag kl`; returns the manifest's result summary."""
-    import pandas as pd
-
+def plan(cfg: KlConfig) -> Plan:
+    """Units: one per model, each against the one base; tokenizers checked identical here."""
     from training.modeling import load_tokenizer
 
-    opts = stats_options(cfg)
     if cfg.direction not in DIRECTIONS:
         raise InputError(f"--direction {cfg.direction!r}: choose from {', '.join(DIRECTIONS)}")
-    # Everything that can fail on bad input is checked before --out is touched.
-    check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)  # fail fast
     refs = resolve_refs(cfg.model)
     base_ref, base_tok = prepare_base(cfg, refs)
     cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)
-    plan = []
+    units = []
     for i, ref in enumerate(refs):
         check_pair(ref, load_tokenizer(ref.path), base_ref, base_tok)
         fmt = resolve_format(ref, cfg.format)
         cache.get(fmt, base_tok)
-        plan.append((i, ref, fmt))
-    out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    manifest = Manifest("kl", out, config=cfg)
-    store = PartStore(
-        out, {**cfg.run_key("save_tokens"), "base": str(base_ref.path)}, resume=cfg.resume
-    )
-    base = None
-    vocab_records: dict[str, Any] = {}
-    pooled: list[dict[str, Any]] = []
-    for i, ref, fmt in plan:
-        name = part_name(i, ref, fmt)
+        extra = ("tokens",) if cfg.save_tokens else ()  # a part without them is not done
+        units.append(Unit(part_name(i, ref, fmt), (ref, fmt), tables=extra))
+    identity = {**cfg.run_key("save_tokens"), "base": str(base_ref.path)}
+    context = {"refs": refs, "base": base_ref, "tokenizer": base_tok, "cache": cache}
+    return Plan(units, identity=identity, context=context)
+
+
+def run_unit(cfg: KlConfig, unit: Unit, ctx: RunContext) -> UnitResult:
+    """KL rows of one model against the base (kept loaded across models)."""
+    import pandas as pd
+
+    ref, fmt = unit.data
+    context = ctx.plan.context
+    base_tok = context["tokenizer"]
+    columns = ref.columns() | {"direction": cfg.direction}
+    base = loaded_scorer(ctx, context["base"], cfg, slot="base")
+    scorer = loaded_scorer(ctx, ref, cfg)
+    examples, _ = context["cache"].get(fmt, base_tok)
+    with ctx.manifest.timed("score"):
+        items, record = kl_items(scorer, base, examples, cfg, base_tok, f"kl {ref.label} [{fmt}]")
+    frame = pd.DataFrame([row for it in items for row in example_rows(it)]).assign(**columns)
+    tables = {MAIN_TABLE: frame.reindex(columns=list(KL_COLUMNS))}
+    if cfg.save_tokens:  # one row per token: only when asked (large)
+        tables["tokens"] = token_frame(items).assign(**columns)
+    return UnitResult(tables, {"vocab": record, "pooled": pooled_token_rows(items)})
+
+
+def summarise(cfg: KlConfig, ctx: RunContext) -> dict[str, Any]:
+    """kl.parquet, kl_summary.parquet, summary_kl.parquet (and kl_tokens.parquet) from the parts."""
+    context = ctx.plan.context
+    keys = [u.key for u in ctx.plan.units]
+    vocab_records, pooled = {}, []
+    for unit in ctx.plan.units:
+        ref, _ = unit.data
+        meta = ctx.parts.meta(unit.key)
+        vocab_records[ref.label] = meta["vocab"]
         columns = ref.columns() | {"direction": cfg.direction}
-        if store.done(name) and (store.done(f"{name}.tokens") or not cfg.save_tokens):
-            meta = store.read_meta(name)
-            vocab_records[ref.label] = meta["vocab"]
-            pooled += [row | columns for row in meta["pooled"]]
-            continue
-        with manifest.timed("load"):
-            if base is None:
-                base = load_scorer(
-                    base_ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
-                )
-            scorer = load_scorer(
-                ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
-            )
-        examples, _ = cache.get(fmt, base_tok)
-        with manifest.timed("score"):
-            items, record = kl_items(
-                scorer, base, examples, cfg, base_tok, f"kl {ref.label} [{fmt}]"
-            )
-        free(scorer)
-        vocab_records[ref.label] = record
-        model_pooled = pooled_token_rows(items)
-        pooled += [row | columns for row in model_pooled]
-        store.write_meta(name, {"vocab": record, "pooled": model_pooled})
-        frame = pd.DataFrame([row for it in items for row in example_rows(it)])
-        for col, val in columns.items():
-            frame[col] = val
-        if cfg.save_tokens:  # one row per token: only when asked (large)
-            tokens = token_frame(items)
-            for col, val in columns.items():
-                tokens[col] = val
-            store.write(f"{name}.tokens", tokens)
-        store.write(name, frame.reindex(columns=list(KL_COLUMNS)))
-    names = [part_name(i, ref, fmt) for i, ref, fmt in plan]
-    frame = store.read(names)
-    with manifest.timed("summary"):
-        table, summary = summarize(frame, pooled, opts)
-    atomic_write_parquet(out / "kl.parquet", frame)
-    atomic_write_parquet(out / "kl_summary.parquet", table)
-    atomic_write_parquet(out / "summary_kl.parquet", summary)
+        pooled += [row | columns for row in meta["pooled"]]
+    frame = ctx.parts.read(keys)
+    table, summary = summarize(frame, pooled, stats_options(cfg))
+    atomic_write_parquet(ctx.out / "kl.parquet", frame)
+    atomic_write_parquet(ctx.out / "kl_summary.parquet", table)
+    atomic_write_parquet(ctx.out / "summary_kl.parquet", summary)
     outputs = ["kl.parquet", "kl_summary.parquet", "summary_kl.parquet"]
     if cfg.save_tokens:
-        tokens = store.read([f"{n}.tokens" for n in names])
-        tokens["token"] = token_texts(tokens["token_id"].to_numpy(), base_tok)
-        atomic_write_parquet(out / "kl_tokens.parquet", tokens.reindex(columns=list(TOKEN_COLUMNS)))
+        tokens = ctx.parts.read(keys, "tokens")
+        tokens["token"] = token_texts(tokens["token_id"].to_numpy(), context["tokenizer"])
+        atomic_write_parquet(
+            ctx.out / "kl_tokens.parquet", tokens.reindex(columns=list(TOKEN_COLUMNS))
+        )
         outputs.append("kl_tokens.parquet")
-    result = {
+    base_ref, refs = context["base"], context["refs"]
+    ctx.manifest.extra.update(
+        outputs=outputs, vocab=vocab_records, data_stats=context["cache"].stats()
+    )
+    print(f"kl: {len(frame)} rows for {len(refs)} model(s) against {base_ref.path} -> {ctx.out}")
+    return {
         "n_rows": len(frame),
         "base": str(base_ref.path),
         "direction": cfg.direction,
@@ -369,6 +357,11 @@ def main(cfg: KlConfig) -> dict[str, Any]:
             if r.span == "response"
         },
     }
-    manifest.finish(result=result, outputs=outputs, vocab=vocab_records, data_stats=cache.stats())
-    print(f"kl: {len(frame)} rows for {len(refs)} model(s) against {base_ref.path} -> {out}")
-    return result
+
+
+COMMAND = Command("kl", plan, run_unit, summarise, finish=release_scorers)
+
+
+def main(cfg: KlConfig) -> dict[str, Any]:
+    """Run `diag kl`; returns the manifest's result summary."""
+    return run_command(COMMAND, cfg)

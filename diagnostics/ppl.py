@@ -41,17 +41,17 @@ from diagnostics.common import resolve_format
 from diagnostics.forward import score_examples, span_mask
 from diagnostics.scoring import (
     ExampleCache,
-    PartStore,
     ScoringOptions,
     add_condition,
-    free,
-    load_scorer,
+    loaded_scorer,
     pairwise_summary,
     part_name,
+    release_scorers,
     resolve_refs,
     stats_options,
 )
-from plumbing import Manifest, atomic_write_parquet, check_out_dir, prepare_out_dir
+from plumbing import atomic_write_parquet
+from plumbing.runner import MAIN_TABLE, Command, Plan, RunContext, Unit, UnitResult, run_command
 from plumbing.stats import mean_table, summary_frame
 from training.formats import check_format
 
@@ -152,64 +152,57 @@ def summarize(frame: Any, opts: Any) -> tuple[Any, Any]:
     return table, summary_frame(rows)
 
 
-def main(cfg: PplConfig) -> dict[str, Any]:
-    """Run `diag ppl`; returns the manifest's result summary."""
-    import pandas as pd
-
+def plan(cfg: PplConfig) -> Plan:
+    """Units: one per model x scored format; every model, tokenizer and format checked here."""
     from training.modeling import load_tokenizer
 
-    opts = stats_options(cfg)
     extra = [check_format(f) for f in cfg.score_format]
     if cfg.format:
         check_format(cfg.format)
-    # Everything that can fail on bad input is checked before --out is touched.
-    check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)  # fail fast
     refs = resolve_refs(cfg.model)
     cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)
-    plan = []  # (index, ref, tokenizer, [score formats])
+    units = []
     for i, ref in enumerate(refs):
         tokenizer = load_tokenizer(ref.path)
-        formats = list(dict.fromkeys([resolve_format(ref, cfg.format), *extra]))
-        for fmt in formats:
+        for fmt in dict.fromkeys([resolve_format(ref, cfg.format), *extra]):
             cache.get(fmt, tokenizer)
-        plan.append((i, ref, tokenizer, formats))
-    out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    manifest = Manifest("ppl", out, config=cfg)
-    store = PartStore(out, cfg.run_key(), resume=cfg.resume)
-    names = []
-    for i, ref, tokenizer, formats in plan:
-        todo = [f for f in formats if not store.done(part_name(i, ref, f))]
-        names += [part_name(i, ref, f) for f in formats]
-        if not todo:
-            continue
-        with manifest.timed("load"):
-            scorer = load_scorer(
-                ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
-            )
-        for fmt in todo:
-            examples, _ = cache.get(fmt, tokenizer)
-            with manifest.timed("score"):
-                rows = score_model(
-                    scorer,
-                    examples,
-                    batch_size=cfg.batch_size,
-                    pad_token_id=tokenizer.pad_token_id,
-                    desc=f"ppl {ref.label} [{fmt}]",
-                )
-            frame = pd.DataFrame(rows)
-            for col, val in ref.columns().items():
-                frame[col] = val
-            frame["score_format"] = fmt
-            store.write(part_name(i, ref, fmt), frame.reindex(columns=list(PPL_COLUMNS)))
-        manifest.extra.setdefault("scoring_mode", {})[ref.label] = scorer.mode
-        free(scorer)
-    frame = store.read(names)
-    with manifest.timed("summary"):
-        table, summary = summarize(frame, opts)
-    atomic_write_parquet(out / "ppl.parquet", frame)
-    atomic_write_parquet(out / "ppl_summary.parquet", table)
-    atomic_write_parquet(out / "summary_ppl.parquet", summary)
-    result = {
+            units.append(Unit(part_name(i, ref, fmt), (ref, tokenizer, fmt)))
+    return Plan(units, identity=cfg.run_key(), context={"refs": refs, "cache": cache})
+
+
+def run_unit(cfg: PplConfig, unit: Unit, ctx: RunContext) -> UnitResult:
+    """ppl rows of one model on one format's text (the model stays loaded for its next format)."""
+    import pandas as pd
+
+    ref, tokenizer, fmt = unit.data
+    scorer = loaded_scorer(ctx, ref, cfg)
+    examples, _ = ctx.plan.context["cache"].get(fmt, tokenizer)
+    with ctx.manifest.timed("score"):
+        rows = score_model(
+            scorer,
+            examples,
+            batch_size=cfg.batch_size,
+            pad_token_id=tokenizer.pad_token_id,
+            desc=f"ppl {ref.label} [{fmt}]",
+        )
+    frame = pd.DataFrame(rows).assign(**ref.columns(), score_format=fmt)
+    return UnitResult({MAIN_TABLE: frame.reindex(columns=list(PPL_COLUMNS))}, {"mode": scorer.mode})
+
+
+def summarise(cfg: PplConfig, ctx: RunContext) -> dict[str, Any]:
+    """ppl.parquet, ppl_summary.parquet and summary_ppl.parquet from the parts."""
+    frame = ctx.parts.read([u.key for u in ctx.plan.units])
+    table, summary = summarize(frame, stats_options(cfg))
+    atomic_write_parquet(ctx.out / "ppl.parquet", frame)
+    atomic_write_parquet(ctx.out / "ppl_summary.parquet", table)
+    atomic_write_parquet(ctx.out / "summary_ppl.parquet", summary)
+    refs = ctx.plan.context["refs"]
+    ctx.manifest.extra["scoring_mode"] = {
+        u.data[0].label: ctx.parts.meta(u.key).get("mode") for u in ctx.plan.units
+    }
+    ctx.manifest.extra["data_stats"] = ctx.plan.context["cache"].stats()
+    print(f"ppl: {len(frame)} rows for {len(refs)} model(s) -> {ctx.out}")
+    return {
         "n_rows": len(frame),
         "models": [{"label": r.label, "path": str(r.path), "step": r.step} for r in refs],
         "mean_log_ppl": {
@@ -217,6 +210,11 @@ def main(cfg: PplConfig) -> dict[str, Any]:
             for r in table.itertuples()
         },
     }
-    manifest.finish(result=result, data_stats=cache.stats())
-    print(f"ppl: {len(frame)} rows for {len(refs)} model(s) -> {out}")
-    return result
+
+
+COMMAND = Command("ppl", plan, run_unit, summarise, finish=release_scorers)
+
+
+def main(cfg: PplConfig) -> dict[str, Any]:
+    """Run `diag ppl`; returns the manifest's result summary."""
+    return run_command(COMMAND, cfg)

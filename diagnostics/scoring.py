@@ -1,32 +1,28 @@
-"""Run plumbing shared by `diag ppl`, `diag kl` and `diag valloss`.
+"""What `diag ppl`, `diag kl` and `diag valloss` share besides the runner (plumbing.runner).
 
     cache = ExampleCache(data, split, max_examples=None, max_len=None)
     examples, info = cache.get(fmt, tokenizer)      # tokenized once per (format, tokenizer)
-    store = PartStore(out_dir, key=config_dict, resume=cfg.resume)
-    if not store.done("m0-precede-s0"): store.write("m0-precede-s0", frame)
-    frame = store.read(["m0-precede-s0", ...])
+    refs = resolve_refs(cfg.model)                  # ModelRefs with unique labels
+    key = part_name(0, refs[0], "precede")          # the unit of work's part key
     rows = pairwise_summary(frame, value="log_ppl", spans=[...], opts=opts)
 
-Resumability: each unit of work (one model x format, one checkpoint) is written to
-`<out>/parts/<name>.parquet` atomically when it finishes; `--resume` skips finished parts, and
-refuses when the options that decide the numbers changed (`parts/config.json`). The final tables
-are built from the parts, so a killed run leaves complete parts and no final table.
+Resume, parts and manifests are the runner's: each unit of work (one model x format, one
+checkpoint) is a part under `<out>/parts/`, and the final tables are built from the parts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diagnostics.common import ModelRef, load_examples
-from plumbing import InputError, atomic_write_json, atomic_write_parquet, to_jsonable
-from plumbing.stats import StatsOptions, compare_paired, compare_pooled, paired_arrays
+from plumbing import InputError
+from plumbing.runner import safe_key
+from plumbing.stats import StatsOptions, comparison_rows
 
 
 @dataclass
@@ -113,55 +109,10 @@ class ExampleCache:
         return {f"{fmt}:{fp}": info for (fmt, fp), (_, info) in self._cache.items()}
 
 
-class PartStore:
-    """Finished units of work under `<out>/parts/` (see module docstring)."""
-
-    def __init__(self, out: str | Path, key: dict[str, Any], resume: bool):
-        self.dir = Path(out) / "parts"
-        key_file = self.dir / "config.json"
-        key = to_jsonable(key)
-        if resume and key_file.exists():
-            old = json.loads(key_file.read_text(encoding="utf-8"))
-            if old != key:
-                changed = sorted(k for k in set(old) | set(key) if old.get(k) != key.get(k))
-                raise InputError(
-                    f"--resume {out}: options changed since the interrupted run "
-                    f"({', '.join(changed)}); use --overwrite to start again"
-                )
-        elif self.dir.exists():
-            shutil.rmtree(self.dir)  # not resuming: never mix in parts of another run
-        self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(key_file, key)
-
-    def path(self, name: str) -> Path:
-        return self.dir / f"{name}.parquet"
-
-    def done(self, name: str) -> bool:
-        return self.path(name).exists()
-
-    def write(self, name: str, frame: Any) -> None:
-        atomic_write_parquet(self.path(name), frame)
-
-    def write_meta(self, name: str, meta: dict[str, Any]) -> None:
-        atomic_write_json(self.dir / f"{name}.json", meta)
-
-    def read_meta(self, name: str) -> dict[str, Any]:
-        path = self.dir / f"{name}.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-    def read(self, names: Sequence[str]) -> Any:
-        import pandas as pd
-
-        frames = [pd.read_parquet(self.path(n)) for n in names]
-        frames = [f for f in frames if len(f)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def part_name(index: int, ref: ModelRef, *extra: str) -> str:
-    """A filesystem-safe, stable name for one unit of work."""
-    raw = "-".join([f"m{index}", ref.label, f"step{ref.step}" if ref.step is not None else "final"])
-    raw = "-".join([raw, *extra])
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in raw)
+    """A filesystem-safe, stable key for one unit of work (a model, maybe x format)."""
+    step = f"step{ref.step}" if ref.step is not None else "final"
+    return safe_key(f"m{index}", ref.label, step, *extra)
 
 
 def resolve_refs(paths: Sequence[str], what: str = "--model") -> list[ModelRef]:
@@ -202,10 +153,19 @@ def condition(label: str, step: Any, score_format: str | None = None) -> str:
     return name
 
 
+def several_steps(frame: Any, by: str) -> set[Any]:
+    """Values of `by` seen at more than one step: only their names need the step."""
+    steps = frame.assign(_s=frame["step"].astype("float64")).groupby(by, dropna=False)["_s"]
+    return set(steps.nunique(dropna=False).loc[lambda n: n > 1].index)
+
+
 def add_condition(frame: Any, with_score_format: bool) -> Any:
+    """A `condition` column naming each model (and scored format); a model's step is in its
+    name only when the same label occurs at several steps (checkpoints of one run)."""
     frame = frame.copy()
+    stepped = several_steps(frame, "label")
     frame["condition"] = [
-        condition(lab, st, sf if with_score_format else None)
+        condition(lab, st if lab in stepped else None, sf if with_score_format else None)
         for lab, st, sf in zip(
             frame["label"],
             frame["step"],
@@ -224,66 +184,27 @@ def pairwise_summary(
     group_cols: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """summary_* rows: every pair of conditions, per span, paired on example_id; and, where a
-    (format, step, *group_cols) group holds several seeds, pooled comparisons between groups.
+    (format, step, *group_cols) group holds several seeds, pooled comparisons between groups
+    (`plumbing.stats.comparison_rows`, the one summary builder).
 
-    `frame` needs columns condition, label, format, seed, example_id, span and `value`.
+    `frame` needs columns condition, label, format, seed, step, example_id, span and `value`.
     """
-    rows: list[dict[str, Any]] = []
-    conditions = sorted(frame["condition"].unique())
-    for span in spans:
-        sub = frame[frame["span"] == span]
-        if sub.empty:
-            continue
-        present = [c for c in conditions if (sub["condition"] == c).any()]
-        for a, b in itertools.combinations(present, 2):
-            va, vb, _ = paired_arrays(
-                sub, value=value, unit="example_id", key="condition", a=a, b=b
-            )
-            if len(va) == 0:
-                continue
-            rows.append(
-                compare_paired(va, vb, metric=f"{value}:{span}", name_a=a, name_b=b, opts=opts)
-            )
-        rows.extend(_pooled_rows(sub, value=value, span=span, opts=opts, group_cols=group_cols))
-    return rows
+    frame = frame.assign(metric=f"{value}:" + frame["span"].astype(str))
+    stepped = several_steps(frame, "format")
 
-
-def _pooled_rows(
-    sub: Any, *, value: str, span: str, opts: StatsOptions, group_cols: Sequence[str]
-) -> list[dict[str, Any]]:
-    """Seeds pooled: groups (format, step, *group_cols) of which one holds >= 2 seeds, all pairs."""
-    keys = ["format", "step", *group_cols]
-    sub = sub[sub["format"].notna()]
-    groups = {}
-    for key, g in sub.groupby(keys, sort=True, dropna=False):
+    def pool_name(key: tuple[Any, ...], n: int) -> str:
         fmt, step, *rest = key
-        name = condition(fmt, step, rest[0] if rest else None)
-        conds = sorted(g["condition"].unique())
-        groups[f"{name} ({len(conds)} seeds)"] = (g, conds)
-    if not any(len(c) >= 2 for _, c in groups.values()):
-        return []
-    rows = []
-    for (name_a, (ga, ca)), (name_b, (gb, cb)) in itertools.combinations(groups.items(), 2):
-        ids = sorted(set(ga["example_id"]) & set(gb["example_id"]))
-        if not ids:
-            continue
+        step = step if fmt in stepped else None
+        return f"{condition(fmt, step, rest[0] if rest else None)} ({n} seeds)"
 
-        def matrix(g: Any, conds: list[str], ids: list[str] = ids) -> list[Any]:
-            wide = g.pivot_table(index="example_id", columns="condition", values=value)
-            wide = wide.reindex(index=ids, columns=conds)
-            return [wide[c].to_numpy() for c in conds]
-
-        rows.append(
-            compare_pooled(
-                matrix(ga, ca),
-                matrix(gb, cb),
-                metric=f"{value}:{span}",
-                name_a=name_a,
-                name_b=name_b,
-                opts=opts,
-            )
-        )
-    return rows
+    return comparison_rows(
+        frame,
+        value=value,
+        metrics=[f"{value}:{span}" for span in spans],
+        pool_by=["format", "step", *group_cols],
+        pool_name=pool_name,
+        opts=opts,
+    )
 
 
 def load_scorer(ref: ModelRef, *, dtype: str, device: str | None, chunk_rows: int) -> Any:
@@ -306,3 +227,25 @@ def free(scorer: Any) -> None:
 
         gc.collect()
         torch.cuda.empty_cache()
+
+
+def loaded_scorer(ctx: Any, ref: ModelRef, cfg: Any, slot: str = "model") -> Any:
+    """The scorer of `ref`, kept in the run's state across units (a model scored on several
+    formats or against one base loads once); another model in the same slot frees it first."""
+    held = ctx.state.get(slot)
+    if held is not None and held[0] == ref.path:
+        return held[1]
+    if held is not None:
+        free(held[1])
+    with ctx.manifest.timed("load"):
+        scorer = load_scorer(ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens)
+    ctx.state[slot] = (ref.path, scorer)
+    return scorer
+
+
+def release_scorers(ctx: Any) -> None:
+    """Free every scorer the run still holds (the runner's `finish`)."""
+    for slot in list(ctx.state):
+        held = ctx.state.pop(slot)
+        if isinstance(held, tuple) and len(held) == 2 and hasattr(held[1], "model"):
+            free(held[1])

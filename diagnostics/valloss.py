@@ -33,19 +33,22 @@ from diagnostics.forward import DIRECTIONS, score_examples, span_mask
 from diagnostics.kl import check_pair, kl_items, prepare_base
 from diagnostics.scoring import (
     ExampleCache,
-    PartStore,
     ScoringOptions,
-    free,
-    load_scorer,
+    loaded_scorer,
+    release_scorers,
     stats_options,
     unique_labels,
 )
-from plumbing import (
-    InputError,
-    Manifest,
-    atomic_write_parquet,
-    check_out_dir,
-    prepare_out_dir,
+from plumbing import InputError, atomic_write_parquet
+from plumbing.runner import (
+    MAIN_TABLE,
+    Command,
+    Plan,
+    RunContext,
+    Unit,
+    UnitResult,
+    run_command,
+    safe_key,
 )
 from plumbing.stats import bootstrap_ratio
 
@@ -154,20 +157,15 @@ def curve_rows(examples: Any, opts: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def main(cfg: ValLossConfig) -> dict[str, Any]:
-    """Run `diag valloss`; returns the manifest's result summary."""
-    import pandas as pd
-
+def plan(cfg: ValLossConfig) -> Plan:
+    """Units: the base once per format (step 0) and every checkpoint of every run."""
     from training.modeling import has_tokenizer, load_tokenizer
 
-    opts = stats_options(cfg)
     if cfg.direction not in DIRECTIONS:
         raise InputError(f"--direction {cfg.direction!r}: choose from {', '.join(DIRECTIONS)}")
     if not cfg.run:
         raise InputError("--run: give at least one training run folder")
-    # Everything that can fail on bad input is checked before --out is touched.
-    check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)  # fail fast
-    plan = []  # (run index, run ref, format, checkpoints)
+    runs = []  # (run index, run ref, format, checkpoints)
     for i, run in enumerate(cfg.run):
         run_dir = Path(run)
         if not run_dir.is_dir():
@@ -175,56 +173,67 @@ def main(cfg: ValLossConfig) -> dict[str, Any]:
         ckpts = run_checkpoints(run_dir)
         ref = ModelRef.from_path(ckpts[-1].path, "--run")
         ref.step = None  # the run, not its last checkpoint, names the curve
-        plan.append((i, ref, resolve_format(ref, cfg.format), ckpts))
-    unique_labels([ref for _, ref, _, _ in plan])
-    base_ref, base_tok = prepare_base(cfg, [ref for _, ref, _, _ in plan])
+        runs.append((i, ref, resolve_format(ref, cfg.format), ckpts))
+    unique_labels([ref for _, ref, _, _ in runs])
+    base_ref, base_tok = prepare_base(cfg, [ref for _, ref, _, _ in runs])
     cache = ExampleCache(cfg.data, cfg.split, max_examples=cfg.max_examples, max_len=cfg.max_len)
-    for i, _, fmt, ckpts in plan:
+    units: dict[str, Unit] = {}
+    curve = []  # (part key, run ref, checkpoint or None for the base): the rows of each curve
+    for i, ref, fmt, ckpts in runs:
         final = Path(cfg.run[i]) / "final"
         for ck in ckpts:
             # a checkpoint saved without its tokenizer uses the run's final one
             tok_dir = ck.path if has_tokenizer(ck.path) or not has_tokenizer(final) else final
             check_pair(ModelRef.from_path(ck.path), load_tokenizer(tok_dir), base_ref, base_tok)
         cache.get(fmt, base_tok)
-    out = prepare_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
-    manifest = Manifest("valloss", out, config=cfg)
-    store = PartStore(out, {**cfg.run_key(), "base": str(base_ref.path)}, resume=cfg.resume)
-    base = None
-    names = []
-    for i, ref, fmt, ckpts in plan:
-        examples, _ = cache.get(fmt, base_tok)
-        units: list[Checkpoint | None] = [None] if cfg.include_base else []
-        for ck in [*units, *ckpts]:
+        for ck in [*([None] if cfg.include_base else []), *ckpts]:
             # the base row depends only on the format: one part shared by runs of that format
-            name = f"base-{fmt}" if ck is None else f"r{i}-{ref.label}-step{ck.step}"
-            names.append((name, ref, ck))
-            if store.done(name):
-                continue
-            with manifest.timed("load"):
-                if base is None:
-                    base = load_scorer(
-                        base_ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
-                    )
-            common = {"batch_size": cfg.batch_size, "pad_token_id": base_tok.pad_token_id}
-            if ck is None:
-                with manifest.timed("score"):
-                    items = list(score_examples(examples, base, **common, desc=f"base [{fmt}]"))
-            else:
-                with manifest.timed("load"):
-                    ck_ref = ModelRef.from_path(ck.path)
-                    scorer = load_scorer(
-                        ck_ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens
-                    )
-                desc = f"valloss {ref.label} step {ck.step}"
-                with manifest.timed("score"):
-                    items, _ = kl_items(
-                        scorer, base, examples, cfg, base_tok, desc, skip_prompt=True
-                    )
-                free(scorer)
-            store.write(name, pd.DataFrame(example_sums(items)))
+            key = f"base-{fmt}" if ck is None else safe_key(f"r{i}", ref.label, f"step{ck.step}")
+            units.setdefault(key, Unit(key, (ref, fmt, ck)))
+            curve.append((key, ref, ck))
+    context = {"runs": runs, "curve": curve, "base": base_ref, "tokenizer": base_tok}
+    context["cache"] = cache
+    identity = {**cfg.run_key(), "base": str(base_ref.path)}
+    return Plan(list(units.values()), identity=identity, context=context)
+
+
+def run_unit(cfg: ValLossConfig, unit: Unit, ctx: RunContext) -> UnitResult:
+    """Per-example sums of one checkpoint (loss and KL to the base), or of the base itself."""
+    import pandas as pd
+
+    ref, fmt, ck = unit.data
+    context = ctx.plan.context
+    base_tok = context["tokenizer"]
+    examples, _ = context["cache"].get(fmt, base_tok)
+    base = loaded_scorer(ctx, context["base"], cfg, slot="base")
+    if ck is None:
+        with ctx.manifest.timed("score"):
+            items = list(
+                score_examples(
+                    examples,
+                    base,
+                    batch_size=cfg.batch_size,
+                    pad_token_id=base_tok.pad_token_id,
+                    desc=f"base [{fmt}]",
+                )
+            )
+    else:
+        scorer = loaded_scorer(ctx, ModelRef.from_path(ck.path), cfg)
+        desc = f"valloss {ref.label} step {ck.step}"
+        with ctx.manifest.timed("score"):
+            items, _ = kl_items(scorer, base, examples, cfg, base_tok, desc, skip_prompt=True)
+    return UnitResult({MAIN_TABLE: pd.DataFrame(example_sums(items))})
+
+
+def summarise(cfg: ValLossConfig, ctx: RunContext) -> dict[str, Any]:
+    """valloss.parquet (the curves, with CIs) and valloss_examples.parquet from the parts."""
+    import pandas as pd
+
+    context = ctx.plan.context
+    base_ref = context["base"]
     frames = []
-    for name, ref, ck in names:
-        part = store.read([name])
+    for key, ref, ck in context["curve"]:
+        part = ctx.parts.read([key])
         part["label"], part["format"], part["seed"] = ref.label, ref.format, ref.seed
         part["step"] = 0 if ck is None else ck.step
         part["loss_tokens_seen"] = 0 if ck is None else ck.loss_tokens_seen
@@ -233,21 +242,30 @@ def main(cfg: ValLossConfig) -> dict[str, Any]:
         part["checkpoint"] = str(base_ref.path if ck is None else ck.path)
         frames.append(part)
     per_example = pd.concat(frames, ignore_index=True)
-    with manifest.timed("summary"):
-        table = pd.DataFrame(curve_rows(per_example, opts)).reindex(columns=list(VALLOSS_COLUMNS))
-        table = table.sort_values(["label", "step", "span"], kind="stable").reset_index(drop=True)
-    atomic_write_parquet(out / "valloss.parquet", table)
-    atomic_write_parquet(out / "valloss_examples.parquet", per_example)
-    result = {
+    table = pd.DataFrame(curve_rows(per_example, stats_options(cfg)))
+    table = table.reindex(columns=list(VALLOSS_COLUMNS))
+    table = table.sort_values(["label", "step", "span"], kind="stable").reset_index(drop=True)
+    atomic_write_parquet(ctx.out / "valloss.parquet", table)
+    atomic_write_parquet(ctx.out / "valloss_examples.parquet", per_example)
+    runs = context["runs"]
+    ctx.manifest.extra["data_stats"] = context["cache"].stats()
+    n_ckpts = sum(len(r[3]) for r in runs)
+    print(f"valloss: {len(table)} rows over {n_ckpts} checkpoints -> {ctx.out}")
+    return {
         "n_rows": len(table),
         "base": str(base_ref.path),
-        "runs": {ref.label: [c.step for c in ckpts] for _, ref, _, ckpts in plan},
+        "runs": {ref.label: [c.step for c in ckpts] for _, ref, _, ckpts in runs},
         "loss_all": {
             f"{r.label}@{r.step}": round(float(r.loss), 5)
             for r in table.itertuples()
             if r.span == "all"
         },
     }
-    manifest.finish(result=result, data_stats=cache.stats())
-    print(f"valloss: {len(table)} rows over {sum(len(p[3]) for p in plan)} checkpoints -> {out}")
-    return result
+
+
+COMMAND = Command("valloss", plan, run_unit, summarise, finish=release_scorers)
+
+
+def main(cfg: ValLossConfig) -> dict[str, Any]:
+    """Run `diag valloss`; returns the manifest's result summary."""
+    return run_command(COMMAND, cfg)

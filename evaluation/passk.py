@@ -1,8 +1,7 @@
-"""Unbiased pass@k (Chen et al. 2021) and seeded bootstrap confidence intervals over tasks.
+"""Unbiased pass@k (Chen et al. 2021); its CI over tasks is `plumbing.stats.bootstrap_mean`.
 
     pass_at_k(n=10, c=3, k=1)                  -> 0.3
     per_task_pass_at_k([10, 10], [3, 0], k=5)  -> array([0.9166..., 0.0])
-    bootstrap_ci(values, seed=0)               -> (low, high)  # 95 % percentile interval
 
 The estimator is `1 - C(n - c, k) / C(n, k)`, computed as the product
 `prod_{i = n-c+1}^{n} (1 - k / i)`, which never forms a binomial coefficient (no overflow for
@@ -30,26 +29,3 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def per_task_pass_at_k(n: Sequence[int], c: Sequence[int], k: int) -> np.ndarray:
     """pass@k of each task: [tasks]."""
     return np.array([pass_at_k(int(ni), int(ci), k) for ni, ci in zip(n, c)], dtype=np.float64)
-
-
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray,
-    *,
-    seed: int = 0,
-    n_boot: int = 1000,
-    level: float = 0.95,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of `values` (one value per task), seeded.
-
-    Tasks are resampled with replacement `n_boot` times. An empty input gives (nan, nan); a
-    single task gives its value twice.
-    """
-    arr = np.asarray(values, dtype=np.float64)  # [tasks]
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(n_boot, arr.size))  # [n_boot, tasks]
-    means = arr[idx].mean(axis=1)  # [n_boot]
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)

@@ -23,7 +23,7 @@ The run folder:
                         points, pass@1 if renamed, generation samples/s, eval seconds
     parts/<key>.parquet one finished (model, step) each; a rerun after a kill skips them
     parts/<key>.json    that part's timings
-    run_config.json     what identifies the run (a rerun with other settings is refused)
+    parts/config.json   what identifies the run (a rerun with other settings is refused)
     manifest.json       written last
 
 Resuming: rerunning the same command over an unfinished folder (or `--resume` over a finished
@@ -33,8 +33,6 @@ one) keeps every finished part and evaluates only the rest.
 from __future__ import annotations
 
 import gc
-import json
-import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -43,25 +41,19 @@ from typing import Any
 
 from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, load_tasks
 from evaluation.extract import EXTRACT_FORMATS, extract_code
-from plumbing import (
-    InputError,
-    Manifest,
-    atomic_write_json,
-    atomic_write_parquet,
-    check_out_dir,
-    iter_jsonl,
-    prepare_out_dir,
-    read_manifest,
-    require_file,
+from plumbing import InputError, atomic_write_json, atomic_write_parquet, iter_jsonl, require_file
+from plumbing.runner import (
+    MAIN_TABLE,
+    Command,
+    Plan,
+    RunContext,
+    Unit,
+    UnitResult,
+    run_command_context,
 )
+from training.modeling import ModelRef
 
-SAMPLES, PASS_AT_K, SUMMARY, RUN_CONFIG, PARTS = (
-    "samples.parquet",
-    "pass_at_k.parquet",
-    "summary.json",
-    "run_config.json",
-    "parts",
-)
+SAMPLES, PASS_AT_K, SUMMARY = "samples.parquet", "pass_at_k.parquet", "summary.json"
 SAMPLE_COLUMNS = (
     "label", "format", "seed", "step", "loss_tokens_seen", "checkpoint", "bench", "split",
     "task_id", "sample", "completion", "code", "extraction", "truncated", "n_prompt_tokens",
@@ -77,7 +69,6 @@ _IDENTITY = (
     "model", "samples", "bench", "bench_file", "split", "format", "all_checkpoints", "n_samples",
     "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
 )  # fmt: skip
-_CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
 @dataclass
@@ -113,20 +104,6 @@ class EvalConfig:
 
 
 @dataclass
-class ModelEntry:
-    """One model to evaluate: a part of the run."""
-
-    key: str  # part file name
-    path: Path | None
-    label: str
-    format: str
-    seed: int | None
-    step: int | None
-    checkpoint: str  # "checkpoint-8", "final", the dir name, or "samples"
-    loss_tokens_seen: int | None = None
-
-
-@dataclass
 class PartTimings:
     gen_samples: int = 0
     gen_new_tokens: int = 0
@@ -144,84 +121,48 @@ class PartTimings:
 # models and their metadata
 
 
-def _run_manifest(path: Path) -> dict[str, Any]:
-    """The training manifest of a model dir (itself, or the run folder above it)."""
-    for candidate in (path, path.parent):
-        try:
-            manifest = read_manifest(candidate)
-        except InputError:
-            continue
-        if manifest and manifest.get("command") == "train":
-            return manifest
-    return {}
-
-
-def _checkpoint_index(run_dir: Path) -> dict[int, dict[str, Any]]:
-    index = run_dir / "checkpoints.json"
-    if not index.exists():
-        return {}
-    try:
-        entries = json.loads(index.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"{index}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    return {int(e["step"]): e for e in entries if isinstance(e, dict) and "step" in e}
-
-
-def model_entries(cfg: EvalConfig) -> list[ModelEntry]:
-    """The models `cfg` names, with label, format, seed, step and loss tokens seen."""
+def model_entries(cfg: EvalConfig) -> list[ModelRef]:
+    """Every model `cfg` names: one model, or with --all-checkpoints every checkpoint of the run
+    and its final/ (`training.modeling.run_models`), with --format and --label applied."""
     from training.formats import check_format
-    from training.modeling import list_checkpoints, model_label, resolve_model_dir
+    from training.modeling import resolve_model_dir, run_models
 
     assert cfg.model is not None
     given = Path(cfg.model)
     model_dir = resolve_model_dir(given)  # InputError when missing / not a model
-    # the training run a model belongs to: the folder above final/ or checkpoint-<step>/
-    in_run = model_dir.name == "final" or _CKPT_RE.match(model_dir.name)
-    run_dir = model_dir.parent if in_run else model_dir
     if cfg.all_checkpoints:
         if (given / "config.json").exists() and not (given / "checkpoints.json").exists():
             raise InputError(
                 f"--model {given}: --all-checkpoints needs a training run folder "
                 "(checkpoint-<step>/ and final/), not a model directory"
             )
-        run_dir = given
-    manifest = _run_manifest(model_dir)
-    fmt = cfg.format or manifest.get("config", {}).get("format")
-    if fmt is None:
-        raise InputError(
-            f"--format: not given, and {given} has no training manifest naming one "
-            "(pass --format seed|wo|follow|precede)"
-        )
-    check_format(fmt)
-    seed = manifest.get("config", {}).get("seed")
-    label = cfg.label or model_label(model_dir)
-    index = _checkpoint_index(run_dir)
-    final_step = manifest.get("result", {}).get("steps")
-
-    def tokens(step: int | None) -> int | None:
-        entry = index.get(step) if step is not None else None
-        return int(entry["loss_tokens_seen"]) if entry and "loss_tokens_seen" in entry else None
-
-    if not cfg.all_checkpoints:
-        match = _CKPT_RE.match(model_dir.name)
-        step = int(match.group(1)) if match else final_step if model_dir.name == "final" else None
-        key = f"step-{step:09d}" if step is not None else "model"
-        return [ModelEntry(key, model_dir, label, fmt, seed, step, model_dir.name, tokens(step))]
-    entries = [
-        ModelEntry(f"step-{step:09d}", path, label, fmt, seed, step, path.name, tokens(step))
-        for step, path in list_checkpoints(run_dir)
-    ]
-    final = run_dir / "final"
-    steps = {e.step for e in entries}
-    if (final / "config.json").exists() and (final_step is None or final_step not in steps):
-        key = f"step-{final_step:09d}" if final_step is not None else "final"
-        entries.append(
-            ModelEntry(key, final, label, fmt, seed, final_step, "final", tokens(final_step))
-        )
+        refs = run_models(given)
+        if not refs:
+            raise InputError(f"{given}: holds no checkpoints (no checkpoint-<step>/ with a model)")
+    else:
+        refs = [ModelRef.from_path(model_dir)]
+    entries = []
+    for ref in refs:
+        ref.format = cfg.format or ref.format
+        if ref.format is None:
+            raise InputError(
+                f"--format: not given, and {given} has no training manifest naming one "
+                "(pass --format seed|wo|follow|precede)"
+            )
+        check_format(ref.format)
+        ref.label = cfg.label or ref.label
+        entries.append(ref)
     return entries
 
 
-def _tokenizer_dir(entry: ModelEntry) -> Path:
+def part_key(ref: ModelRef, cfg: EvalConfig) -> str:
+    """The part of one model: its step, else final/ (all checkpoints) or `model`."""
+    if ref.step is not None:
+        return f"step-{ref.step:09d}"
+    return ref.checkpoint if cfg.all_checkpoints else "model"
+
+
+def _tokenizer_dir(entry: ModelRef) -> Path:
     from training.modeling import has_tokenizer
 
     assert entry.path is not None
@@ -230,7 +171,7 @@ def _tokenizer_dir(entry: ModelEntry) -> Path:
     return entry.path
 
 
-def _check_loadable(entry: ModelEntry) -> None:
+def _check_loadable(entry: ModelRef) -> None:
     """The model config parses and the tokenizer loads (cheap; weights are read later)."""
     from transformers import AutoConfig
 
@@ -243,7 +184,7 @@ def _check_loadable(entry: ModelEntry) -> None:
     load_tokenizer(_tokenizer_dir(entry))
 
 
-def _load(entry: ModelEntry, cfg: EvalConfig) -> tuple[Any, Any]:
+def _load(entry: ModelRef, cfg: EvalConfig) -> tuple[Any, Any]:
     from training.modeling import load_model, load_tokenizer
 
     assert entry.path is not None
@@ -304,7 +245,7 @@ def read_samples(
 
 
 def _judge_rows(
-    entry: ModelEntry,
+    entry: ModelRef,
     cfg: EvalConfig,
     items: list[tuple[BenchTask, int, str, bool, dict[str, Any]]],
     fmt: str,
@@ -369,7 +310,7 @@ def _judge_rows(
 
 
 def evaluate_model(
-    entry: ModelEntry,
+    entry: ModelRef,
     tasks: list[BenchTask],
     cfg: EvalConfig,
     loaded: tuple[Any, Any, float] | None = None,
@@ -440,7 +381,8 @@ def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
     """pass@k per model x group x k (k <= every task's sample count), with bootstrap CIs."""
     import numpy as np
 
-    from evaluation.passk import bootstrap_ci, per_task_pass_at_k
+    from evaluation.passk import per_task_pass_at_k
+    from plumbing.stats import StatsOptions, bootstrap_mean
 
     rows = []
     keys = ["label", "format", "seed", "step", "loss_tokens_seen", "bench", "split"]
@@ -452,7 +394,8 @@ def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
                 if k > min(n):
                     continue
                 values = per_task_pass_at_k(n, c, k)
-                low, high = bootstrap_ci(values, seed=cfg.seed, n_boot=cfg.n_boot)
+                ci = bootstrap_mean(values, StatsOptions(n_resamples=cfg.n_boot, seed=cfg.seed))
+                low, high = ci.ci_low, ci.ci_high
                 rows.append(
                     {
                         **meta,
@@ -564,111 +507,99 @@ def _identity(cfg: EvalConfig) -> dict[str, Any]:
     return {k: values[k] for k in _IDENTITY}
 
 
-def main(cfg: EvalConfig) -> dict[str, Any]:
-    """Run `diag eval`; returns the summary written to summary.json."""
-    import pandas as pd
-
+def plan(cfg: EvalConfig) -> Plan:
+    """Units: one per model (each checkpoint with --all-checkpoints), or the samples file."""
     _validate(cfg)
-    out = check_out_dir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     tasks = load_tasks(_spec(cfg))
     if cfg.max_tasks is not None:
         tasks = tasks[: cfg.max_tasks]
-    samples: dict[str, list[tuple[str, bool]]] = {}
-    loaded: tuple[Any, Any, float] | None = None
+    context: dict[str, Any] = {"samples": {}, "loaded": None}
     if cfg.samples is not None:
-        tasks, samples = read_samples(cfg.samples, tasks, cfg.allow_missing)
-        fmt = cfg.format or "raw"
-        entries = [ModelEntry("samples", None, cfg.label or "samples", fmt, None, None, "samples")]
+        tasks, context["samples"] = read_samples(cfg.samples, tasks, cfg.allow_missing)
+        label, fmt = cfg.label or "samples", cfg.format or "raw"
+        entries = [ModelRef(None, label, fmt, None, None, None, "samples")]  # type: ignore[arg-type]
     else:
         entries = model_entries(cfg)
         # Fail before writing anything when a model or its tokenizer does not load: a single
         # model is loaded now (and kept); every checkpoint's config and tokenizer are checked.
         if len(entries) == 1:
             t0 = time.perf_counter()
-            loaded = (*_load(entries[0], cfg), time.perf_counter() - t0)
+            context["loaded"] = (*_load(entries[0], cfg), time.perf_counter() - t0)
         else:
             for entry in entries:
                 _check_loadable(entry)
+    context["tasks"] = tasks
+    keys = ["samples"] if cfg.samples is not None else [part_key(e, cfg) for e in entries]
+    units = [Unit(key, entry) for key, entry in zip(keys, entries)]
+    return Plan(units, identity=_identity(cfg), context=context)
 
-    # Everything is checked: from here on the run folder is written.
-    identity = _identity(cfg)
-    run_config = out / RUN_CONFIG
-    if run_config.exists() and not cfg.overwrite:
-        previous = json.loads(run_config.read_text(encoding="utf-8"))
-        changed = [k for k in identity if previous.get(k) != identity[k]]
-        if changed:
-            raise InputError(
-                f"--out {out}: holds a run with other settings ({', '.join(changed)}); "
-                "use another --out or --overwrite"
-            )
-    out = prepare_out_dir(out, overwrite=cfg.overwrite, resume=True)
-    atomic_write_json(run_config, identity)
-    manifest = Manifest("eval", out, config=cfg, seed=cfg.seed)
-    parts = out / PARTS
-    parts.mkdir(exist_ok=True)
 
-    from tqdm import tqdm
+def run_unit(cfg: EvalConfig, unit: Unit, ctx: RunContext) -> UnitResult:
+    """samples of one model (generated here) or of the samples file, judged in the sandbox."""
+    import pandas as pd
 
-    frames, part_timings, skipped = [], {}, []
-    bar = tqdm(entries, desc="models", unit="model", disable=not cfg.progress or len(entries) < 2)
-    for entry in bar:
-        part, part_json = parts / f"{entry.key}.parquet", parts / f"{entry.key}.json"
-        if part.exists():
-            skipped.append(entry.key)
+    entry, context = unit.data, ctx.plan.context
+    tasks = context["tasks"]
+    with ctx.manifest.timed(f"model:{unit.key}"):
+        if entry.path is None:
+            timings = PartTimings()
+            items = [
+                (task, s, text, is_completion, {})
+                for task in tasks
+                for s, (text, is_completion) in enumerate(context["samples"][task.task_id])
+            ]
+            rows = _judge_rows(entry, cfg, items, entry.format, timings)
+            timings.eval_seconds = round(timings.eval_seconds, 3)
         else:
-            with manifest.timed(f"model:{entry.key}"):
-                if entry.path is None:
-                    timings = PartTimings()
-                    items = [
-                        (task, s, text, is_completion, {})
-                        for task in tasks
-                        for s, (text, is_completion) in enumerate(samples[task.task_id])
-                    ]
-                    rows = _judge_rows(entry, cfg, items, entry.format, timings)
-                    timings.eval_seconds = round(timings.eval_seconds, 3)
-                else:
-                    rows, timings = evaluate_model(entry, tasks, cfg, loaded)
-                    loaded = None
-            info = {**asdict(timings), "gen_samples_per_s": timings.gen_samples_per_s}
-            atomic_write_json(part_json, info)
-            atomic_write_parquet(part, _typed(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))))
-        frame = pd.read_parquet(part)
-        frames.append(frame)
-        part_timings[entry.key] = (
-            json.loads(part_json.read_text(encoding="utf-8")) if part_json.exists() else {}
-        )
+            loaded, context["loaded"] = context["loaded"], None
+            rows, timings = evaluate_model(entry, tasks, cfg, loaded)
+    frame = _typed(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)))
+    meta = {**asdict(timings), "gen_samples_per_s": timings.gen_samples_per_s}
+    return UnitResult({MAIN_TABLE: frame}, meta)
 
-    frame = _typed(pd.concat(frames, ignore_index=True))
+
+def summarise(cfg: EvalConfig, ctx: RunContext) -> dict[str, Any]:
+    """samples.parquet, pass_at_k.parquet and summary.json from the parts."""
+    import pandas as pd
+
+    out, units = ctx.out, ctx.plan.units
+    frame = _typed(ctx.parts.read([u.key for u in units]))
     pak = pd.DataFrame(pass_at_k_rows(frame, cfg), columns=list(PASS_COLUMNS))
     models = []
-    for entry in entries:
+    for unit in units:
+        entry = unit.data
         sub = frame[(frame["label"] == entry.label) & (frame["checkpoint"] == entry.checkpoint)]
         sub_pak = pak[(pak["label"] == entry.label) & _eq(pak["step"], entry.step)]
-        models.append(_model_summary(sub, sub_pak, part_timings.get(entry.key, {})))
+        models.append(_model_summary(sub, sub_pak, ctx.parts.meta(unit.key)))
     summary = {
         "bench": cfg.bench,
         "split": bench_split(_spec(cfg)),
-        "format": entries[0].format,
-        "n_tasks": len(tasks),
+        "format": units[0].data.format,
+        "n_tasks": len(ctx.plan.context["tasks"]),
         "n_samples_per_task": cfg.n_samples if cfg.samples is None else None,
         "ks": sorted(set(cfg.ks)),
         "models": models,
-        "resumed_parts": skipped,
+        "resumed_parts": ctx.resumed,
     }
     atomic_write_parquet(out / SAMPLES, frame)
     atomic_write_parquet(out / PASS_AT_K, _typed(pak))
     atomic_write_json(out / SUMMARY, summary)
-    manifest.finish(
-        outputs=[SAMPLES, PASS_AT_K, SUMMARY],
-        result={
-            "n_models": len(entries),
-            "n_rows": len(frame),
-            "pass_at_1": {
-                f"{m['label']}@{m['step']}": m["pass_at_k"].get("pass@1") for m in models
-            },
-        },
-    )
-    return summary
+    ctx.manifest.seed = cfg.seed
+    ctx.manifest.extra["outputs"] = [SAMPLES, PASS_AT_K, SUMMARY]
+    ctx.state["summary"] = summary
+    return {
+        "n_models": len(units),
+        "n_rows": len(frame),
+        "pass_at_1": {f"{m['label']}@{m['step']}": m["pass_at_k"].get("pass@1") for m in models},
+    }
+
+
+COMMAND = Command("eval", plan, run_unit, summarise, resume_by_default=True)
+
+
+def main(cfg: EvalConfig) -> dict[str, Any]:
+    """Run `diag eval`; returns the summary written to summary.json."""
+    return run_command_context(COMMAND, cfg, progress=cfg.progress).state["summary"]
 
 
 def _empty_cuda_cache() -> None:

@@ -344,3 +344,97 @@ def summary_frame(rows: Sequence[dict[str, Any]]) -> Any:
     frame = pd.DataFrame(list(rows))
     extra = [c for c in frame.columns if c not in SUMMARY_COLUMNS]
     return frame.reindex(columns=[*SUMMARY_COLUMNS, *extra])
+
+
+def comparison_rows(
+    frame: Any,
+    *,
+    value: str,
+    metric: str = "metric",
+    condition: str = "condition",
+    unit: str = "example_id",
+    metrics: Sequence[str] | None = None,
+    conditions: Sequence[str] | None = None,
+    means: bool = False,
+    pool_by: Sequence[str] = (),
+    pool_name: Any = None,
+    opts: StatsOptions | None = None,
+) -> list[dict[str, Any]]:
+    """The one summary builder: the rows of a summary_*.parquet table.
+
+    For each metric (frame[metric]; `metrics` gives their order, default sorted):
+    - with `means`, one row per condition: the bootstrap CI of its mean (b = "");
+    - every two conditions (`conditions` order, default sorted), paired on `unit`
+      (`compare_paired`: examples both have, sorted by `unit`);
+    - with `pool_by` (e.g. format, step): conditions grouped by those columns; when some group
+      holds two or more conditions (seeds), every two groups compared with seeds pooled
+      (`compare_pooled`), each group named `pool_name(key, n_conditions)`.
+    `frame` needs columns metric, condition, unit, value and the pool_by columns.
+    """
+    import itertools
+
+    opts = opts or StatsOptions()
+    rows: list[dict[str, Any]] = []
+    order = list(conditions) if conditions is not None else sorted(frame[condition].unique())
+    names = list(metrics) if metrics is not None else sorted(frame[metric].unique())
+    for name in names:
+        sub = frame[frame[metric] == name]
+        if sub.empty:
+            continue
+        present = [c for c in order if (sub[condition] == c).any()]
+        if means:
+            for c in present:
+                est = bootstrap_mean(sub.loc[sub[condition] == c, value].to_numpy(), opts)
+                mean = np.array([est.mean])
+                rows.append(_row(name, c, "", mean, np.array([]), est, math.nan, "bootstrap mean"))
+        for a, b in itertools.combinations(present, 2):
+            va, vb, _ = paired_arrays(sub, value=value, unit=unit, key=condition, a=a, b=b)
+            if len(va):
+                rows.append(compare_paired(va, vb, metric=name, name_a=a, name_b=b, opts=opts))
+        if pool_by:
+            rows.extend(_pooled_rows(sub, value, name, condition, unit, pool_by, pool_name, opts))
+    return rows
+
+
+def _pooled_rows(
+    sub: Any,
+    value: str,
+    metric: str,
+    condition: str,
+    unit: str,
+    pool_by: Sequence[str],
+    pool_name: Any,
+    opts: StatsOptions,
+) -> list[dict[str, Any]]:
+    """Groups of conditions (seeds) compared group against group, seeds pooled."""
+    import itertools
+
+    sub = sub[sub[pool_by[0]].notna()]
+    groups = {}
+    for key, g in sub.groupby(list(pool_by), sort=True, dropna=False):
+        conds = sorted(g[condition].unique())
+        groups[pool_name(key if isinstance(key, tuple) else (key,), len(conds))] = (g, conds)
+    if not any(len(c) >= 2 for _, c in groups.values()):
+        return []
+    rows = []
+    for (name_a, (ga, ca)), (name_b, (gb, cb)) in itertools.combinations(groups.items(), 2):
+        ids = sorted(set(ga[unit]) & set(gb[unit]))
+        if not ids:
+            continue
+
+        def matrix(g: Any, conds: list[str], ids: list[Any] = ids) -> list[Any]:
+            wide = g.pivot_table(index=unit, columns=condition, values=value)
+            wide = wide.reindex(index=ids, columns=conds)
+            return [wide[c].to_numpy() for c in conds]
+
+        rows.append(
+            compare_pooled(
+                matrix(ga, ca),
+                matrix(gb, cb),
+                metric=metric,
+                name_a=name_a,
+                name_b=name_b,
+                opts=opts,
+            )
+        )
+    return rows

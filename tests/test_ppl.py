@@ -224,4 +224,5 @@ def test_models_sharing_a_label_are_told_apart(tiny_runs) -> None:
     refs = resolve_refs([run, run, str(tiny_runs["precede"])])
     assert [r.label for r in refs] == ["follow-s0(follow)#0", "follow-s0(follow)#1", "precede-s0"]
     ckpt = resolve_refs([run, str(tiny_runs["follow"] / "checkpoint-4")])
-    assert [(r.label, r.step) for r in ckpt] == [("follow-s0", None), ("follow-s0", 4)]
+    # a run's final/ carries the step it was saved at (8), as in diag eval
+    assert [(r.label, r.step) for r in ckpt] == [("follow-s0", 8), ("follow-s0", 4)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,106 @@ def model_label(path: str | Path) -> str:
             if "preset" in cfg:
                 return "base"
     return model_dir.name
+
+
+# ---------------------------------------------------------------------------------------------
+# model identity: the one way every command names a model in its result tables
+
+
+def train_manifest(model_dir: Path) -> tuple[Path | None, dict[str, Any]]:
+    """(run folder, its manifest) of the `diag train` run a model dir belongs to, if any."""
+    for candidate in (model_dir, model_dir.parent):
+        path = candidate / "manifest.json"
+        if not path.exists():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        if data.get("command") == "train":
+            return candidate, data
+    return None, {}
+
+
+def checkpoint_index(run_dir: Path) -> dict[int, dict[str, Any]]:
+    """checkpoints.json of a training run by step ({} when there is none)."""
+    index = run_dir / "checkpoints.json"
+    if not index.exists():
+        return {}
+    try:
+        entries = json.loads(index.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"{index}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    return {int(e["step"]): e for e in entries if isinstance(e, dict) and "step" in e}
+
+
+@dataclass
+class ModelRef:
+    """A model as every result table names it (label, format, seed, step).
+
+    `step` is the training step the weights were saved at: N for `checkpoint-N/`, and for a
+    run's `final/` the step its train manifest records (so a final model and the checkpoint of
+    the same step are the same point on a curve); None for a model outside a training run.
+    """
+
+    path: Path  # the HF model dir actually loaded
+    label: str  # e.g. precede-s0, base
+    format: str | None  # the format it was trained on (None for a base model)
+    seed: int | None
+    step: int | None
+    run_dir: Path | None  # the training run folder, if any
+    checkpoint: str = ""  # the model dir's name: checkpoint-8, final, ...
+    loss_tokens_seen: int | None = None  # response tokens trained on up to `step`
+
+    @classmethod
+    def from_path(cls, path: str | Path, what: str = "--model") -> ModelRef:
+        model_dir = resolve_model_dir(path, what)
+        run_dir, manifest = train_manifest(model_dir)
+        cfg = manifest.get("config", {})
+        match = _CKPT_RE.match(model_dir.name)
+        if match:
+            step: int | None = int(match.group(1))
+        elif model_dir.name == "final" and run_dir is not None:
+            step = manifest.get("result", {}).get("steps")
+        else:
+            step = None
+        return cls(
+            path=model_dir,
+            label=model_label(model_dir),
+            format=cfg.get("format"),
+            seed=cfg.get("seed"),
+            step=step,
+            run_dir=run_dir,
+            checkpoint=model_dir.name,
+            loss_tokens_seen=tokens_seen(run_dir, step),
+        )
+
+    def columns(self) -> dict[str, Any]:
+        """The identifying columns every result row carries."""
+        return {"label": self.label, "format": self.format, "seed": self.seed, "step": self.step}
+
+    @property
+    def key(self) -> str:
+        """A unique folder-safe name: label, plus the step when there is one."""
+        return self.label + (f"@{self.step}" if self.step is not None else "")
+
+
+def tokens_seen(run_dir: Path | None, step: int | None) -> int | None:
+    """Loss tokens a run had trained on at `step` (checkpoints.json), if recorded."""
+    if run_dir is None or step is None:
+        return None
+    entry = checkpoint_index(run_dir).get(step)
+    return int(entry["loss_tokens_seen"]) if entry and "loss_tokens_seen" in entry else None
+
+
+def run_models(run_dir: Path, what: str = "--model") -> list[ModelRef]:
+    """Every model of a training run, by step: each checkpoint, and final/ when no checkpoint
+    holds its step (diag train always checkpoints the last step, so final/ is then the same
+    weights and is not listed twice)."""
+    refs = [ModelRef.from_path(path, what) for _, path in list_checkpoints(run_dir)]
+    final = run_dir / "final"
+    if (final / "config.json").exists():
+        ref = ModelRef.from_path(final, what)
+        if ref.step is None or ref.step not in {r.step for r in refs}:
+            refs.append(ref)
+    return refs
