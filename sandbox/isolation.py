@@ -3,7 +3,7 @@
     from sandbox import SandboxConfig
     from sandbox.isolation import resolve_isolation, mount_plan, rlimit_settings
     mode = resolve_isolation(SandboxConfig())        # "netns" (root here) or "socket-block"
-    mount_plan(mode, None, [])      # {"unhide": [["/root", [...]]], "hide": ["/var/tmp", ...], ...}
+    mount_plan(mode, None, [])  # {"unhide": [["/root", [...]]], "hide": ["/dev/shm", ...], ...}
     rlimit_settings(SandboxConfig())  # {"nofile": 256, "fsize": 16777216, "cpu": 11, ...}
 
 What this machine allows (`probe`, run once per interpreter in a throwaway child) and what a run
