@@ -8,7 +8,24 @@
     isolation_mode()               # "netns" (root here) or "socket-block"
 
 Generated and teacher-written code is untrusted; one sandbox serves the synthesis
-self-consistency filter and evaluation (pass@k). Design, per program:
+self-consistency filter and evaluation (pass@k). Where each thing lives:
+
+* sandbox/api.py: the public API (SandboxConfig with every limit's default, Program, Verdict,
+  run_programs, isolation_mode, isolation_report), re-exported here.
+* sandbox/verdict.py DECIDES: `decide()` turns what a run produced (result records with the
+  sentinel, the runner's wait status, why the harness killed it, the stderr tail) into the
+  status and detail of its Verdict. Pure; tests/test_verdict.py covers every status.
+* sandbox/isolation.py ISOLATES (the harness's side): what this machine allows (probe,
+  resolve_isolation), the shared empty network namespace, new pid namespaces, private uids, the
+  mount plan and rlimits sent to each supervisor.
+* sandbox/pool.py MULTIPLEXES: pre-started interpreters, one selector loop over their pipes,
+  the timers (wall clock, startup, drain, batch deadline), the optional fork server.
+* sandbox/_child.py runs INSIDE each sandboxed interpreter (supervisor and runner: joins the
+  namespaces, mounts, rlimits, uid switch, the audit hook, the sentinel, the tests). It is sent
+  as code to `python -I -S -B` and cannot import this package, so it is self-contained.
+* sandbox/procs.py finds processes a batch left behind (for tests).
+
+Design, per program:
 
 * A fresh interpreter: `python -I -S -B` (isolated: PYTHON* variables ignored, never -O, so
   asserts stay; the harness also compiles with optimize=0). Interpreters are pre-started and wait
@@ -49,9 +66,10 @@ self-consistency filter and evaluation (pass@k). Design, per program:
   sys.exit(0), os._exit(0), killing the parent, closing stdout or printing a fake marker never
   pass; sys.settrace (which can jump over a failing assert) is refused; the tests run against a
   pristine copy of the builtins whatever the solution patched; `__debug__` cannot be assigned.
-* Verdicts: passed / failed (list tests: index and text of the failing statement; block tests:
-  its line) / error (exception type and message) / timeout (wall clock, or RLIMIT_CPU) / oom
-  (MemoryError under the address-space limit) / killed (signal, output flood, batch deadline).
+* Verdicts (sandbox/verdict.py): passed / failed (list tests: index and text of the failing
+  statement; block tests: its line) / error (exception type and message) / timeout (wall clock,
+  or RLIMIT_CPU) / oom (MemoryError under the address-space limit) / killed (signal, output
+  flood, batch deadline).
 
 Not root ("socket-block", reported by isolation_mode() and isolation_report()): no namespaces
 and no uid switch, so the program keeps the caller's uid and can write where the caller can;

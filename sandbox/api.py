@@ -6,15 +6,13 @@
     verdicts[0].status   # "passed"
 
 `SandboxConfig` is the one place the limits' defaults live; each is explained beside it.
+`isolation_mode` and `isolation_report` say what this machine's isolation is; the isolating
+itself is in sandbox/isolation.py.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import stat
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -181,142 +179,17 @@ def run_program(program: Program, config: SandboxConfig | None = None) -> Verdic
     return run_programs([program], config, workers=1)[0]
 
 
-# ---------------------------------------------------------------------------------------------
-# what this machine allows
-
-_PROBE = r"""
-import ctypes, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-out = {}
-keys = {"x86_64": 248, "aarch64": 217}.get(os.uname().machine)
-if keys is not None:
-    libc.syscall.restype = ctypes.c_long
-    k = libc.syscall(keys, b"user", b"codecot-probe", b"x", 1, -1)
-    out["keyring"] = bool(k > 0)
-else:
-    out["keyring"] = False
-if os.geteuid() == 0 and libc.unshare(0x40000000 | 0x20000000 | 0x00020000) == 0:
-    pid = os.fork()
-    if pid == 0:
-        ok = libc.mount(None, b"/", None, 0x4000 | (1 << 18), None) == 0
-        ok = ok and libc.mount(b"proc", b"/proc", b"proc", 14, None) == 0
-        ok = ok and libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 6, b"size=64k") == 0
-        os._exit(0 if ok else 1)
-    out["netns"] = os.waitpid(pid, 0)[1] == 0
-    out["why"] = "" if out["netns"] else "mounts in a new namespace failed"
-else:
-    out["netns"] = False
-    out["why"] = "not root" if os.geteuid() else "unshare failed: errno %d" % ctypes.get_errno()
-real = os.path.realpath
-out["paths"] = sorted({real(p) for p in sys.path + [sys.prefix, sys.base_prefix]} |
-                      {os.path.dirname(real(sys.executable))})
-print(repr(out))
-"""
-
-
-@functools.lru_cache(maxsize=8)
-def probe(python: str | None = None) -> dict[str, object]:
-    """What isolation this machine gives (run once per interpreter path, in a throwaway child)."""
-    exe = python or sys.executable
-    proc = subprocess.run(
-        [exe, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"sandbox probe with {exe} failed: {proc.stderr.strip()[-500:]}")
-    import ast
-
-    found = ast.literal_eval(proc.stdout.strip().splitlines()[-1])
-    return {
-        "netns": bool(found["netns"]),
-        "keyring": bool(found["keyring"]),
-        "why": found["why"],
-        "paths": [p for p in found["paths"] if os.path.isdir(p)],
-    }
-
-
-def unhide_plan(paths: list[str]) -> dict[str, list[str]]:
-    """Directories a uid that owns nothing cannot traverse (e.g. /root, 0700) that lie above
-    `paths` (the interpreter's), each with the paths under it to bind back into an empty tmpfs
-    over it (in the sandbox's own mount namespace)."""
-    plan: dict[str, list[str]] = {}
-    for path in sorted({os.path.realpath(p) for p in paths}):
-        parts = path.strip("/").split("/")
-        for i in range(len(parts) - 1):
-            ancestor = "/" + "/".join(parts[: i + 1])
-            if not os.stat(ancestor).st_mode & 0o001:
-                kept = plan.setdefault(ancestor, [])
-                if not any(path == k or path.startswith(k + "/") for k in kept):
-                    kept.append(path)
-                break
-    return plan
-
-
-def tmp_kept_paths(paths: list[str]) -> list[str]:
-    """The interpreter's directories under /tmp (e.g. the venv of a clone in /tmp), outermost
-    only: each program's private /tmp would hide them, so they are bound back read-only."""
-    under = sorted({os.path.realpath(p) for p in paths if os.path.realpath(p).startswith("/tmp/")})
-    kept: list[str] = []
-    for path in under:
-        if not any(path == k or path.startswith(k + "/") for k in kept):
-            kept.append(path)
-    return kept
-
-
-_HIDE = ("/var/tmp", "/dev/shm", "/run/lock", "/var/lock", "/dev/mqueue", "/run/shm")
-
-
-def world_writable_dirs() -> list[str]:
-    """World-writable directories besides /tmp: the usual ones and any one or two levels below /
-    (a full scan of the disk is too slow here; tests/test_sandbox_hostile.py scans it from inside
-    the sandbox)."""
-    found: set[str] = set()
-    candidates = list(_HIDE)
-    for top in os.scandir("/"):
-        if top.is_dir(follow_symlinks=False) and top.name not in ("proc", "sys", "tmp"):
-            candidates.append(top.path)
-            try:
-                candidates += [
-                    e.path for e in os.scandir(top.path) if e.is_dir(follow_symlinks=False)
-                ]
-            except OSError:
-                pass
-    for path in candidates:
-        try:
-            st = os.lstat(path)
-        except OSError:
-            continue
-        if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o002 and path != "/tmp":
-            found.add(path)
-    return sorted(found)
-
-
-def resolve_isolation(config: SandboxConfig) -> str:
-    """The isolation a run with `config` gets: "netns" or "socket-block"."""
-    available = probe(config.python)["netns"]
-    if config.isolation == "netns" and not available:
-        why = probe(config.python)["why"]
-        raise ValueError(f"SandboxConfig.isolation='netns' is not available here ({why})")
-    mode = config.isolation
-    if mode == "auto":
-        mode = "netns" if available else "socket-block"
-    if mode == "socket-block" and os.geteuid() == 0:
-        blocked = unhide_plan(probe(config.python)["paths"])
-        if blocked:
-            raise ValueError(
-                f"SandboxConfig.isolation='socket-block' as root runs programs under a private uid, "
-                f"which cannot reach the interpreter's files under {', '.join(blocked)}; use "
-                f"isolation='netns' or an interpreter readable by all users (SandboxConfig.python)"
-            )
-    return mode
-
-
 def isolation_mode() -> str:
     """Which network isolation the default config gets here: "netns" or "socket-block"."""
+    from sandbox.isolation import resolve_isolation
+
     return resolve_isolation(SandboxConfig())
 
 
 def isolation_report(config: SandboxConfig | None = None) -> dict[str, object]:
     """What the sandbox can and cannot guarantee on this machine, for logs and manifests."""
+    from sandbox.isolation import probe, resolve_isolation
+
     config = config if config is not None else SandboxConfig()
     mode = resolve_isolation(config)
     root = os.geteuid() == 0

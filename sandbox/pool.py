@@ -8,11 +8,14 @@ used once. At most `workers` programs run at once and `workers + 1` warm interpr
 One thread multiplexes every pipe; nothing here blocks on a child. Timers: per-program wall
 clock, a startup watchdog per warm interpreter, a drain watchdog once a program is over (its pipes
 must close), and the batch deadline.
+
+This module only multiplexes: what a run's isolation is (namespaces, uid, mounts, rlimits) comes
+from sandbox/isolation.py, and what a finished run's verdict is, from sandbox/verdict.py
+(`_Batch.verdict` hands it what the pipes carried).
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import marshal
 import os
@@ -24,27 +27,24 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.api import (
-    MiB,
-    Program,
-    SandboxConfig,
-    Verdict,
-    probe,
+from sandbox.api import MiB, Program, SandboxConfig, Verdict
+from sandbox.isolation import (
+    give_uid,
+    mount_plan,
+    new_pid_namespace,
     resolve_isolation,
-    tmp_kept_paths,
-    unhide_plan,
-    world_writable_dirs,
+    rlimit_settings,
+    shared_netns,
+    take_uid,
 )
+from sandbox.verdict import NOT_RUN, RunOutcome, decide
 
 CHILD = Path(__file__).with_name("_child.py")
-REC = b"\x1e"
 RES_CAP = 64 * 1024
 STUB = (
     "import os,marshal\n"
@@ -68,82 +68,9 @@ ENV = {
     "OPENBLAS_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
-SIGNAMES = {s.value: s.name for s in signal.Signals}
 
 _batches = itertools.count()
-_uid_lock = threading.Lock()
-_uids_in_use: set[int] = set()
-
-
-def _take_uid(base: int) -> int:
-    """A uid no running program of this process has; other processes likely start elsewhere."""
-    with _uid_lock:
-        k = (os.getpid() % 1000) * 16
-        while base + k in _uids_in_use:
-            k += 1
-        _uids_in_use.add(base + k)
-        return base + k
-
-
-def _give_uid(uid: int | None) -> None:
-    if uid is not None:
-        with _uid_lock:
-            _uids_in_use.discard(uid)
-
-
 _payload_cache: dict[tuple[str, float], bytes] = {}
-
-
-NETNS_HOLDER = (
-    "import ctypes, sys\n"
-    "if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:\n"
-    "    sys.exit('unshare(CLONE_NEWNET): errno %d' % ctypes.get_errno())\n"
-    "print('ready', flush=True)\n"
-    "sys.stdin.read()\n"
-)
-_netns: dict[str, int] = {}
-_netns_lock = threading.Lock()
-
-
-def shared_netns(python: str) -> int:
-    """An fd of an empty network namespace (no interface up) that every program joins.
-
-    Made once per harness process by a throwaway child; the fd keeps it alive. One namespace for
-    all programs, instead of one each, saves a namespace creation and teardown per program; the
-    programs share nothing in it but the (down) loopback and abstract unix socket names.
-    """
-    with _netns_lock:
-        if python not in _netns:
-            proc = subprocess.Popen([python, "-I", "-S", "-c", NETNS_HOLDER], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-            assert proc.stdout is not None and proc.stdin is not None
-            if proc.stdout.readline().strip() != b"ready":
-                raise RuntimeError(f"sandbox: no network namespace: {proc.communicate()[1]!r}")
-            _netns[python] = os.open(f"/proc/{proc.pid}/ns/net", os.O_RDONLY)
-            proc.stdin.close()
-            proc.wait()
-        return _netns[python]
-
-
-CLONE_NEWPID = 0x20000000
-_pidns: list = []
-
-
-def _pidns_handles():
-    """(libc via ctypes, an fd of this process's pid namespace), made once."""
-    with _netns_lock:
-        if not _pidns:
-            import ctypes
-
-            _pidns.append(ctypes.CDLL(None, use_errno=True))
-            _pidns.append(os.open("/proc/self/ns/pid", os.O_RDONLY))
-        return _pidns[0], _pidns[1]
-
-
-def ctypes_errno() -> int:
-    import ctypes
-
-    return ctypes.get_errno()
 
 
 def _payload(python: str) -> bytes:
@@ -202,12 +129,8 @@ class _Batch:
                 if path not in site:
                     site.append(path)
         self.site = site
-        found = probe(config.python)
-        setup = {"mode": self.mode, "unhide": [], "hide": [], "preimport": list(config.preimport)}
-        if self.mode == "netns":
-            setup["unhide"] = [[b, list(ps)] for b, ps in unhide_plan(found["paths"]).items()]
-            setup["hide"] = world_writable_dirs()
-            setup["tmp_keep"] = tmp_kept_paths(found["paths"] + site)
+        setup = {"mode": self.mode, "preimport": list(config.preimport)}
+        setup.update(mount_plan(self.mode, config.python, site))
         body = marshal.dumps(setup)
         self.setup = len(body).to_bytes(8, "little") + body
         self.netns_fd = shared_netns(self.python) if self.mode == "netns" else None
@@ -221,13 +144,7 @@ class _Batch:
         self.kill_bytes = config.output_kill_mb * MiB
         self.startup_failures: list[str] = []
         self.finished = 0  # programs with a verdict
-        self.limits = {
-            "nofile": config.max_open_files,
-            "fsize": config.max_file_mb * MiB,
-            "cpu": config.cpu_limit_s,
-            "nproc": config.max_processes,
-            "as": config.memory_mb * MiB,
-        }
+        self.limits = rlimit_settings(config)
         self.server = _ForkServer(self) if config.fork_server else None
 
     # -- slots ------------------------------------------------------------------------------
@@ -246,7 +163,7 @@ class _Batch:
                 netns = self.netns_fd if self.netns_fd is not None else -1
                 argv = [self.python, "-I", "-S", "-B", "-c", STUB, str(res_w), str(ctl_w),
                         str(netns)]  # fmt: skip
-                with self.new_pid_namespace():
+                with new_pid_namespace(self.mode):
                     popen = subprocess.Popen(
                         argv,
                         stdin=prog_r,
@@ -282,26 +199,6 @@ class _Batch:
         if not self.config.fork_server:  # a forked supervisor has its code and setup already
             self.send(slot, self.payload + self.setup)
 
-    @contextlib.contextmanager
-    def new_pid_namespace(self) -> Iterator[None]:
-        """In "netns" mode, the child started inside is pid 1 of a new pid namespace.
-
-        unshare(CLONE_NEWPID) changes only where this thread's next children go; the namespace
-        this thread's children get is restored right after (setns to our own), so nothing else
-        the calling program starts is affected.
-        """
-        if self.mode != "netns":
-            yield
-            return
-        libc, own = _pidns_handles()
-        if libc.unshare(CLONE_NEWPID) != 0:
-            raise RuntimeError(f"sandbox: unshare(CLONE_NEWPID): errno {ctypes_errno()}")
-        try:
-            yield
-        finally:
-            if libc.setns(own, CLONE_NEWPID) != 0:
-                raise RuntimeError(f"sandbox: cannot restore the pid namespace: {ctypes_errno()}")
-
     def send(self, slot: _Slot, data: bytes) -> None:
         if slot.prog_w is None:
             return
@@ -333,7 +230,7 @@ class _Batch:
         cfg = self.config
         slot.index, slot.state = index, "running"
         slot.nonce = secrets.token_hex(16)
-        uid = _take_uid(cfg.uid_base) if self.root else None
+        uid = take_uid(cfg.uid_base) if self.root else None
         slot.uid = uid
         if self.mode == "netns":
             cwd = "/tmp"
@@ -431,7 +328,7 @@ class _Batch:
                 slot.popen.kill()
                 slot.popen.wait()
         self.slots.remove(slot)
-        _give_uid(slot.uid)
+        give_uid(slot.uid)
         if slot.workdir is not None:
             shutil.rmtree(slot.workdir, ignore_errors=True)
         if slot.index is None:  # died before it got a program
@@ -446,57 +343,23 @@ class _Batch:
         self.results[slot.index] = self.verdict(slot)
         self.finished += 1
 
-    # -- verdicts ---------------------------------------------------------------------------
+    # -- verdicts (decided in sandbox/verdict.py) ------------------------------------------
 
     def verdict(self, slot: _Slot) -> Verdict:
         program = self.programs[slot.index]
-        cfg = self.config
         duration = time.monotonic() - slot.started
+        run = RunOutcome(
+            nonce=slot.nonce,
+            res=bytes(slot.data["res"]),
+            exit_report=slot.exit,
+            kill_reason=slot.kill_reason,
+            stderr=bytes(slot.data["err"]),
+            output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
+        )
+        status, detail, failed_test = decide(run, self.config)
         out = _text(slot.data["out"], slot.totals["out"])
         err = _text(slot.data["err"], slot.totals["err"])
-
-        def make(status: str, detail: str, failed: int | None = None) -> Verdict:
-            return Verdict(program.id, status, detail, failed, round(duration, 4), out, err)
-
-        records = _records(bytes(slot.data["res"]))
-        wait_status = _parse_exit(slot.exit)
-        passed = ("PASS", slot.nonce) in ((r[0], r[1]) for r in records)
-        if passed and wait_status is not None and os.WIFEXITED(wait_status):
-            if os.WEXITSTATUS(wait_status) == 0:
-                return make("passed", "all tests passed")
-        reason = slot.kill_reason
-        if reason == "timeout":
-            return make("timeout", f"wall-clock limit of {cfg.timeout_s:g} s reached")
-        if reason == "deadline":
-            return make("killed", "batch deadline reached while running")
-        if reason == "output":
-            total = sum(slot.totals[k] for k in ("out", "err", "res"))
-            return make("killed", f"output flood: more than {cfg.output_kill_mb} MiB ({total} B)")
-        if wait_status is None:
-            why = {"stopped": "stopped", "lost": "lost its program"}.get(slot.exit or "", "died")
-            extra = f" ({reason})" if reason else ""
-            return make("killed", f"sandbox supervisor {why}{extra}")
-        if os.WIFSIGNALED(wait_status):
-            sig = os.WTERMSIG(wait_status)
-            name = SIGNAMES.get(sig, str(sig))
-            if sig == signal.SIGXCPU:
-                return make("timeout", f"CPU limit of {cfg.cpu_limit_s} s reached ({name})")
-            tail = bytes(slot.data["err"][-4000:])
-            if b"MemoryError" in tail or b"Cannot allocate memory" in tail or b"bad_alloc" in tail:
-                return make("oom", f"killed by {name} out of memory")
-            return make("killed", f"killed by {name}")
-        code = os.WEXITSTATUS(wait_status)
-        for status, index, detail in reversed(records):
-            if status in ("failed", "error", "oom"):
-                fail_index = int(index) if index.isdigit() else None
-                if status == "oom" and detail == "MemoryError":
-                    detail = (
-                        f"MemoryError (address space limit: {cfg.memory_mb} MiB above baseline)"
-                    )
-                return make(status, detail, fail_index)
-        if passed:
-            return make("error", f"sentinel seen but the program exited with code {code}")
-        return make("error", f"exited with code {code} before the tests finished (no sentinel)")
+        return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -589,9 +452,8 @@ class _Batch:
                 self.kill(slot, "retire")
         for index in self.pending:
             program = self.programs[index]
-            self.results[index] = Verdict(
-                program.id, "killed", "not run: batch deadline reached", None, 0.0, "", ""
-            )
+            status, detail, failed_test = NOT_RUN
+            self.results[index] = Verdict(program.id, status, detail, failed_test, 0.0, "", "")
             self.finished += 1
         self.pending.clear()
 
@@ -680,28 +542,3 @@ def _text(data: bytearray, total: int) -> str:
     if total > len(data):
         text += f"\n[... truncated: {total} bytes in all]"
     return text
-
-
-def _records(data: bytes) -> list[tuple[str, str, str]]:
-    """Parse RES: REC status TAB index TAB detail NEWLINE (anything else is ignored)."""
-    out = []
-    for chunk in data.split(REC)[1:]:
-        line = chunk.split(b"\n", 1)[0].decode("utf-8", "replace")
-        parts = line.split("\t", 2)
-        if len(parts) == 2:
-            parts.append("")
-        if len(parts) != 3:
-            continue
-        detail = parts[2]
-        if "\\" in detail:
-            detail = (
-                detail.replace("\\\\", "\x00").replace("\\n", "\n").replace("\\t", "\t")
-            ).replace("\x00", "\\")
-        out.append((parts[0], parts[1], detail))
-    return out
-
-
-def _parse_exit(line: str | None) -> int | None:
-    """The supervisor's `exit STATUS UTIME STIME MAXRSS` line -> P2's wait status."""
-    word = line.split()[0] if line else ""
-    return int(word) if word.isdigit() else None

@@ -25,7 +25,7 @@ from sandbox import (
     run_program,
     run_programs,
 )
-from sandbox.api import probe, tmp_kept_paths
+from sandbox.isolation import probe, tmp_kept_paths
 from sandbox.procs import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent

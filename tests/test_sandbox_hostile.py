@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import Program, SandboxConfig, Verdict, isolation_mode, run_program, run_programs
-from sandbox.api import probe
+from sandbox.isolation import probe
 from sandbox.procs import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
