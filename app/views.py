@@ -5,9 +5,10 @@
     render_attention(rs)                     # span x span mass per layer / head; saved patterns
     render_curves(rs)                        # valloss + KL, ablations, pass@1 over checkpoints, loss
 
-Figures come from `reports.figures` (the functions `diag report` draws), so a figure and the
-dashboard show the same numbers. A page whose result file is missing says which `diag` command
-makes it. `tokens_html` (pure, tested) renders one model's tokens as colored HTML.
+Figures come from `reports.figures` (the functions `diag report` draws) and tables from
+`reports.figure_data` (the numbers those figures draw), so a figure and the dashboard show the
+same numbers. A page whose result file is missing says which `diag` command makes it.
+`tokens_html` (pure, tested) renders one model's tokens as colored HTML.
 """
 
 from __future__ import annotations
@@ -19,17 +20,22 @@ from typing import Any
 import streamlit as st
 
 from app import data
-from reports.figures import (
-    FIGURES,
-    SPAN_COLORS,
+from reports.figure_data import (
     Skip,
     attn_spans,
     bench_name,
+    final_pass1,
+    final_pass1_by_difficulty,
+    final_rows,
     fmt_ci,
     label_format,
+    paired_comparisons,
+    pass1_table,
     span_matrix,
     span_sorted,
 )
+from reports.figures import FIGURES
+from reports.palette import SPAN_COLORS
 from reports.results import TABLES, ResultSet, sort_labels
 
 PAGES = ("Overview", "Examples", "Attention", "Curves")
@@ -65,8 +71,7 @@ def show_figure(rs: ResultSet, name: str, key: str | None = None) -> Any:
 
 
 def _pass1_frame(rs: ResultSet) -> Any:
-    made = FIGURES["results_table"].func(rs)
-    frame = made.data.copy()
+    frame = pass1_table(final_pass1(rs))
     frame["bench"] = frame["bench"].map(bench_name)
     frame["pass@1 [95% CI]"] = [
         fmt_ci(m, lo, hi)
@@ -97,20 +102,20 @@ def render_overview(rs: ResultSet, roots: tuple[str, ...], fp: Any) -> None:
                 key="results-table",
             )  # fmt: skip
             _pass1_difference(rs, roots, fp)
-        if FIGURES["difficulty_table"].missing(rs) == []:
-            try:
-                diff = FIGURES["difficulty_table"].func(rs).data
-                diff["bench"] = diff["bench"].map(bench_name)
-                st.markdown("**By difficulty**")
-                st.dataframe(diff, hide_index=True, key="difficulty-table")
-            except Skip:
-                pass
+        try:
+            diff = pass1_table(final_pass1_by_difficulty(rs))
+        except Skip:
+            pass
+        else:
+            diff["bench"] = diff["bench"].map(bench_name)
+            st.markdown("**By difficulty**")
+            st.dataframe(diff, hide_index=True, key="difficulty-table")
     st.subheader("Headline differences (paired, 95% CI)")
     if not rs.has("comparisons"):
         missing_note(rs, "comparisons")
     else:
         try:
-            comp = FIGURES["comparisons_table"].func(rs).data
+            comp = paired_comparisons(rs)
         except Skip as why:
             st.info(str(why))
         else:
@@ -340,8 +345,6 @@ def render_attention(rs: ResultSet) -> None:
     if not rs.has("attn"):
         missing_note(rs, "attn")
         return
-    from reports.figures import final_rows
-
     frame = final_rows(rs.table("attn"))
     labels = sort_labels(frame["label"])
     layers = sorted(int(x) for x in frame["layer"].unique())
