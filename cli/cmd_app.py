@@ -8,7 +8,7 @@ from cli.common import InputError
 
 
 def streamlit_command(runs: list[str], host: str, port: int) -> list[str]:
-    """The `streamlit run` command line for the explorer (PLATFORM.md's verified flags)."""
+    """The `streamlit run` command line for the explorer (flags checked with Streamlit 1.67)."""
     import sys
     from pathlib import Path
 

@@ -31,9 +31,10 @@ from typing import Any
 from plumbing import InputError, Manifest, prepare_out_dir, read_manifest
 
 FORMATS = ("seed", "wo", "follow", "precede")
-# The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): TOYWORLD.md
-# found that composed tasks separate the formats while one-step tasks saturate. pipe_spread
-# (max - min of the pipeline's output) is held out as the out-of-distribution family.
+# The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): the
+# prototype in docs/TOYWORLD.md found that composed tasks separate the formats while one-step
+# tasks saturate. pipe_spread (max - min of the pipeline's output) is held out as the
+# out-of-distribution family.
 PIPELINE_WORLD = {
     "families": [
         "pipe_list", "pipe_sum", "pipe_count", "pipe_max", "pipe_min", "pipe_spread",

@@ -3,7 +3,7 @@
     diag ablate --run runs/precede --variants signature,comments --out runs/ablate-precede
     diag ablate --run runs/precede --variants signature --out x --dry-run   # before/after only
 
-Method (DESIGN.md, "ablate"):
+Method (docs/DESIGN.md, "ablate"):
 1. Read the unablated run's manifest (`diag train`): its data, split, format and every
    optimiser/budget setting.
 2. For each variant (a transform of diagnostics/transforms.py: `diag ablate --help` lists

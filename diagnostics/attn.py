@@ -4,7 +4,7 @@
     diag attn --model runs/precede --data triples.jsonl --out runs/attn --attribution \\
         --save-patterns 4 --backend hf
 
-Definition (DESIGN.md, "attn"). With `A[l,h,i,j]` the post-softmax attention of layer l, head h,
+Definition (docs/DESIGN.md, "attn"). With `A[l,h,i,j]` the post-softmax attention of layer l, head h,
 query position i on key position j (causal, so `sum_j A[l,h,i,j] = 1` for every real query),
 the mass that span P puts on span Q is
 

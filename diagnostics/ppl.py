@@ -3,7 +3,7 @@
     diag ppl --model runs/follow --model runs/precede --data triples.jsonl --out out/ppl
     diag ppl --model runs/follow --score-format precede ...   # also score follow on precede text
 
-Definition (DESIGN.md): for a span S of the response,
+Definition (docs/DESIGN.md, "ppl"): for a span S of the response,
 
     PPL(S | prefix) = exp( -(1/|S|) * sum_{t in S} log p(y_t | y_<t) )
 

@@ -1,6 +1,6 @@
 """The Triple: one training/evaluation example, one JSON object a line in `triples.jsonl`.
 
-Fields (DESIGN.md, "Data model"):
+Fields (docs/DESIGN.md, "Data model"):
     id           unique string
     problem      natural-language task (the prompt)
     cot          the [Analysis] text: reasoning about the task ("" only where no format needs it)

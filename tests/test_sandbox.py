@@ -249,7 +249,7 @@ def test_isolation_mode_matches_the_machine() -> None:
     assert mode in ("netns", "socket-block")
     assert (mode == "netns") == probe()["netns"]
     if IS_ROOT:
-        assert mode == "netns", probe()["why"]  # root here may create namespaces (PLATFORM.md)
+        assert mode == "netns", probe()["why"]  # root may create namespaces (`unshare -n` works)
     report = isolation_report()
     assert report["mode"] == mode
     assert report["sentinel"] in ("kernel keyring", "memory (closure)")

@@ -5,7 +5,7 @@
 `STAGES` maps a stage kind to a builder `rng -> Stage`; `TERMINALS` maps a terminal kind to a
 builder `rng -> Terminal`. Each terminal is one family (`pipe_sum`, `pipe_max`, ...); the
 stages in front of it, their order and their constants are that family's parameters, so one
-family holds thousands of pipeline types. The prototype (TOYWORLD.md) found that single
+family holds thousands of pipeline types. The prototype (docs/TOYWORLD.md) found that single
 operations saturate while composed pipelines separate the training formats.
 
 Code is rendered in three styles from the same plan: `loop` (explicit for-loops where a stage

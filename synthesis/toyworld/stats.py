@@ -6,7 +6,7 @@
 Every figure is measured on the instances generated in the run: generation speed in CPU
 seconds (`time.process_time`, so other processes on the machine do not inflate it); sizes in
 words / lines / characters and in tokens of a byte-level BPE (vocab 1000) trained on the same
-instances' text (the prototype in TOYWORLD.md found ~700-1000 tokens enough); near duplicates
+instances' text (the prototype in docs/TOYWORLD.md found ~700-1000 tokens enough); near duplicates
 with MinHash LSH over 5-token shingles of the ast-normalized code (docstrings removed), as the
 synthesis dedup does, plus a stricter variant with every identifier replaced by one token.
 """
