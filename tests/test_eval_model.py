@@ -157,12 +157,12 @@ def test_model_that_does_not_load_exit_2_nothing_written(tiny_base, triples_file
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     out = tmp_path / "out"
     proc = run_diag("eval", "--model", str(broken), "--bench", f"jsonl:{triples_file}",
-                 "--format", "wo", "--out", str(out), "--no-progress")  # fmt: skip
+                     "--format", "wo", "--out", str(out), "--no-progress")  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "model does not load" in proc.stderr and str(broken) in proc.stderr
     assert not out.exists()
     no_format = run_diag("eval", "--model", str(tiny_base), "--bench", f"jsonl:{triples_file}",
-                      "--out", str(out), "--no-progress")  # fmt: skip
+                          "--out", str(out), "--no-progress")  # fmt: skip
     assert no_format.returncode == 2 and "--format: not given" in no_format.stderr
     assert not out.exists()
 
@@ -174,8 +174,8 @@ def test_eval_toy_benchmark_in_process_by_difficulty(tiny_runs, tmp_path):
 
     out = tmp_path / "toy"
     proc = run_diag("eval", "--model", str(tiny_runs["precede"]), "--bench", "toy", "--split", "ood",
-                 "--toy-n", "6", "--toy-seed", "3", "--max-new-tokens", "16", "--out", str(out),
-                 "--no-progress")  # fmt: skip
+                     "--toy-n", "6", "--toy-seed", "3", "--max-new-tokens", "16", "--out", str(out),
+                     "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples, pak, summary = _frames(out)
     tasks = load_tasks(BenchSpec("toy", split="ood", toy_n=6, toy_seed=3))

