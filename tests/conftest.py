@@ -1,10 +1,26 @@
-"""Shared fixtures: a tiny base model pretrained here (once per session) and small triples."""
+"""Shared fixtures and helpers: a tiny base model pretrained here (once per session), small
+triples, short SFT runs, the real result set of every `diag` command, and a runner for `diag`.
+
+    from conftest import run_diag, skip_or_fail
+
+    proc = run_diag("ppl", "--model", str(run), "--out", str(out))      # never raises on exit != 0
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_diag("eval", ..., check=True)                                   # raises with the stderr tail
+    if shutil.which("chromium") is None:
+        skip_or_fail("Debian chromium is not installed (make chromium)")
+
+CODECOT_STRICT=1 (set by `make test`) turns `skip_or_fail` into a failure: there every
+prerequisite is installed, so a missing one must not pass silently as a skip.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -27,6 +43,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import write_test_triples  # noqa: E402
 
 DIAG = str(Path(sys.executable).with_name("diag"))
+STRICT_ENV = "CODECOT_STRICT"
+STRICT = os.environ.get(STRICT_ENV) == "1"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Stop a test whose prerequisite outside this repository (a system tool) is absent: a skip on
+    a dev machine, a failure under `make test` (CODECOT_STRICT=1), which installs them all."""
+    if STRICT:
+        pytest.fail(f"{reason} ({STRICT_ENV}=1: a missing prerequisite fails)", pytrace=False)
+    pytest.skip(reason)
+
+
+def run_diag(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
+    """`diag ARGS...` as a subprocess, output captured as text. `env`: variables set on top of
+    this process's environment; `check`: raise AssertionError (with the stderr tail) on exit != 0,
+    for callers that only need the command's files."""
+    full_env = {**os.environ, **env} if env is not None else None
+    proc = subprocess.run(
+        [DIAG, *args], capture_output=True, text=True, timeout=timeout, env=full_env
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"diag {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
+    return proc
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +114,12 @@ def tiny_runs(tiny_base: Path, triples_file: Path, tmp_path_factory: pytest.Temp
         )
         runs[fmt] = out
     return runs
+
+
+@pytest.fixture(scope="session")
+def results(tiny_runs, tiny_base: Path, triples_file: Path, tmp_path_factory):
+    """The real result set of every `diag` command (tests/results_fixture.py), shared by the
+    report and dashboard tests; built once per session, on first use."""
+    from results_fixture import build_result_set
+
+    return build_result_set(tiny_runs, tiny_base, triples_file, tmp_path_factory.mktemp("rs"))

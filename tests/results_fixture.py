@@ -1,8 +1,9 @@
 """A real result set for the report and dashboard tests, made by the real `diag` commands.
 
-    roots, info = build_result_set(tiny_runs, tiny_base, triples_file, tmp_root)
-    roots            [runs root (diag train), results root (everything below)]
-    info.missing     {command: why} for producers that are not built (their figures are skipped)
+    info = build_result_set(tiny_runs, tiny_base, triples_file, tmp_root)   # the `results` fixture
+    info.roots       [runs root (diag train), results root (everything below)]
+    info.missing     {command: why} for producers that are not built; a test that reads one fails
+                     (need(info, command)): the producers live in this repository
 
 Under the results root (one folder per command, as a study would lay it out):
     eval-follow, eval-precede   diag eval --all-checkpoints (pass@1 per checkpoint; the tiny model
@@ -13,18 +14,16 @@ Under the results root (one folder per command, as a study would lay it out):
     ppl, kl (--save-tokens), valloss, attn (--save-patterns 2 --attribution), gradnorm
     ablate-precede              diag ablate --variants signature (retrains and evaluates inside)
 The eval bench is the test triples with a difficulty (easy/medium/hard) added to each, so the
-by-difficulty table exists. Built once per session (memoised here: two test modules share it).
+by-difficulty table exists. Built once per session by the `results` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import DIAG
+from conftest import run_diag
 
 DIFFICULTIES = ("easy", "medium", "hard")
 
@@ -38,14 +37,8 @@ class ResultInfo:
     oracle_pass: dict[str, bool] = field(default_factory=dict)  # task_id -> expected to pass
 
 
-_BUILT: dict[str, ResultInfo] = {}
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # one thread per torch process: the machine's cores are shared
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    return env
+# one thread per torch process: the machine's cores are shared
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def available_commands() -> set[str]:
@@ -54,13 +47,9 @@ def available_commands() -> set[str]:
     return {c.name for c in app.registered_commands}
 
 
-def diag(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([DIAG, *args], capture_output=True, text=True, env=_env(), timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"diag {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
-        )
-    return proc
+def diag(*args: str) -> None:
+    """Run one producer of the result set; its failure fails every test that reads the set."""
+    run_diag(*args, env=SINGLE_THREAD, timeout=600, check=True)
 
 
 def _bench_with_difficulty(triples_file: Path, out: Path) -> Path:
@@ -88,12 +77,14 @@ def _oracle_samples(bench: Path, out: Path) -> dict[str, bool]:
 
 
 def need(info: ResultInfo, *commands: str) -> None:
-    """Skip the calling test when a producer it reads is not built yet (said in the reason)."""
+    """Fail the calling test when a producer it reads is not built (said in the message): the
+    producers are `diag` commands of this repository, so a missing one is a defect, never a
+    reason to skip."""
     import pytest
 
     gone = [c for c in commands if c in info.missing]
     if gone:
-        pytest.skip("; ".join(info.missing[c] for c in gone))
+        pytest.fail("; ".join(info.missing[c] for c in gone), pytrace=False)
 
 
 EVAL_RUNS = ("eval-follow", "eval-precede", "eval-oracle")
@@ -118,9 +109,6 @@ def final_pass_at_1(info: ResultInfo) -> dict[str, dict]:
 def build_result_set(
     tiny_runs: dict[str, Path], tiny_base: Path, triples_file: Path, root: Path
 ) -> ResultInfo:
-    key = str(tiny_runs["follow"])
-    if key in _BUILT:
-        return _BUILT[key]
     results = root / "results"
     results.mkdir(parents=True, exist_ok=True)
     bench = _bench_with_difficulty(triples_file, root / "bench.jsonl")
@@ -165,7 +153,9 @@ def build_result_set(
     }  # fmt: skip
     for command, calls in plan.items():
         if command not in have:
-            info.missing[command] = f"diag {command} is not built yet"
+            info.missing[command] = (
+                f"cli/main.py registers no `diag {command}`: its results are missing"
+            )
             continue
         for args in calls:
             diag(*args)
@@ -177,5 +167,4 @@ def build_result_set(
             "--label", "oracle", "--n-boot", "500", "--no-progress",
             "--out", str(results / "eval-oracle"),
         )  # fmt: skip
-    _BUILT[key] = info
     return info

@@ -6,22 +6,17 @@ from __future__ import annotations
 import ast
 import json
 import shutil
-import subprocess
 
 import pandas as pd
 import pytest
-from conftest import DIAG
+from conftest import run_diag
 
 from synthesis.schema import load_triples
 
 
-def _diag(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DIAG, *args], capture_output=True, text=True, timeout=900)
-
-
 def test_dry_run_shows_diffs_and_writes_nothing(tiny_runs, tmp_path):
     out = tmp_path / "abl"
-    proc = _diag(
+    proc = run_diag(
         "ablate",
         "--run",
         str(tiny_runs["follow"]),
@@ -64,7 +59,7 @@ def test_ablate_end_to_end_curves_same_budget_and_resume(tiny_runs, triples_file
         "--n-resamples",
         "200",
     ]
-    proc = _diag(*args)
+    proc = run_diag(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     curves = pd.read_parquet(out / "ablate_curves.parquet")
     assert list(curves.columns) == [
@@ -122,7 +117,7 @@ def test_ablate_end_to_end_curves_same_budget_and_resume(tiny_runs, triples_file
     mtime = signature_final.stat().st_mtime_ns
     (out / "manifest.json").unlink()
     shutil.rmtree(out / "variants" / "comments" / "eval")
-    proc = _diag(*args)
+    proc = run_diag(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert signature_final.stat().st_mtime_ns == mtime
     again = pd.read_parquet(out / "ablate_curves.parquet")
@@ -148,7 +143,7 @@ def test_ablate_bad_input_exits_2_and_writes_nothing(tiny_runs, triples_file, tm
     }
     for name, (extra, message) in cases.items():
         out = tmp_path / name.replace(" ", "_")
-        proc = _diag("ablate", *extra, "--out", str(out))
+        proc = run_diag("ablate", *extra, "--out", str(out))
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
         assert message in proc.stderr, (name, proc.stderr[-2000:])
         assert not out.exists(), name

@@ -18,18 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIAG
-from results_fixture import build_result_set, final_pass_at_1, need
+from conftest import DIAG, run_diag, skip_or_fail
+from results_fixture import final_pass_at_1, need
 
 from app.data import ENV_RUNS, runs_from_argv
 from app.views import tokens_html
 
 APP = Path(__file__).resolve().parent.parent / "app" / "explorer.py"
-
-
-@pytest.fixture(scope="session")
-def results(tiny_runs, tiny_base, triples_file, tmp_path_factory):
-    return build_result_set(tiny_runs, tiny_base, triples_file, tmp_path_factory.mktemp("rs"))
 
 
 def app_test(roots: list[Path], monkeypatch: pytest.MonkeyPatch):
@@ -123,19 +118,13 @@ def test_missing_files_name_the_command(tiny_runs, monkeypatch):
 
 
 def test_diag_app_bad_input_exits_2(tiny_runs, tmp_path):
-    proc = subprocess.run(
-        [DIAG, "app", "--runs", str(tmp_path / "nope")], capture_output=True, text=True
-    )
+    proc = run_diag("app", "--runs", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "no such folder" in proc.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run(
-            [DIAG, "app", "--runs", str(tiny_runs["follow"].parent), "--port", str(port)],
-            capture_output=True,
-            text=True,
-        )
+        proc = run_diag("app", "--runs", str(tiny_runs["follow"].parent), "--port", str(port))
     assert proc.returncode == 2 and f"--port {port}: cannot listen" in proc.stderr
 
 
@@ -378,7 +367,7 @@ def screenshot_when_rendered(
 @pytest.mark.slow
 def test_served_app_renders_in_headless_chromium(results, tmp_path):
     if shutil.which("chromium") is None:
-        pytest.skip("Debian chromium is not installed (make chromium); cannot take a screenshot")
+        skip_or_fail("Debian chromium is not installed (make chromium); cannot take a screenshot")
     from PIL import Image
 
     port = _free_port()

@@ -4,13 +4,12 @@ against manual ablation, the CLI end to end, and bad input (exit 2, nothing writ
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIAG
+from conftest import run_diag
 
 from diagnostics.attn import (
     QUERY_SPANS,
@@ -23,10 +22,6 @@ from diagnostics.attn import (
 from diagnostics.common import load_examples
 from training.formats import SPAN_ID
 from training.modeling import load_tokenizer
-
-
-def _diag(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DIAG, *args], capture_output=True, text=True, timeout=600)
 
 
 def _examples(run: Path, data: Path, fmt: str, n: int = 5):
@@ -192,7 +187,7 @@ def test_attn_cli_end_to_end_with_attribution_patterns_and_resume(
         "--n-resamples",
         "200",
     ]
-    proc = _diag(*args)
+    proc = run_diag(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     attn = pd.read_parquet(out / "attn.parquet")
     assert list(attn.columns) == [
@@ -252,7 +247,7 @@ def test_attn_cli_end_to_end_with_attribution_patterns_and_resume(
     assert manifest["result"]["models"]["follow-s0"]["backend"] == "tl"
     # resume: both models are skipped, tables identical
     before = attn.copy()
-    proc = _diag(*args, "--resume")
+    proc = run_diag(*args, "--resume")
     assert proc.returncode == 0, proc.stderr[-2000:]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "attn.parquet"), before)
 
@@ -288,7 +283,7 @@ def test_attn_cli_bad_input_exits_2_and_writes_nothing(
     }
     for name, (extra, message) in cases.items():
         out = tmp_path / name.replace(" ", "_")
-        proc = _diag("attn", *extra, "--data", data, "--out", str(out), "--max-examples", "2")
+        proc = run_diag("attn", *extra, "--data", data, "--out", str(out), "--max-examples", "2")
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
         assert message in proc.stderr, (name, proc.stderr[-2000:])
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ")

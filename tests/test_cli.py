@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import DIAG
+from conftest import run_diag
 
 from cli.main import COMMAND_MODULES
 
 
 def test_help_lists_every_command():
-    proc = subprocess.run([DIAG, "--help"], capture_output=True, text=True, timeout=60)
+    proc = run_diag("--help", timeout=60)
     assert proc.returncode == 0
     for name in COMMAND_MODULES:
         assert f" {name} " in proc.stdout or f" {name}\n" in proc.stdout, name
@@ -32,5 +32,5 @@ def test_help_does_not_import_torch():
 
 
 def test_unknown_option_is_a_usage_error():
-    proc = subprocess.run([DIAG, "train", "--bogus"], capture_output=True, text=True, timeout=60)
+    proc = run_diag("train", "--bogus", timeout=60)
     assert proc.returncode == 2

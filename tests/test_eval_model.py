@@ -11,16 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DIAG
+from conftest import DIAG, run_diag
 
 from sandbox import STATUSES
 from synthesis.schema import load_triples
 
 VERDICTS = set(STATUSES) | {"no_code", "syntax_error"}
-
-
-def _diag(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DIAG, *args], capture_output=True, text=True, timeout=900)
 
 
 def test_batched_generation_equals_one_by_one_and_sampling_is_seeded(tiny_runs, triples_file):
@@ -61,7 +57,7 @@ def test_eval_model_cli_precede(tiny_runs, triples_file, tmp_path):
     run, out = tiny_runs["precede"], tmp_path / "eval"
     args = ["eval", "--model", str(run), "--bench", f"jsonl:{triples_file}", "--format",
             "precede", "--max-new-tokens", "48", "--out", str(out), "--no-progress"]  # fmt: skip
-    proc = _diag(*args)
+    proc = run_diag(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples, pak, summary = _frames(out)
     test_split = [t for t in load_triples(triples_file)[0] if t.split == "test"]
@@ -96,7 +92,7 @@ def test_eval_model_cli_precede(tiny_runs, triples_file, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["config"]["format"] == "precede"
     # a finished run is refused without --overwrite / --resume, and left as it is
-    again = _diag(*args)
+    again = run_diag(*args)
     assert again.returncode == 2 and "already holds a finished eval run" in again.stderr
 
 
@@ -106,7 +102,7 @@ def test_eval_all_checkpoints_resumes_after_a_kill(tiny_runs, triples_file, tmp_
     args = ["eval", "--model", str(run), "--all-checkpoints", "--bench", f"jsonl:{triples_file}",
             "--n-samples", "2", "--temperature", "0.8", "--k", "1,2", "--max-new-tokens", "32",
             "--out", str(out), "--no-progress"]  # fmt: skip
-    proc = _diag(*args)
+    proc = run_diag(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples, pak, summary = _frames(out)
     index = {c["step"]: c for c in json.loads((run / "checkpoints.json").read_text())}
@@ -143,9 +139,9 @@ def test_eval_all_checkpoints_resumes_after_a_kill(tiny_runs, triples_file, tmp_
         for name in ("step-000000008.parquet", "step-000000008.json"):
             (killed / "parts" / name).unlink()
     assert not (killed / "samples.parquet").exists()
-    changed = _diag(*[a if a != "32" else "33" for a in kill_args])
+    changed = run_diag(*[a if a != "32" else "33" for a in kill_args])
     assert changed.returncode == 2 and "other settings (max_new_tokens)" in changed.stderr
-    proc = _diag(*kill_args)
+    proc = run_diag(*kill_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     again, pak_again, summary_again = _frames(killed)
     assert summary_again["resumed_parts"] == ["step-000000004"]
@@ -160,13 +156,13 @@ def test_model_that_does_not_load_exit_2_nothing_written(tiny_base, triples_file
     shutil.copytree(tiny_base, broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     out = tmp_path / "out"
-    proc = _diag("eval", "--model", str(broken), "--bench", f"jsonl:{triples_file}",
-                 "--format", "wo", "--out", str(out), "--no-progress")  # fmt: skip
+    proc = run_diag("eval", "--model", str(broken), "--bench", f"jsonl:{triples_file}",
+                     "--format", "wo", "--out", str(out), "--no-progress")  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "model does not load" in proc.stderr and str(broken) in proc.stderr
     assert not out.exists()
-    no_format = _diag("eval", "--model", str(tiny_base), "--bench", f"jsonl:{triples_file}",
-                      "--out", str(out), "--no-progress")  # fmt: skip
+    no_format = run_diag("eval", "--model", str(tiny_base), "--bench", f"jsonl:{triples_file}",
+                          "--out", str(out), "--no-progress")  # fmt: skip
     assert no_format.returncode == 2 and "--format: not given" in no_format.stderr
     assert not out.exists()
 
@@ -177,9 +173,9 @@ def test_eval_toy_benchmark_in_process_by_difficulty(tiny_runs, tmp_path):
     from evaluation.benchmarks import BenchSpec, load_tasks
 
     out = tmp_path / "toy"
-    proc = _diag("eval", "--model", str(tiny_runs["precede"]), "--bench", "toy", "--split", "ood",
-                 "--toy-n", "6", "--toy-seed", "3", "--max-new-tokens", "16", "--out", str(out),
-                 "--no-progress")  # fmt: skip
+    proc = run_diag("eval", "--model", str(tiny_runs["precede"]), "--bench", "toy", "--split", "ood",
+                     "--toy-n", "6", "--toy-seed", "3", "--max-new-tokens", "16", "--out", str(out),
+                     "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     samples, pak, summary = _frames(out)
     tasks = load_tasks(BenchSpec("toy", split="ood", toy_n=6, toy_seed=3))

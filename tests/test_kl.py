@@ -4,14 +4,13 @@ slicing, tokenizer checks, per-checkpoint validation loss against HF's loss, CLI
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DIAG
+from conftest import run_diag
 
 from diagnostics.forward import CausalScorer, common_vocab, per_example, score_batch
 from diagnostics.kl import KlConfig
@@ -253,8 +252,7 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tiny_runs, tiny_base, triples_f
     ]  # fmt: skip
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"out{i}"
-        cmd = [DIAG, *args, "--data", str(triples_file), "--out", str(out)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        done = run_diag(*args, "--data", str(triples_file), "--out", str(out), timeout=300)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not out.exists()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import DIAG
+from conftest import run_diag
 
 from diagnostics.forward import CausalScorer
 from diagnostics.ppl import PplConfig, main, score_model
@@ -109,10 +108,10 @@ def test_wo_format_reports_code_only(tiny_runs, triples_file, tmp_path) -> None:
 @pytest.mark.slow
 def test_cli_pair_writes_tables_summary_and_resumes(tiny_runs, triples_file, tmp_path) -> None:
     out = tmp_path / "ppl"
-    args = [DIAG, "ppl", "--model", str(tiny_runs["follow"]), "--model", str(tiny_runs["precede"])]
+    args = ["ppl", "--model", str(tiny_runs["follow"]), "--model", str(tiny_runs["precede"])]
     args += ["--data", str(triples_file), "--out", str(out), "--bootstrap", "300"]
     args += ["--score-format", "follow", "--score-format", "precede"]
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    done = run_diag(*args, timeout=300)
     assert done.returncode == 0, done.stderr
     frame = pd.read_parquet(out / "ppl.parquet")
     assert len(frame) == 2 * 2 * 8 * 4  # models x score formats x examples x spans (+gap)
@@ -137,16 +136,14 @@ def test_cli_pair_writes_tables_summary_and_resumes(tiny_runs, triples_file, tmp
     assert len(parts) == 4
     (out / "ppl.parquet").unlink()
     (out / "manifest.json").unlink()
-    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
+    done = run_diag(*args, "--resume", timeout=300)
     assert done.returncode == 0, done.stderr
     assert {p: p.stat().st_mtime_ns for p in parts} == parts
     pd.testing.assert_frame_equal(pd.read_parquet(out / "ppl.parquet"), frame)
     # a finished run is refused without --overwrite / --resume; a changed option on resume too
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    done = run_diag(*args, timeout=300)
     assert done.returncode == 2 and "already holds a finished ppl run" in done.stderr
-    done = subprocess.run(
-        [*args, "--resume", "--max-examples", "3"], capture_output=True, text=True
-    )
+    done = run_diag(*args, "--resume", "--max-examples", "3")
     assert done.returncode == 2 and "options changed" in done.stderr
 
 
@@ -162,8 +159,8 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
     tiny_runs, triples_file, tmp_path, extra, message
 ):
     out = tmp_path / "never"
-    args = [DIAG, "ppl", "--model", str(tiny_runs["follow"]), "--data", str(triples_file)]
-    done = subprocess.run([*args, "--out", str(out), *extra], capture_output=True, text=True)
+    args = ["ppl", "--model", str(tiny_runs["follow"]), "--data", str(triples_file)]
+    done = run_diag(*args, "--out", str(out), *extra)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and done.stderr.startswith("error: ")
     assert len(done.stderr.strip().splitlines()) == 1

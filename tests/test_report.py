@@ -6,14 +6,13 @@ The result set is made once per session by the real commands (tests/results_fixt
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIAG
-from results_fixture import build_result_set, final_pass_at_1, need
+from conftest import run_diag
+from results_fixture import final_pass_at_1, need
 
 from plumbing import InputError, Manifest
 from reports.figures import FIGURES
@@ -22,17 +21,12 @@ from reports.results import TABLES, ResultSet, find_runs
 
 
 @pytest.fixture(scope="session")
-def results(tiny_runs, tiny_base, triples_file, tmp_path_factory):
-    return build_result_set(tiny_runs, tiny_base, triples_file, tmp_path_factory.mktemp("rs"))
-
-
-@pytest.fixture(scope="session")
 def report_dir(results, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report") / "report"
-    args = [DIAG, "report", "--out", str(out)]
+    args = ["report", "--out", str(out)]
     for root in results.roots:
         args += ["--runs", str(root)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    proc = run_diag(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -114,7 +108,7 @@ def test_stable_svg_replaces_plotly_random_id():
 
 
 def test_help_lists_every_figure():
-    proc = subprocess.run([DIAG, "report", "--help"], capture_output=True, text=True)
+    proc = run_diag("report", "--help")
     assert proc.returncode == 0
     for name in FIGURES:
         assert f"{name}:" in proc.stdout
@@ -122,19 +116,11 @@ def test_help_lists_every_figure():
 
 def test_only_unknown_figure_and_foreign_out(tiny_runs, tmp_path):
     runs = str(tiny_runs["follow"].parent)
-    proc = subprocess.run(
-        [DIAG, "report", "--runs", runs, "--out", str(tmp_path / "r"), "--only", "nope"],
-        capture_output=True,
-        text=True,
-    )
+    proc = run_diag("report", "--runs", runs, "--out", str(tmp_path / "r"), "--only", "nope")
     assert proc.returncode == 2 and "--only nope: unknown figure" in proc.stderr
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    proc = subprocess.run(
-        [DIAG, "report", "--runs", runs, "--out", str(tmp_path / "mine")],
-        capture_output=True,
-        text=True,
-    )
+    proc = run_diag("report", "--runs", runs, "--out", str(tmp_path / "mine"))
     assert proc.returncode == 2 and "not a previous report" in proc.stderr
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
@@ -238,12 +224,12 @@ def test_report_numbers_equal_the_result_files(results, report_dir):
 def test_report_is_deterministic(results, report_dir, tmp_path):
     need(results, "eval", "attn", "kl", "valloss")
     again = tmp_path / "again"
-    args = [DIAG, "report", "--out", str(again)]
+    args = ["report", "--out", str(again)]
     for root in results.roots:
         args += ["--runs", str(root)]
     for name in ("attn_heatmap", "kl_valloss", "results_table"):
         args += ["--only", name]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    proc = run_diag(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("attn_heatmap", "kl_valloss", "results_table"):
         for ext in ("html", "png", "svg", "csv"):
@@ -252,7 +238,7 @@ def test_report_is_deterministic(results, report_dir, tmp_path):
             assert a == b, f"{name}.{ext} differs between two runs on the same inputs"
     # running it again over an existing report replaces it, leaving no temporary folder
     before = sorted(p.name for p in again.iterdir())
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    proc = run_diag(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert sorted(p.name for p in again.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["again"]

@@ -9,13 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import DIAG
+from conftest import run_diag
 
 from training.sft import TrainConfig, main
-
-
-def _diag(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([DIAG, *args], capture_output=True, text=True, timeout=600)
 
 
 def _weights(model_dir: Path) -> dict:
@@ -29,7 +25,7 @@ def test_train_cli_writes_loadable_model_and_checkpoints(tiny_base, triples_file
     from transformers import AutoModelForCausalLM
 
     out = tmp_path / "run"
-    proc = _diag(
+    proc = run_diag(
         "train",
         "--data",
         str(triples_file),
@@ -69,7 +65,7 @@ def test_train_cli_writes_loadable_model_and_checkpoints(tiny_base, triples_file
     assert stats["split"] == "train" and stats["n_encoded"] == 24  # 3 of every 5 are train
 
     # a finished run is refused without --overwrite / --resume, and left untouched
-    again = _diag(
+    again = run_diag(
         "train",
         "--data",
         str(triples_file),
@@ -283,7 +279,7 @@ def test_bad_input_exits_2_with_one_line(case, expect, tiny_base, triples_file, 
         (tmp_path / "empty").mkdir()
         base = str(tmp_path / "empty")
     out = tmp_path / "out"
-    proc = _diag("train", "--data", data, "--format", fmt, "--base", base, "--out", str(out))
+    proc = run_diag("train", "--data", data, "--format", fmt, "--base", base, "--out", str(out))
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert expect in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DIAG
+from conftest import DIAG, run_diag
 from fake_teacher import FakeTeacher, Fault, instruction_rows, prompt_code, sectioned, teacher_for
 
 from plumbing import InputError
@@ -175,12 +175,6 @@ def test_misbehaving_server_every_seed_ends_once(tmp_path: Path) -> None:
     assert stats["kept"] == 9 and stats["stages"]["teacher"]["rejected"] == 2
 
 
-def _diag(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [DIAG, "synth", *args], capture_output=True, text=True, timeout=timeout, env=env
-    )
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     rows, asserts = instruction_rows(48)
@@ -217,11 +211,11 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None
         with responses.open("ab") as handle:
             handle.write(b'{"key": "abc", "te')
         asked_before = dict(server.asked)
-        resumed = _diag(*common, "--teacher", url, "--workers", "4", "--out", str(out))
+        resumed = run_diag("synth", *common, "--teacher", url, "--workers", "4", "--out", str(out))
         assert resumed.returncode == 0, resumed.stderr
         asked_after = dict(server.asked)
         clean = tmp_path / "clean"
-        done = _diag(*common, "--teacher", url, "--workers", "4", "--out", str(clean))
+        done = run_diag("synth", *common, "--teacher", url, "--workers", "4", "--out", str(clean))
         assert done.returncode == 0, done.stderr
 
     stats = _check_accounting(out)
@@ -243,13 +237,15 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None
 def test_cli_errors_exit_2(tmp_path: Path) -> None:
     rows, asserts = instruction_rows(3)
     data = _write_rows(tmp_path / "data.jsonl", rows)
-    missing = _diag("--source", f"jsonl:{tmp_path / 'nope.jsonl'}", "--out", str(tmp_path / "a"))
+    missing = run_diag(
+        "synth", "--source", f"jsonl:{tmp_path / 'nope.jsonl'}", "--out", str(tmp_path / "a")
+    )
     assert missing.returncode == 2 and "nope.jsonl: no such file" in missing.stderr
     assert not (tmp_path / "a").exists()  # nothing written
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("Task: {instruction}\n")
-    bad_prompt = _diag(
-        "--source", f"jsonl:{data}", "--teacher", "openai:http://127.0.0.1:9/v1#m",
+    bad_prompt = run_diag(
+        "synth", "--source", f"jsonl:{data}", "--teacher", "openai:http://127.0.0.1:9/v1#m",
         "--prompt-file", str(prompt), "--out", str(tmp_path / "b"),
     )  # fmt: skip
     assert bad_prompt.returncode == 2 and "missing placeholder(s) {code}" in bad_prompt.stderr
@@ -258,20 +254,20 @@ def test_cli_errors_exit_2(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    down = _diag(
-        "--source", f"jsonl:{data}", "--teacher", f"openai:http://127.0.0.1:{port}/v1#m",
+    down = run_diag(
+        "synth", "--source", f"jsonl:{data}", "--teacher", f"openai:http://127.0.0.1:{port}/v1#m",
         "--max-retries", "1", "--backoff", "0.01", "--no-progress", "--out", str(tmp_path / "c"),
     )  # fmt: skip
     assert down.returncode == 2 and "no request succeeded" in down.stderr, down.stderr
     assert "Traceback" not in down.stderr
     with FakeTeacher(teacher_for(asserts)) as server:
-        up = _diag(
-            "--source", f"jsonl:{data}", "--teacher", f"openai:{server.url}#m",
+        up = run_diag(
+            "synth", "--source", f"jsonl:{data}", "--teacher", f"openai:{server.url}#m",
             "--no-progress", "--out", str(tmp_path / "c"),
         )  # fmt: skip
     assert up.returncode == 0, up.stderr  # the same folder, once the teacher is back
     assert "kept 3 of 3 seeds" in up.stdout
-    toy_teacher = _diag("--source", f"jsonl:{data}", "--out", str(tmp_path / "d"))
+    toy_teacher = run_diag("synth", "--source", f"jsonl:{data}", "--out", str(tmp_path / "d"))
     assert toy_teacher.returncode == 2 and "--teacher toy answers only" in toy_teacher.stderr
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
-from conftest import DIAG
+from conftest import run_diag
 
 
 def test_toy_world_options_reach_the_world(tmp_path):
@@ -13,9 +12,7 @@ def test_toy_world_options_reach_the_world(tmp_path):
     args = ["--n", "60", "--toy-families", "pipe_sum,pipe_list,pipe_max", "--toy-ood", "pipe_max"]
     args += ["--toy-depth", "1,1", "--toy-stages", "keep_cmp,add,dedupe", "--toy-styles", "comp"]
     args += ["--no-progress"]
-    proc = subprocess.run(
-        [DIAG, "synth", "--out", str(out), *args], capture_output=True, text=True, timeout=600
-    )
+    proc = run_diag("synth", "--out", str(out), *args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [json.loads(x) for x in (out / "triples.jsonl").read_text().splitlines()]
     assert len(rows) >= 55
@@ -34,11 +31,8 @@ def test_toy_world_options_reach_the_world(tmp_path):
         "dedupe",
     }
     # resuming with other world options is refused (exit 2), the run is left as it was
-    again = subprocess.run(
-        [DIAG, "synth", "--out", str(out), "--n", "60", "--resume", "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    again = run_diag(
+        "synth", "--out", str(out), "--n", "60", "--resume", "--no-progress", timeout=600
     )
     assert again.returncode == 2 and "toy_world" in again.stderr
 
@@ -47,11 +41,8 @@ def test_unknown_stage_or_style_is_named(tmp_path):
     for flag, value, named in (("--toy-stages", "keep_cmp,teleport", "'teleport'"),
                                ("--toy-styles", "loop,fancy", "'fancy'")):  # fmt: skip
         out = tmp_path / flag.strip("-")
-        proc = subprocess.run(
-            [DIAG, "synth", "--out", str(out), "--n", "5", flag, value, "--no-progress"],
-            capture_output=True,
-            text=True,
-            timeout=600,
+        proc = run_diag(
+            "synth", "--out", str(out), "--n", "5", flag, value, "--no-progress", timeout=600
         )
         assert proc.returncode == 2 and named in proc.stderr and "known:" in proc.stderr
         assert not (out / "triples.jsonl").exists()
