@@ -111,18 +111,14 @@ def run_inputs(rs: ResultSet, frame: Any) -> str:
 
 
 def final_rows(frame: Any) -> Any:
-    """Rows of each label's final model: step null (final/) when present, else its last step."""
+    """Rows of each label's last step. Every command names a run's final/ by the step it was
+    saved at (training.modeling.ModelRef), so a final model and the checkpoint of its step are
+    one point; a label without steps (a model outside a training run) keeps all its rows."""
     if "step" not in frame.columns:
         return frame
-    keep = []
-    for _label, group in frame.groupby("label", sort=True):
-        if group["step"].isna().any():
-            keep.append(group[group["step"].isna()])
-        else:
-            keep.append(group[group["step"] == group["step"].max()])
-    import pandas as pd
-
-    return pd.concat(keep, ignore_index=True) if keep else frame.iloc[0:0]
+    last = frame.groupby("label", dropna=False)["step"].transform("max")
+    keep = (frame["step"] == last) | last.isna()
+    return frame[keep].sort_values("label", kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
