@@ -169,20 +169,10 @@ def eval_calls(fmts, seeds, *, test, ood, new_tokens, test_weight, ood_weight, b
 
 def diag_calls(finals, *, examples, attn_examples, patterns, weights) -> list[Planned]:
     data = "demo/data/triples.jsonl"
-    ppl = PplConfig(
-        model=finals, out="demo/diag/ppl", data=data, max_examples=examples, resume=True
-    )
-    kl = KlConfig(
-        model=finals,
-        out="demo/diag/kl",
-        data=data,
-        max_examples=examples,
-        save_tokens=True,
-        resume=True,
-    )
-    valloss = ValLossConfig(
-        run=finals, out="demo/diag/valloss", data=data, max_examples=examples, resume=True
-    )
+    scored = {"data": data, "max_examples": examples, "resume": True}
+    ppl = PplConfig(model=finals, out="demo/diag/ppl", **scored)
+    kl = KlConfig(model=finals, out="demo/diag/kl", save_tokens=True, **scored)
+    valloss = ValLossConfig(run=finals, out="demo/diag/valloss", **scored)
     attn = AttnConfig(
         model=finals,
         out="demo/diag/attn",
@@ -294,7 +284,78 @@ def text_base_steps(synth_n, base_synth_n, base_steps, synth_weights, base_weigh
     ]
 
 
+# What each preset trains, evaluates and diagnoses, and each step's ETA weight, written out.
+TRAIN = {  # seeds, steps, save_steps, logging_steps, weight
+    "quick": (1, 24, 12, 1, 6.0),
+    "default": (1, 1000, 250, 50, 250.0),
+    "full": (3, 1500, 250, 75, 375.0),
+}
+EVAL = {  # test tasks, OOD tasks, max_new_tokens, weights: a run on test, on OOD, the base
+    "quick": (24, 16, 160, 2.16, 0.48, 0.72),
+    "default": (80, 60, 200, 12.0, 1.8, 2.4),
+    "full": (200, 200, 200, 42.0, 6.0, 6.0),
+}
+DIAG = {  # examples, attn examples, saved patterns, weights: ppl, kl, valloss, attn
+    "quick": (12, 12, 2, (8, 12, 16, 32)),
+    "default": (48, 20, 3, (8, 12, 32, 32)),
+    "full": (200, 60, 4, (24, 36, 144, 96)),
+}
+ABLATE = {  # precede on seed 0: variants, max_steps, save_steps, verify, weight
+    "quick": ("signature,comments", 12, 6, True, 11.76),
+    "default": ("signature", None, None, False, 259.6),
+    "full": ("signature,comments", None, None, False, 798.0),
+}
+
+
+def expected_after_the_base(preset: str) -> list[Planned]:
+    """Train, eval, diagnostics, ablation, summary and report of a preset's four formats."""
+    seeds, steps, save_steps, logging_steps, train_weight = TRAIN[preset]
+    test, ood, new_tokens, test_weight, ood_weight, base_weight = EVAL[preset]
+    examples, attn_examples, patterns, diag_weights = DIAG[preset]
+    variants, ablate_steps, ablate_save_steps, verify, ablate_weight = ABLATE[preset]
+    finals = [f"demo/train/{fmt}-s{seed}" for seed in range(seeds) for fmt in FOUR]
+    return [
+        *train_calls(
+            FOUR,
+            seeds,
+            steps=steps,
+            save_steps=save_steps,
+            logging_steps=logging_steps,
+            weight=train_weight,
+        ),
+        *eval_calls(
+            FOUR,
+            seeds,
+            test=test,
+            ood=ood,
+            new_tokens=new_tokens,
+            test_weight=test_weight,
+            ood_weight=ood_weight,
+            base_weight=base_weight,
+        ),
+        *diag_calls(
+            finals,
+            examples=examples,
+            attn_examples=attn_examples,
+            patterns=patterns,
+            weights=diag_weights,
+        ),
+        ablate_call(
+            "precede",
+            variants,
+            tasks=test,
+            new_tokens=new_tokens,
+            steps=ablate_steps,
+            save_steps=ablate_save_steps,
+            verify=verify,
+            weight=ablate_weight,
+        ),
+        *SUMMARY_AND_REPORT,
+    ]
+
+
 def expected_quick(cached: str) -> list[Planned]:
+    """The quick preset: the pipeline world and the tiny base, pretrained in the cache."""
     probe = PretrainConfig(out=cached, preset="tiny")
     return [
         synth_call("synth: toy world -> triples", "demo/data", 260, demo.PIPELINE_WORLD, 6.5),
@@ -309,100 +370,21 @@ def expected_quick(cached: str) -> list[Planned]:
             ],
             True,
         ),
-        *train_calls(FOUR, 1, steps=24, save_steps=12, logging_steps=1, weight=6.0),
-        *eval_calls(
-            FOUR,
-            1,
-            test=24,
-            ood=16,
-            new_tokens=160,
-            test_weight=2.16,
-            ood_weight=0.48,
-            base_weight=0.72,
-        ),
-        *diag_calls(
-            [f"demo/train/{f}-s0" for f in FOUR],
-            examples=12,
-            attn_examples=12,
-            patterns=2,
-            weights=(8, 12, 16, 32),
-        ),
-        ablate_call(
-            "precede",
-            "signature,comments",
-            tasks=24,
-            new_tokens=160,
-            steps=12,
-            save_steps=6,
-            verify=True,
-            weight=11.76,
-        ),
-        *SUMMARY_AND_REPORT,
+        *expected_after_the_base("quick"),
     ]
 
 
 def expected_default() -> list[Planned]:
     return [
         *text_base_steps(6000, 5000, 1000, (150.0, 125.0), 400.0),
-        *train_calls(FOUR, 1, steps=1000, save_steps=250, logging_steps=50, weight=250.0),
-        *eval_calls(
-            FOUR,
-            1,
-            test=80,
-            ood=60,
-            new_tokens=200,
-            test_weight=12.0,
-            ood_weight=1.8,
-            base_weight=2.4,
-        ),
-        *diag_calls(
-            [f"demo/train/{f}-s0" for f in FOUR],
-            examples=48,
-            attn_examples=20,
-            patterns=3,
-            weights=(8, 12, 32, 32),
-        ),
-        ablate_call(
-            "precede",
-            "signature",
-            tasks=80,
-            new_tokens=200,
-            steps=None,
-            save_steps=None,
-            verify=False,
-            weight=259.6,
-        ),
-        *SUMMARY_AND_REPORT,
+        *expected_after_the_base("default"),
     ]
 
 
 def expected_full() -> list[Planned]:
-    finals = [f"demo/train/{f}-s{s}" for s in range(3) for f in FOUR]
     return [
         *text_base_steps(12000, 8000, 1500, (300.0, 200.0), 600.0),
-        *train_calls(FOUR, 3, steps=1500, save_steps=250, logging_steps=75, weight=375.0),
-        *eval_calls(
-            FOUR,
-            3,
-            test=200,
-            ood=200,
-            new_tokens=200,
-            test_weight=42.0,
-            ood_weight=6.0,
-            base_weight=6.0,
-        ),
-        *diag_calls(finals, examples=200, attn_examples=60, patterns=4, weights=(24, 36, 144, 96)),
-        ablate_call(
-            "precede",
-            "signature,comments",
-            tasks=200,
-            new_tokens=200,
-            steps=None,
-            save_steps=None,
-            verify=False,
-            weight=798.0,
-        ),
-        *SUMMARY_AND_REPORT,
+        *expected_after_the_base("full"),
     ]
 
 
