@@ -14,6 +14,13 @@ interrupted one resumes where its command can):
   6. summary   the replication table (pooled seeds, CIs, paired test) -> summary/
   7. report    every figure                                         -> report/report.html
 One torch process at a time: every step runs in this process, one after another.
+
+Each step is built by its own builder (data_step, pretrain_step, train_step, run_eval_steps,
+ppl_step, ..., report_step) from the preset that resolve_preset made of the command's options,
+and the DemoLayout of --out; plan() only puts them in order:
+
+    steps, info = plan(DemoConfig(out="demo_out", preset="quick"))   # nothing runs yet
+    print([s.name for s in steps])
 """
 
 from __future__ import annotations
@@ -25,10 +32,15 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cli.common import invoke
 from plumbing import InputError, Manifest, prepare_out_dir, read_manifest
+
+if TYPE_CHECKING:
+    from training.pretrain import PretrainConfig
 
 FORMATS = ("seed", "wo", "follow", "precede")
 # The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): the
@@ -252,13 +264,11 @@ class Progress:
         return timings
 
 
-def base_cache_dir(cfg: DemoConfig) -> Path:
-    root = cfg.cache or os.environ.get("CODECOT_CACHE") or Path.home() / ".cache" / "codecot"
-    return Path(root) / "bases"
+def resolve_preset(cfg: DemoConfig) -> DemoPreset:
+    """The preset `diag demo` runs: the named one with --seeds and --formats applied.
 
-
-def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
-    """The demo's steps for a preset; nothing runs here."""
+    The one place the command's options meet the preset; every step is built from its result.
+    """
     from training.formats import check_format
 
     if cfg.preset not in PRESETS:
@@ -270,264 +280,402 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
         preset = replace(preset, seeds=cfg.seeds)
     if cfg.formats:
         preset = replace(preset, formats=tuple(check_format(f) for f in cfg.formats))
-    out = Path(cfg.out)
-    data_dir, base_dir = out / "data", out / "base"
-    triples = data_dir / "triples.jsonl"
-    steps: list[Step] = []
+    return preset
 
-    # 1. data (and the base's own corpus, when it has one)
-    def synth_step(name: str, n: int, world: dict, dest: Path) -> Step:
-        def run() -> None:
-            from synthesis.pipeline import SynthConfig, main
 
-            main(
-                SynthConfig(sources=["toy"], n=n, toy_world=dict(world), out=str(dest), resume=True)
-            )
+def base_cache_dir(cache: str | None) -> Path:
+    """Where pretrained bases are kept across demos: --cache, $CODECOT_CACHE or ~/.cache/codecot."""
+    root = cache or os.environ.get("CODECOT_CACHE") or Path.home() / ".cache" / "codecot"
+    return Path(root) / "bases"
 
-        return Step(name, dest, run, weight=n / 40)
 
-    steps.append(
-        synth_step("synth: toy world -> triples", preset.synth_n, preset.toy_world, data_dir)
+@dataclass(frozen=True)
+class DemoLayout:
+    """Where each step of one demo writes, all under --out: DemoLayout.under(Path(out))."""
+
+    out: Path
+    data: Path  # the toy world's triples (synth)
+    triples: Path
+    base_data: Path  # the base's own corpus, when the preset has one
+    base_triples: Path
+    base: Path
+    diag: Path
+
+    @classmethod
+    def under(cls, out: Path) -> DemoLayout:
+        data, base_data = out / "data", out / "base_data"
+        return cls(
+            out=out,
+            data=data,
+            triples=data / "triples.jsonl",
+            base_data=base_data,
+            base_triples=base_data / "triples.jsonl",
+            base=out / "base",
+            diag=out / "diag",
+        )
+
+    def train_dir(self, fmt: str, seed: int) -> Path:
+        return self.out / "train" / f"{fmt}-s{seed}"
+
+    def eval_dir(self, name: str, split: str) -> Path:
+        return self.out / "eval" / f"{name}-{split}"
+
+    def ablate_dir(self, fmt: str, seed: int) -> Path:
+        return self.out / "ablate" / f"{fmt}-s{seed}"
+
+
+def sft_runs(preset: DemoPreset) -> list[tuple[str, int]]:
+    """Every (format, seed) the demo trains, seed by seed: the order of the train and eval steps
+    and of the models the diagnostics compare."""
+    return [(fmt, seed) for seed in range(preset.seeds) for fmt in preset.formats]
+
+
+def n_checkpoints(preset: DemoPreset) -> int:
+    return max(1, preset.steps // preset.save_steps)
+
+
+def _call(target: str, config: Any) -> Callable[[], Any]:
+    """A step's action: `package.module:main` imported when the step runs, called on config."""
+    return partial(invoke, target, config)
+
+
+# 1. data (and the base's own corpus, when it has one)
+
+
+def synth_step(name: str, n: int, world: dict, dest: Path) -> Step:
+    from synthesis.pipeline import SynthConfig
+
+    config = SynthConfig(sources=["toy"], n=n, toy_world=dict(world), out=str(dest), resume=True)
+    return Step(name, dest, _call("synthesis.pipeline:main", config), weight=n / 40)
+
+
+def data_step(preset: DemoPreset, layout: DemoLayout) -> Step:
+    name = "synth: toy world -> triples"
+    return synth_step(name, preset.synth_n, preset.toy_world, layout.data)
+
+
+def base_corpus_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
+    """The base's own corpus (other toy families), when the preset has one."""
+    if preset.base_world is None:
+        return []
+    name = "synth: the base's corpus (other toy families)"
+    return [synth_step(name, preset.base_synth_n, preset.base_world, layout.base_data)]
+
+
+# 2. the base model
+
+
+def pretrain_config(preset: DemoPreset, layout: DemoLayout) -> PretrainConfig:
+    """The base's pretraining: on the demo's own task text (base_text; its tokenizer also learns
+    the SFT data when the base has a corpus of its own) or on the stdlib (cached across demos)."""
+    from training.pretrain import PretrainConfig
+
+    config = PretrainConfig(
+        out=str(layout.base), preset=preset.base_preset, steps=preset.base_steps
     )
-    base_data = out / "base_data"
-    base_triples = base_data / "triples.jsonl"
+    if not preset.base_text:
+        return config
+    config = replace(config, stdlib=False, vocab_size=preset.base_vocab)
     if preset.base_world is not None:
-        name = "synth: the base's corpus (other toy families)"
-        steps.append(synth_step(name, preset.base_synth_n, preset.base_world, base_data))
-
-    # 2. base (cached across demos with the same config)
-    from training.pretrain import PRESETS as BASES
-    from training.pretrain import PretrainConfig, config_key, is_finished_base
-
-    base_cfg = PretrainConfig(out=str(base_dir), preset=preset.base_preset, steps=preset.base_steps)
-    if preset.base_text:  # the demo's own data: nothing to share with other demos
-        base_cfg = replace(base_cfg, stdlib=False, vocab_size=preset.base_vocab)
-        if preset.base_world is not None:
-            base_cfg = replace(base_cfg, text=[str(base_triples)], tokenizer_text=[str(triples)])
-        else:
-            base_cfg = replace(base_cfg, text=[str(triples)])
-        cached = base_dir
-    else:
-        key = json.dumps(config_key(base_cfg), sort_keys=True).encode()
-        cached = base_cache_dir(cfg) / f"{preset.base_preset}-{hashlib.sha1(key).hexdigest()[:12]}"
-
-    def pretrain() -> None:
-        from training.pretrain import main
-
-        if preset.base_text:
-            main(replace(base_cfg, overwrite=True))
-            return
-        probe = replace(base_cfg, out=str(cached))
-        if not is_finished_base(cached, probe):
-            main(replace(probe, overwrite=True))
-        else:
-            print(f"  reusing the cached base {cached}")
-        if base_dir.exists():
-            shutil.rmtree(base_dir)
-        shutil.copytree(cached, base_dir)
-
-    base_steps = BASES[preset.base_preset].steps if preset.base_steps is None else preset.base_steps
-    steps.append(
-        Step(
-            f"pretrain: {preset.base_preset} base"
-            + (
-                " on the other toy families (tokenizer: both corpora)"
-                if preset.base_world is not None
-                else " (tokenizer from the task text)"
-                if preset.base_text
-                else ""
-            ),
-            base_dir,
-            pretrain,
-            # ~2.9 weight units a second, as the synth and train steps
-            weight=max(5, base_steps * {"small": 1.25, "toy": 0.4}.get(preset.base_preset, 0.15)),
-            done=lambda: (
-                all(Path(p).exists() for p in [triples, *base_cfg.text])
-                and is_finished_base(base_dir, base_cfg)
-            ),
+        return replace(
+            config, text=[str(layout.base_triples)], tokenizer_text=[str(layout.triples)]
         )
+    return replace(config, text=[str(layout.triples)])
+
+
+def base_location(preset: DemoPreset, config: PretrainConfig, cache: str | None) -> Path:
+    """Where the base is pretrained: in the demo (its own data: nothing to share with other
+    demos) or in the cache under a key of what decides its weights."""
+    from training.pretrain import config_key
+
+    if preset.base_text:
+        return Path(config.out)
+    key = json.dumps(config_key(config), sort_keys=True).encode()
+    return base_cache_dir(cache) / f"{preset.base_preset}-{hashlib.sha1(key).hexdigest()[:12]}"
+
+
+def pretrain_or_reuse(config: PretrainConfig, cached: Path) -> None:
+    """Pretrain the base in the cache unless it is there already, then copy it into the demo."""
+    from training.pretrain import is_finished_base, main
+
+    probe = replace(config, out=str(cached))
+    if not is_finished_base(cached, probe):
+        main(replace(probe, overwrite=True))
+    else:
+        print(f"  reusing the cached base {cached}")
+    base_dir = Path(config.out)
+    if base_dir.exists():
+        shutil.rmtree(base_dir)
+    shutil.copytree(cached, base_dir)
+
+
+def base_is_finished(config: PretrainConfig, data: Path) -> bool:
+    """The demo's base is finished for this config, its data still there (the key hashes it)."""
+    from training.pretrain import is_finished_base
+
+    inputs = [data, *config.text]
+    return all(Path(p).exists() for p in inputs) and is_finished_base(Path(config.out), config)
+
+
+def pretrain_step(
+    preset: DemoPreset, layout: DemoLayout, config: PretrainConfig, cached: Path
+) -> Step:
+    from training.pretrain import effective_preset
+
+    if preset.base_world is not None:
+        corpus = " on the other toy families (tokenizer: both corpora)"
+    elif preset.base_text:
+        corpus = " (tokenizer from the task text)"
+    else:
+        corpus = ""
+    if preset.base_text:
+        run = _call("training.pretrain:main", replace(config, overwrite=True))
+    else:
+        run = partial(pretrain_or_reuse, config, cached)
+    steps_per_unit = {"small": 1.25, "toy": 0.4}.get(preset.base_preset, 0.15)
+    return Step(
+        f"pretrain: {preset.base_preset} base{corpus}",
+        layout.base,
+        run,
+        # ~2.9 weight units a second, as the synth and train steps
+        weight=max(5, effective_preset(config).steps * steps_per_unit),
+        done=partial(base_is_finished, config, layout.triples),
     )
 
-    # 3. train every format and seed at the same budget
-    runs: dict[tuple[str, int], Path] = {}
-    for seed in range(preset.seeds):
-        for fmt in preset.formats:
-            run_dir = out / "train" / f"{fmt}-s{seed}"
-            runs[(fmt, seed)] = run_dir
 
-            def train(fmt: str = fmt, seed: int = seed, run_dir: Path = run_dir) -> None:
-                from training.sft import TrainConfig, main
+# 3. train every format and seed at the same budget
 
-                main(
-                    TrainConfig(
-                        data=str(triples),
-                        format=fmt,
-                        base=str(base_dir),
-                        out=str(run_dir),
-                        max_steps=preset.steps,
-                        save_steps=preset.save_steps,
-                        batch_size=preset.batch_size,
-                        lr=preset.lr,
-                        max_len=preset.max_len,
-                        seed=seed,
-                        logging_steps=max(1, preset.steps // 20),
-                        resume=True,
-                    )
-                )
 
-            steps.append(
-                Step(f"train: {fmt} (seed {seed})", run_dir, train, weight=preset.steps * 0.25)
-            )
+def train_step(preset: DemoPreset, layout: DemoLayout, fmt: str, seed: int) -> Step:
+    from training.sft import TrainConfig
 
-    # 4. evaluation: every checkpoint on test, the final model on OOD; the base on both
-    def eval_step(model: Path, split: str, out_dir: Path, all_ckpts: bool, fmt: str | None):
-        def run() -> None:
-            from evaluation.run import EvalConfig, main
+    out = layout.train_dir(fmt, seed)
+    config = TrainConfig(
+        data=str(layout.triples),
+        format=fmt,
+        base=str(layout.base),
+        out=str(out),
+        max_steps=preset.steps,
+        save_steps=preset.save_steps,
+        batch_size=preset.batch_size,
+        lr=preset.lr,
+        max_len=preset.max_len,
+        seed=seed,
+        logging_steps=max(1, preset.steps // 20),
+        resume=True,
+    )
+    run = _call("training.sft:main", config)
+    return Step(f"train: {fmt} (seed {seed})", out, run, weight=preset.steps * 0.25)
 
-            main(
-                EvalConfig(
-                    out=str(out_dir),
-                    bench=f"jsonl:{triples}",
-                    model=str(model),
-                    split=split,
-                    format=fmt,
-                    all_checkpoints=all_ckpts,
-                    max_tasks=preset.eval_tasks if split == "test" else preset.ood_tasks,
-                    max_new_tokens=preset.max_new_tokens,
-                    resume=True,
-                )
-            )
 
-        return run
+# 4. evaluation: every checkpoint on test, the final model on OOD; the base on both
 
-    n_ckpts = max(1, preset.steps // preset.save_steps)
-    for (fmt, seed), run_dir in runs.items():
-        for split, all_ckpts in (("test", True), ("ood", False)):
-            out_dir = out / "eval" / f"{fmt}-s{seed}-{split}"
+
+def eval_step(
+    preset: DemoPreset,
+    layout: DemoLayout,
+    *,
+    title: str,
+    model: Path,
+    out: Path,
+    split: str,
+    all_checkpoints: bool,
+    fmt: str | None,
+    weight: float,
+) -> Step:
+    from evaluation.run import EvalConfig
+
+    config = EvalConfig(
+        out=str(out),
+        bench=f"jsonl:{layout.triples}",
+        model=str(model),
+        split=split,
+        format=fmt,
+        all_checkpoints=all_checkpoints,
+        max_tasks=preset.eval_tasks if split == "test" else preset.ood_tasks,
+        max_new_tokens=preset.max_new_tokens,
+        resume=True,
+    )
+    name = f"eval: {title} on {split}" + (" (every checkpoint)" if all_checkpoints else "")
+    return Step(name, out, _call("evaluation.run:main", config), weight)
+
+
+def run_eval_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
+    """Each trained run: every checkpoint on the test split, the final model on OOD."""
+    steps = []
+    for fmt, seed in sft_runs(preset):
+        for split, all_checkpoints in (("test", True), ("ood", False)):
             tasks = preset.eval_tasks if split == "test" else preset.ood_tasks
-            steps.append(
-                Step(
-                    f"eval: {fmt} (seed {seed}) on {split}"
-                    + (" (every checkpoint)" if all_ckpts else ""),
-                    out_dir,
-                    eval_step(run_dir, split, out_dir, all_ckpts, None),
-                    weight=tasks * (n_ckpts + 1 if all_ckpts else 1) * 0.03,
-                )
+            models = n_checkpoints(preset) + 1 if all_checkpoints else 1
+            step = eval_step(
+                preset,
+                layout,
+                title=f"{fmt} (seed {seed})",
+                model=layout.train_dir(fmt, seed),
+                out=layout.eval_dir(f"{fmt}-s{seed}", split),
+                split=split,
+                all_checkpoints=all_checkpoints,
+                fmt=None,
+                weight=tasks * models * 0.03,
             )
-    for split in ("test", "ood"):
-        out_dir = out / "eval" / f"base-{split}"
-        steps.append(
-            Step(
-                f"eval: base on {split}",
-                out_dir,
-                eval_step(base_dir, split, out_dir, False, "wo"),
-                weight=preset.eval_tasks * 0.03,
-            )
+            steps.append(step)
+    return steps
+
+
+def base_eval_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
+    """The base (prompted as `wo`) on both splits: the floor every format starts from."""
+    return [
+        eval_step(
+            preset,
+            layout,
+            title="base",
+            model=layout.base,
+            out=layout.eval_dir("base", split),
+            split=split,
+            all_checkpoints=False,
+            fmt="wo",
+            weight=preset.eval_tasks * 0.03,
         )
-
-    # 5. diagnostics over the final models (every seed of every format in one call)
-    finals = [str(r) for r in runs.values()]
-    diag = out / "diag"
-    common: dict[str, Any] = {"data": str(triples), "max_examples": preset.diag_examples}
-
-    def ppl() -> None:
-        from diagnostics.ppl import PplConfig, main
-
-        main(PplConfig(model=finals, out=str(diag / "ppl"), resume=True, **common))
-
-    def kl() -> None:
-        from diagnostics.kl import KlConfig, main
-
-        main(KlConfig(model=finals, out=str(diag / "kl"), save_tokens=True, resume=True, **common))
-
-    def valloss() -> None:
-        from diagnostics.valloss import ValLossConfig, main
-
-        main(
-            ValLossConfig(
-                run=finals,
-                out=str(diag / "valloss"),
-                data=str(triples),
-                max_examples=preset.diag_examples,
-                resume=True,
-            )
-        )
-
-    def attn() -> None:
-        from diagnostics.attn import AttnConfig, main
-
-        main(
-            AttnConfig(
-                model=finals,
-                out=str(diag / "attn"),
-                save_patterns=preset.attn_patterns,
-                attribution=preset.attribution,
-                resume=True,
-                data=str(triples),
-                max_examples=preset.attn_examples or preset.diag_examples,
-            )
-        )
-
-    n_models = len(finals)
-    steps += [
-        Step("ppl: conditional perplexity", diag / "ppl", ppl, weight=n_models * 2),
-        Step("kl: KL to base", diag / "kl", kl, weight=n_models * 3),
-        Step(
-            "valloss: loss and KL over checkpoints",
-            diag / "valloss",
-            valloss,
-            weight=n_models * n_ckpts * 2,
-        ),
-        Step("attn: span attention + attribution", diag / "attn", attn, weight=n_models * 8),
+        for split in ("test", "ood")
     ]
 
+
+# 5. diagnostics over the final models (every seed of every format in one call)
+
+
+def final_models(preset: DemoPreset, layout: DemoLayout) -> list[str]:
+    return [str(layout.train_dir(fmt, seed)) for fmt, seed in sft_runs(preset)]
+
+
+def scoring_options(preset: DemoPreset, layout: DemoLayout, name: str) -> dict[str, Any]:
+    """What ppl, kl and valloss share: the test examples they score and their folder diag/<name>."""
+    data = {"data": str(layout.triples), "max_examples": preset.diag_examples}
+    return {"out": str(layout.diag / name), "resume": True, **data}
+
+
+def ppl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
+    from diagnostics.ppl import PplConfig
+
+    models = final_models(preset, layout)
+    config = PplConfig(model=models, **scoring_options(preset, layout, "ppl"))
+    run = _call("diagnostics.ppl:main", config)
+    return Step("ppl: conditional perplexity", layout.diag / "ppl", run, weight=len(models) * 2)
+
+
+def kl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
+    from diagnostics.kl import KlConfig
+
+    models = final_models(preset, layout)
+    config = KlConfig(model=models, save_tokens=True, **scoring_options(preset, layout, "kl"))
+    run = _call("diagnostics.kl:main", config)
+    return Step("kl: KL to base", layout.diag / "kl", run, weight=len(models) * 3)
+
+
+def valloss_step(preset: DemoPreset, layout: DemoLayout) -> Step:
+    from diagnostics.valloss import ValLossConfig
+
+    runs = final_models(preset, layout)
+    config = ValLossConfig(run=runs, **scoring_options(preset, layout, "valloss"))
+    return Step(
+        "valloss: loss and KL over checkpoints",
+        layout.diag / "valloss",
+        _call("diagnostics.valloss:main", config),
+        weight=len(runs) * n_checkpoints(preset) * 2,
+    )
+
+
+def attn_step(preset: DemoPreset, layout: DemoLayout) -> Step:
+    from diagnostics.attn import AttnConfig
+
+    models = final_models(preset, layout)
+    out = layout.diag / "attn"
+    config = AttnConfig(
+        model=models,
+        out=str(out),
+        save_patterns=preset.attn_patterns,
+        attribution=preset.attribution,
+        resume=True,
+        data=str(layout.triples),
+        max_examples=preset.attn_examples or preset.diag_examples,
+    )
+    name = "attn: span attention + attribution"
+    return Step(name, out, _call("diagnostics.attn:main", config), weight=len(models) * 8)
+
+
+def ablate_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
+    """Each ablated format that the demo trains, on seed 0 alone (every variant is a full
+    retraining)."""
+    from diagnostics.ablate import AblateConfig
+
+    seed = 0
+    steps = []
     for fmt in preset.ablate_formats:
         if fmt not in preset.formats:
             continue
-        for seed in range(1):  # one seed: each variant is a full retraining
-            run_dir = runs[(fmt, seed)]
-            out_dir = out / "ablate" / f"{fmt}-s{seed}"
-
-            def ablate(run_dir: Path = run_dir, out_dir: Path = out_dir) -> None:
-                from diagnostics.ablate import AblateConfig, main
-
-                main(
-                    AblateConfig(
-                        run=str(run_dir),
-                        out=str(out_dir),
-                        variants=",".join(preset.ablate_variants),
-                        max_tasks=preset.eval_tasks,
-                        max_new_tokens=preset.max_new_tokens,
-                        max_steps=preset.ablate_steps,
-                        save_steps=preset.ablate_save_steps,
-                        verify=preset.ablate_verify,
-                        resume=True,
-                    )
-                )
-
-            steps.append(
-                Step(
-                    f"ablate: {fmt} (seed {seed}): {', '.join(preset.ablate_variants)}",
-                    out_dir,
-                    ablate,
-                    weight=len(preset.ablate_variants)
-                    * ((preset.ablate_steps or preset.steps) * 0.25 + preset.eval_tasks * 0.03 * 4),
-                )
+        out = layout.ablate_dir(fmt, seed)
+        config = AblateConfig(
+            run=str(layout.train_dir(fmt, seed)),
+            out=str(out),
+            variants=",".join(preset.ablate_variants),
+            max_tasks=preset.eval_tasks,
+            max_new_tokens=preset.max_new_tokens,
+            max_steps=preset.ablate_steps,
+            save_steps=preset.ablate_save_steps,
+            verify=preset.ablate_verify,
+            resume=True,
+        )
+        retrain = (preset.ablate_steps or preset.steps) * 0.25 + preset.eval_tasks * 0.03 * 4
+        steps.append(
+            Step(
+                f"ablate: {fmt} (seed {seed}): {', '.join(preset.ablate_variants)}",
+                out,
+                _call("diagnostics.ablate:main", config),
+                weight=len(preset.ablate_variants) * retrain,
             )
+        )
+    return steps
 
-    # 6. the replication summary, 7. the report
-    def summary() -> None:
-        from reports.replication import ReplicationConfig, main
 
-        main(ReplicationConfig(runs=[str(out)], out=str(out / "summary")))
+# 6. the replication summary, 7. the report
 
-    def report() -> None:
-        from reports.report import ReportConfig, main
 
-        main(ReportConfig(runs=[str(out)], out=str(out / "report")))
+def summary_step(layout: DemoLayout) -> Step:
+    from reports.replication import ReplicationConfig
 
-    steps.append(Step("summary: replication table", out / "summary", summary, weight=2))
-    steps.append(Step("report: figures", out / "report", report, weight=10))
+    out = layout.out / "summary"
+    config = ReplicationConfig(runs=[str(layout.out)], out=str(out))
+    return Step("summary: replication table", out, _call("reports.replication:main", config), 2)
+
+
+def report_step(layout: DemoLayout) -> Step:
+    from reports.report import ReportConfig
+
+    out = layout.out / "report"
+    config = ReportConfig(runs=[str(layout.out)], out=str(out))
+    return Step("report: figures", out, _call("reports.report:main", config), weight=10)
+
+
+def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
+    """The demo's steps for a preset, in order; nothing runs here."""
+    preset = resolve_preset(cfg)
+    layout = DemoLayout.under(Path(cfg.out))
+    base_config = pretrain_config(preset, layout)
+    cached = base_location(preset, base_config, cfg.cache)
+    steps = [
+        data_step(preset, layout),
+        *base_corpus_steps(preset, layout),
+        pretrain_step(preset, layout, base_config, cached),
+        *[train_step(preset, layout, fmt, seed) for fmt, seed in sft_runs(preset)],
+        *run_eval_steps(preset, layout),
+        *base_eval_steps(preset, layout),
+        ppl_step(preset, layout),
+        kl_step(preset, layout),
+        valloss_step(preset, layout),
+        attn_step(preset, layout),
+        *ablate_steps(preset, layout),
+        summary_step(layout),
+        report_step(layout),
+    ]
     return steps, {"preset": asdict(preset), "base_cache": str(cached)}
 
 
