@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from plumbing import InputError, Manifest, prepare_out_dir, read_manifest
+from training.formats import FORMATS
 
-FORMATS = ("seed", "wo", "follow", "precede")
 # The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): TOYWORLD.md
 # found that composed tasks separate the formats while one-step tasks saturate. pipe_spread
 # (max - min of the pipeline's output) is held out as the out-of-distribution family.
@@ -184,12 +184,22 @@ class DemoConfig:
     preset's), formats (None: all four), cache (where pretrained bases are kept across demos;
     default $CODECOT_CACHE or ~/.cache/codecot), overwrite."""
 
-    out: str
-    preset: str = "default"
-    seeds: int | None = None
-    formats: list[str] | None = None
-    cache: str | None = None
-    overwrite: bool = False
+    out: str = field(metadata={"help": "Folder for every step's run folder."})
+    preset: str = field(
+        default="default",
+        metadata={"help": "quick (smoke, <= 3 min) | default (<= 15 min) | full (replication)."},
+    )
+    seeds: int | None = field(
+        default=None, metadata={"help": "Seeds per format (default: the preset's)."}
+    )
+    formats: list[str] | None = field(
+        default=None,
+        metadata={"help": "Comma-separated subset of the four formats.", "comma": True},
+    )
+    cache: str | None = field(
+        default=None, metadata={"help": "Cache of pretrained bases (default ~/.cache)."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Start from scratch in --out."})
 
 
 @dataclass

@@ -52,7 +52,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,30 +94,58 @@ class AttnConfig:
     Run:     out, resume, overwrite
     """
 
-    model: list[str]
-    data: str
-    out: str
-    split: str = "test"
-    format: str | None = None
-    spans: str | None = None
-    sink: bool = False
-    backend: str = "auto"
-    batch_size: int = 4
-    max_examples: int | None = None
-    max_len: int | None = None
-    dtype: str = "auto"
-    device: str | None = None
-    save_patterns: int = 0
-    attribution: bool = False
-    attribution_methods: str = "ablation,ig"
-    ig_steps: int = 16
-    baseline_token: str = "pad"
-    n_resamples: int = 2000
-    confidence: float = 0.95
-    test: str = "wilcoxon"
-    stats_seed: int = 0
-    resume: bool = False
-    overwrite: bool = False
+    model: list[str] = field(
+        metadata={"help": "Repeatable: model dir, training run dir (its final/) or checkpoint dir."}
+    )
+    data: str = field(metadata={"help": "triples.jsonl."})
+    out: str = field(metadata={"help": "Run folder to write."})
+    split: str = field(default="test", metadata={"help": "Split to score (all = every triple)."})
+    format: str | None = field(default=None, metadata={"help": "Default: each model's own format."})
+    spans: str | None = field(
+        default=None,
+        metadata={
+            "help": "Query spans, comma-separated (prompt,cot,code); default: those present."
+        },
+    )
+    sink: bool = field(
+        default=False, metadata={"help": "First token as its own dst column 'sink'."}
+    )
+    backend: str = field(default="auto", metadata={"help": "Attention backend."})
+    batch_size: int = field(default=4, metadata={"help": "Examples per forward pass."})
+    max_examples: int | None = field(
+        default=None, metadata={"help": "Use at most this many triples."}
+    )
+    max_len: int | None = field(
+        default=None, metadata={"help": "Skip (and count) longer examples."}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16."}
+    )
+    device: str | None = field(
+        default=None, metadata={"help": "cpu | cuda[:N] (default: cuda if available)."}
+    )
+    save_patterns: int = field(
+        default=0,
+        metadata={"help": "Keep full patterns of the first N examples (npz, heatmaps)."},
+    )
+    attribution: bool = field(default=False, metadata={"help": "Add captum span attribution."})
+    attribution_methods: str = field(
+        default="ablation,ig",
+        metadata={
+            "help": "ablation (captum FeatureAblation, span groups), ig (LayerIntegratedGradients)."
+        },
+    )
+    ig_steps: int = field(default=16, metadata={"help": "Integrated-gradients steps."})
+    baseline_token: str = field(
+        default="pad",
+        metadata={"help": "Attribution baseline: pad | unk | eos | bos | a token id."},
+    )
+    n_resamples: int = field(default=2000, metadata={"help": "Bootstrap resamples for CIs."})
+    confidence: float = field(default=0.95, metadata={"help": "CI level."})
+    test: str = field(default="wilcoxon", metadata={"help": "Paired test: wilcoxon | ttest."})
+    stats_seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
+    resume: bool = field(default=False, metadata={"help": "Skip models already done in --out."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace a finished run in --out."})
 
 
 # ---------------------------------------------------------------------------------------------
