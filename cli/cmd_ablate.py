@@ -6,6 +6,16 @@ import typer
 
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Ablate the training data (AST transforms), retrain each variant with the unablated
+run's own settings, evaluate every checkpoint, and write pass@1 curves
+(ablate_curves.parquet, variant 'none' = the unablated run).
+
+Example: diag ablate --run runs/precede --variants signature,comments --out runs/abl
+
+Example: diag ablate --run runs/precede --variants signature --out x --dry-run
+"""
+
 
 def register(app: typer.Typer) -> None:
     from diagnostics.ablate import AblateConfig
@@ -17,12 +27,5 @@ def register(app: typer.Typer) -> None:
         AblateConfig,
         "diagnostics.ablate:main",
         help_more={"variants": describe() + "."},
-        doc="""Ablate the training data (AST transforms), retrain each variant with the unablated
-        run's own settings, evaluate every checkpoint, and write pass@1 curves
-        (ablate_curves.parquet, variant 'none' = the unablated run).
-
-        Example: diag ablate --run runs/precede --variants signature,comments --out runs/abl
-
-        Example: diag ablate --run runs/precede --variants signature --out x --dry-run
-        """,
+        doc=DOC,
     )

@@ -9,6 +9,16 @@ import typer
 from cli.common import InputError
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Browse results: results table and differences with CIs, tokens colored by KL/NLL
+(follow beside precede), attention heatmaps per layer/head, curves over training.
+
+Reads only parquet + manifest.json (the files diag report reads); never loads a model.
+Runs until interrupted (Ctrl-C).
+
+Example: diag app --runs demo_out --port 8501
+"""
+
 
 def streamlit_command(runs: list[str], host: str, port: int) -> list[str]:
     """The `streamlit run` command line for the explorer (PLATFORM.md's verified flags)."""
@@ -87,12 +97,5 @@ def register(app: typer.Typer) -> None:
         "app",
         AppConfig,
         "cli.cmd_app:serve",
-        doc="""Browse results: results table and differences with CIs, tokens colored by KL/NLL
-        (follow beside precede), attention heatmaps per layer/head, curves over training.
-
-        Reads only parquet + manifest.json (the files diag report reads); never loads a model.
-        Runs until interrupted (Ctrl-C).
-
-        Example: diag app --runs demo_out --port 8501
-        """,
+        doc=DOC,
     )

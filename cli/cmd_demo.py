@@ -6,6 +6,12 @@ import typer
 
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Synthesize, pretrain, train four formats, evaluate, diagnose, report: resumable.
+
+Example: diag demo --out demo_out --preset default
+"""
+
 
 def register(app: typer.Typer) -> None:
     from cli.demo import DemoConfig
@@ -16,8 +22,5 @@ def register(app: typer.Typer) -> None:
         DemoConfig,
         "cli.demo:main",
         defaults={"out": "demo_out"},
-        doc="""Synthesize, pretrain, train four formats, evaluate, diagnose, report: resumable.
-
-        Example: diag demo --out demo_out --preset default
-        """,
+        doc=DOC,
     )

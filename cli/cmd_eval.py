@@ -11,6 +11,17 @@ import typer
 
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Evaluate a model (or pre-generated samples) on a benchmark: pass@k with CIs.
+
+Example: diag eval --model runs/precede --bench toy --out runs/eval-precede
+
+Example: diag eval --model runs/follow --all-checkpoints --bench jsonl:runs/toy/triples.jsonl
+--split test --out runs/eval-follow-curve
+
+Example: diag eval --samples samples.jsonl --bench humaneval --out runs/he
+"""
+
 
 def _echo_pass_at_1(summary: dict[str, Any], cfg: Any) -> None:
     for m in summary["models"]:
@@ -33,13 +44,5 @@ def register(app: typer.Typer) -> None:
         required=("out",),
         help_more={"bench": bench_help() + "."},
         report=_echo_pass_at_1,
-        doc="""Evaluate a model (or pre-generated samples) on a benchmark: pass@k with CIs.
-
-        Example: diag eval --model runs/precede --bench toy --out runs/eval-precede
-
-        Example: diag eval --model runs/follow --all-checkpoints --bench jsonl:runs/toy/triples.jsonl
-        --split test --out runs/eval-follow-curve
-
-        Example: diag eval --samples samples.jsonl --bench humaneval --out runs/he
-        """,
+        doc=DOC,
     )

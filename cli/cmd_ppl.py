@@ -15,6 +15,19 @@ from cli.options import command_from_config
 # the scoring commands' options that ScoringOptions defaults but the CLI requires
 SCORING_REQUIRED = ("data", "out")
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Conditional perplexity of each response span under teacher forcing.
+
+PPL(S | prefix) = exp(-(1/|S|) sum_{t in S} log p(y_t | y_<t)): in follow PPL(cot | prompt)
+and PPL(code | prompt, cot); in precede PPL(code | prompt) and PPL(cot | prompt, code);
+plus the whole response and the gap log PPL(cot) - log PPL(code). One forward pass per
+example. Writes ppl.parquet, ppl_summary.parquet (means, CIs), summary_ppl.parquet
+(paired differences, CIs, paired tests), manifest.json.
+
+Example: diag ppl --model runs/follow --model runs/precede --score-format follow
+--score-format precede --data triples.jsonl --out runs/ppl
+"""
+
 
 def register(app: typer.Typer) -> None:
     from diagnostics.ppl import PplConfig
@@ -25,15 +38,5 @@ def register(app: typer.Typer) -> None:
         PplConfig,
         "diagnostics.ppl:main",
         required=(*SCORING_REQUIRED, "model"),
-        doc="""Conditional perplexity of each response span under teacher forcing.
-
-        PPL(S | prefix) = exp(-(1/|S|) sum_{t in S} log p(y_t | y_<t)): in follow PPL(cot | prompt)
-        and PPL(code | prompt, cot); in precede PPL(code | prompt) and PPL(cot | prompt, code);
-        plus the whole response and the gap log PPL(cot) - log PPL(code). One forward pass per
-        example. Writes ppl.parquet, ppl_summary.parquet (means, CIs), summary_ppl.parquet
-        (paired differences, CIs, paired tests), manifest.json.
-
-        Example: diag ppl --model runs/follow --model runs/precede --score-format follow
-        --score-format precede --data triples.jsonl --out runs/ppl
-        """,
+        doc=DOC,
     )

@@ -6,6 +6,18 @@ import typer
 
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Pretrain a BPE tokenizer and a small Llama on the stdlib's Python source.
+
+Example: diag pretrain --preset tiny --out /tmp/base
+
+The default demo's base (README, Results): pretrained on the toy world's other task
+families, its tokenizer also learning the SFT data's words —
+diag pretrain --preset toy --text runs/toy-base/triples.jsonl --no-stdlib \
+    --tokenizer-text runs/toy/triples.jsonl --vocab-size 2048 --steps 1000 \
+    --out runs/base-toy
+"""
+
 
 def register(app: typer.Typer) -> None:
     from training.pretrain import PretrainConfig
@@ -15,14 +27,5 @@ def register(app: typer.Typer) -> None:
         "pretrain",
         PretrainConfig,
         "training.pretrain:main",
-        doc="""Pretrain a BPE tokenizer and a small Llama on the stdlib's Python source.
-
-        Example: diag pretrain --preset tiny --out /tmp/base
-
-        The default demo's base (README, Results): pretrained on the toy world's other task
-        families, its tokenizer also learning the SFT data's words —
-        diag pretrain --preset toy --text runs/toy-base/triples.jsonl --no-stdlib \
-            --tokenizer-text runs/toy/triples.jsonl --vocab-size 2048 --steps 1000 \
-            --out runs/base-toy
-        """,
+        doc=DOC,
     )

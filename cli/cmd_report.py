@@ -6,6 +6,15 @@ import typer
 
 from cli.options import command_from_config
 
+# the command's --help ({figures}: the figure registry, listed when the command is built)
+DOC = (
+    "Regenerate every figure and table the runs support (one HTML, PNG, SVG and CSV "
+    "each) and a report.html with a caption per figure; figures whose inputs are "
+    "missing are skipped with the command that makes them.\n\n"
+    "Figures (--only NAME):\n\n\b\n{figures}\n\n"
+    "Example: diag report --runs demo_out --out demo_out/report"
+)
+
 
 def register(app: typer.Typer) -> None:
     from reports.figures import FIGURES
@@ -18,11 +27,5 @@ def register(app: typer.Typer) -> None:
         ReportConfig,
         "reports.report:main",
         required=("runs", "out"),
-        doc=(
-            "Regenerate every figure and table the runs support (one HTML, PNG, SVG and CSV "
-            "each) and a report.html with a caption per figure; figures whose inputs are "
-            "missing are skipped with the command that makes them.\n\n"
-            f"Figures (--only NAME):\n\n\b\n{listing}\n\n"
-            "Example: diag report --runs demo_out --out demo_out/report"
-        ),
+        doc=DOC.format(figures=listing),
     )

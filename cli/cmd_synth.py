@@ -14,6 +14,15 @@ import typer
 from cli.common import InputError
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Sources -> filter -> dedup/decontam -> teacher -> parser -> sandbox -> triples.jsonl.
+
+Example: diag synth --source toy --n 2000 --out runs/toy
+
+Example: diag synth --source pysrc:src/ --teacher openai:http://127.0.0.1:8000/v1#model
+--workers 16 --out runs/raw
+"""
+
 
 def _names(text: str) -> list[str]:
     return [f.strip() for f in text.split(",") if f.strip()]
@@ -121,11 +130,5 @@ def register(app: typer.Typer) -> None:
         extra=extra,
         build=build,
         report=report,
-        doc="""Sources -> filter -> dedup/decontam -> teacher -> parser -> sandbox -> triples.jsonl.
-
-        Example: diag synth --source toy --n 2000 --out runs/toy
-
-        Example: diag synth --source pysrc:src/ --teacher openai:http://127.0.0.1:8000/v1#model
-        --workers 16 --out runs/raw
-        """,
+        doc=DOC,
     )

@@ -6,6 +6,13 @@ import typer
 
 from cli.options import command_from_config
 
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Fine-tune on triples rendered as seed | wo | follow | precede (loss on the response).
+
+Example: diag train --data triples.jsonl --format precede --base /tmp/base
+--out /tmp/run --max-steps 20 --save-steps 10
+"""
+
 
 def register(app: typer.Typer) -> None:
     from training.sft import TrainConfig
@@ -15,9 +22,5 @@ def register(app: typer.Typer) -> None:
         "train",
         TrainConfig,
         "training.sft:main",
-        doc="""Fine-tune on triples rendered as seed | wo | follow | precede (loss on the response).
-
-        Example: diag train --data triples.jsonl --format precede --base /tmp/base
-        --out /tmp/run --max-steps 20 --save-steps 10
-        """,
+        doc=DOC,
     )

@@ -34,3 +34,18 @@ def test_help_does_not_import_torch():
 def test_unknown_option_is_a_usage_error():
     proc = subprocess.run([DIAG, "train", "--bogus"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
+
+
+def test_console_help_imports_no_config_module():
+    # `diag --help` lists the commands from their modules' DOC: no config module, no torch
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from cli.main import console_app\n"
+        "assert CliRunner().invoke(console_app(), ['--help']).exit_code == 0\n"
+        "loaded = ('torch', 'numpy', 'diagnostics.ppl', 'training.sft', 'synthesis.pipeline')\n"
+        "print(','.join(m for m in loaded if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

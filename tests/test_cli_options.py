@@ -11,7 +11,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 import cli.options
-from cli.main import COMMAND_MODULES, app
+from cli.main import COMMAND_MODULES, app, console_app
 from cli.options import config_options
 from plumbing import InputError
 
@@ -48,6 +48,16 @@ def test_help_lists_every_config_field_with_its_help(name):
 
 class _Captured(Exception):
     """Raised in place of running a command's target (so nothing after it runs either)."""
+
+
+def test_the_console_script_builds_the_same_commands_on_demand():
+    lazy = console_app()
+    top = runner.invoke(lazy, ["--help"])
+    assert top.exit_code == 0 and top.output == runner.invoke(app, ["--help"]).output
+    for name in COMMAND_MODULES:
+        lazy_help = runner.invoke(lazy, [name, "--help"])
+        assert lazy_help.exit_code == 0, (name, lazy_help.output)
+        assert lazy_help.output == runner.invoke(app, [name, "--help"]).output, name
 
 
 @pytest.fixture
