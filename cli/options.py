@@ -14,7 +14,8 @@
 One option per field of the config, in field order (required ones first):
     flag      --field-name; metadata "flag" renames it (e.g. --timeout for timeout_s), metadata
               "aliases" adds older names that keep working (e.g. ["--n-boot"])
-    help      metadata "help" (every option has one); `help_more` appends a registry listing
+    help      metadata "help", else COMMON_HELP[field name] (the fields many commands share);
+              every option has one; `help_more` appends a registry listing
     default   the field's default (default_factory called); a field without one, or named in
               `required`, is a required option; `defaults` overrides a default on the CLI only
     types     bool: --x/--no-x; int, float, str and their Optional: that type; list[str]:
@@ -44,6 +45,33 @@ from cli.common import InputError, invoke
 # name -> (annotation, typer.Option(...)) of an option that is no field of the config
 ExtraOptions = Mapping[str, tuple[Any, Any]]
 
+# The help of the fields many commands share, by field name, so each reads the same everywhere;
+# a field's own metadata "help" wins.
+COMMON_HELP = {
+    "model": "Repeatable: model dir, training run dir (its final/) or checkpoint dir.",
+    "data": "triples.jsonl (diag synth output or your own).",
+    "out": "Run folder to write.",
+    "split": "Split of the triples (all = every triple).",
+    "format": "Text format: seed|wo|follow|precede (default: the model's training format).",
+    "max_examples": "Use at most this many triples.",
+    "max_len": "Skip (and count) examples longer than this many tokens.",
+    "dtype": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16.",
+    "device": "cpu | cuda | cuda:N (default: cuda if available).",
+    "n_resamples": "Bootstrap resamples for the CIs.",
+    "confidence": "Confidence level of the intervals.",
+    "test": "Paired test: wilcoxon (signed-rank) | ttest (paired t).",
+    "stats_seed": "Bootstrap seed.",
+    "max_tasks": "Evaluate only the first N tasks.",
+    "n_samples": "Samples per task (>1 needs sampling).",
+    "temperature": "0 = greedy; > 0 samples.",
+    "max_new_tokens": "Generated tokens per sample.",
+    "workers": "Parallel sandbox processes (default: CPUs).",
+    "timeout_s": "Sandbox seconds per program.",
+    "resume": "Continue an interrupted run in --out (skips finished parts).",
+    "overwrite": "Replace a finished run in --out.",
+    "progress": "Show progress bars.",
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class ConfigOption:
@@ -54,6 +82,11 @@ class ConfigOption:
     default: Any  # the field's default (default_factory called); ... when it has none
     metadata: Mapping[str, Any]  # the field's, or a base class's for a field that only
     # overrides the default
+
+    @property
+    def help(self) -> str | None:
+        """metadata "help", else the COMMON_HELP of the field's name."""
+        return self.metadata.get("help") or COMMON_HELP.get(self.name)
 
     @property
     def flag(self) -> str:
@@ -155,7 +188,7 @@ class _Converter:
 def _parameter(
     option: ConfigOption, required: bool, default: Any, extra_help: str | None
 ) -> tuple[inspect.Parameter, _Converter | None]:
-    help_text = option.metadata.get("help")
+    help_text = option.help
     if not help_text:
         raise TypeError(f"config field {option.name!r} has no metadata help (the CLI's --help)")
     if extra_help:
@@ -245,4 +278,10 @@ def command_from_config(
     return app.command(name)(command)
 
 
-__all__ = ["ConfigOption", "ExtraOptions", "command_from_config", "config_options"]
+__all__ = [
+    "COMMON_HELP",
+    "ConfigOption",
+    "ExtraOptions",
+    "command_from_config",
+    "config_options",
+]

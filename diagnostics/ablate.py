@@ -71,7 +71,7 @@ class AblateConfig:
     """
 
     run: str = field(metadata={"help": "The unablated diag train run folder."})
-    out: str = field(metadata={"help": "Run folder to write."})
+    out: str
     variants: str = field(
         default="signature,comments", metadata={"help": "Comma-separated transforms."}
     )
@@ -101,26 +101,16 @@ class AblateConfig:
         default=None, metadata={"help": "The benchmark's data file (see diag eval)."}
     )
     split: str = field(default="test", metadata={"help": "Benchmark split (triples benchmarks)."})
-    max_tasks: int | None = field(
-        default=None, metadata={"help": "Evaluate only the first N tasks."}
-    )
-    n_samples: int = field(default=1, metadata={"help": "Samples per task."})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy."})
-    max_new_tokens: int = field(default=512, metadata={"help": "Generated tokens per sample."})
+    max_tasks: int | None = None
+    n_samples: int = 1
+    temperature: float = 0.0
+    max_new_tokens: int = 512
     eval_batch_size: int = field(default=32, metadata={"help": "Generation rows per batch."})
     eval_seed: int = field(default=0, metadata={"help": "Sampling and bootstrap seed of eval."})
-    timeout_s: float = field(
-        default=10.0, metadata={"help": "Sandbox seconds per program.", "flag": "--timeout"}
-    )
-    workers: int | None = field(
-        default=None, metadata={"help": "Parallel sandbox processes (default: CPUs)."}
-    )
-    dtype: str = field(
-        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16."}
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "cpu | cuda[:N] (default: cuda if available)."}
-    )
+    timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
+    workers: int | None = None
+    dtype: str = "auto"
+    device: str | None = None
     n_boot: int = field(
         default=1000,
         metadata={
@@ -130,10 +120,10 @@ class AblateConfig:
         },
     )
     n_resamples: int = field(default=2000, metadata={"help": "Summary bootstrap resamples."})
-    confidence: float = field(default=0.95, metadata={"help": "CI level."})
-    test: str = field(default="wilcoxon", metadata={"help": "Paired test: wilcoxon | ttest."})
+    confidence: float = 0.95
+    test: str = "wilcoxon"
     resume: bool = field(default=False, metadata={"help": "Continue (skip finished variants)."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace a run in --out."})
+    overwrite: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,13 +94,11 @@ class AttnConfig:
     Run:     out, resume, overwrite
     """
 
-    model: list[str] = field(
-        metadata={"help": "Repeatable: model dir, training run dir (its final/) or checkpoint dir."}
-    )
-    data: str = field(metadata={"help": "triples.jsonl."})
-    out: str = field(metadata={"help": "Run folder to write."})
-    split: str = field(default="test", metadata={"help": "Split to score (all = every triple)."})
-    format: str | None = field(default=None, metadata={"help": "Default: each model's own format."})
+    model: list[str]
+    data: str
+    out: str
+    split: str = "test"
+    format: str | None = None
     spans: str | None = field(
         default=None,
         metadata={
@@ -112,18 +110,10 @@ class AttnConfig:
     )
     backend: str = field(default="auto", metadata={"help": "Attention backend."})
     batch_size: int = field(default=4, metadata={"help": "Examples per forward pass."})
-    max_examples: int | None = field(
-        default=None, metadata={"help": "Use at most this many triples."}
-    )
-    max_len: int | None = field(
-        default=None, metadata={"help": "Skip (and count) longer examples."}
-    )
-    dtype: str = field(
-        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16."}
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "cpu | cuda[:N] (default: cuda if available)."}
-    )
+    max_examples: int | None = None
+    max_len: int | None = None
+    dtype: str = "auto"
+    device: str | None = None
     save_patterns: int = field(
         default=0,
         metadata={"help": "Keep full patterns of the first N examples (npz, heatmaps)."},
@@ -140,12 +130,12 @@ class AttnConfig:
         default="pad",
         metadata={"help": "Attribution baseline: pad | unk | eos | bos | a token id."},
     )
-    n_resamples: int = field(default=2000, metadata={"help": "Bootstrap resamples for CIs."})
-    confidence: float = field(default=0.95, metadata={"help": "CI level."})
-    test: str = field(default="wilcoxon", metadata={"help": "Paired test: wilcoxon | ttest."})
-    stats_seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
-    resume: bool = field(default=False, metadata={"help": "Skip models already done in --out."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace a finished run in --out."})
+    n_resamples: int = 2000
+    confidence: float = 0.95
+    test: str = "wilcoxon"
+    stats_seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

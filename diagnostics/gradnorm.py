@@ -44,35 +44,25 @@ class GradNormConfig:
     Run:    out, resume, overwrite
     """
 
-    model: list[str] = field(
-        metadata={"help": "Repeatable: model dir, training run dir (its final/) or checkpoint dir."}
-    )
-    data: str = field(metadata={"help": "triples.jsonl."})
-    out: str = field(metadata={"help": "Run folder to write."})
-    split: str = field(default="test", metadata={"help": "Split to score (all = every triple)."})
-    format: str | None = field(default=None, metadata={"help": "Default: each model's own format."})
+    model: list[str]
+    data: str
+    out: str
+    split: str = "test"
+    format: str | None = None
     spans: str | None = field(
         default=None,
         metadata={"help": "cot,code,response (comma-separated); default: those present."},
     )
-    max_examples: int | None = field(
-        default=None, metadata={"help": "Use at most this many triples."}
-    )
-    max_len: int | None = field(
-        default=None, metadata={"help": "Skip (and count) longer examples."}
-    )
-    dtype: str = field(
-        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16."}
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "cpu | cuda[:N] (default: cuda if available)."}
-    )
-    n_resamples: int = field(default=2000, metadata={"help": "Bootstrap resamples for CIs."})
-    confidence: float = field(default=0.95, metadata={"help": "CI level."})
-    test: str = field(default="wilcoxon", metadata={"help": "Paired test: wilcoxon | ttest."})
-    stats_seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
-    resume: bool = field(default=False, metadata={"help": "Skip models already done in --out."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace a finished run in --out."})
+    max_examples: int | None = None
+    max_len: int | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    n_resamples: int = 2000
+    confidence: float = 0.95
+    test: str = "wilcoxon"
+    stats_seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
 
 
 def param_group(name: str, is_input_embedding: bool, is_output: bool) -> str:

@@ -76,10 +76,7 @@ PPL_COLUMNS = (
 class PplConfig(ScoringOptions):
     """Options of `diag ppl` (shared ones in ScoringOptions; the CLI maps flags onto fields)."""
 
-    model: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Repeatable: model dir, training run dir, or checkpoint."},
-    )
+    model: list[str] = field(default_factory=list)  # model dirs or run dirs (repeatable)
     score_format: list[str] = field(
         default_factory=list,
         metadata={"help": "Repeatable: also score on this format's text (cross-order scoring)."},

@@ -33,34 +33,19 @@ from plumbing.stats import StatsOptions, compare_paired, compare_pooled, paired_
 class ScoringOptions:
     """Options every scoring command shares (ppl, kl, valloss extend this; defaults live here)."""
 
-    data: str = field(
-        default="", metadata={"help": "triples.jsonl (diag synth output or your own)."}
-    )
-    out: str = field(default="", metadata={"help": "Run folder to write."})
-    split: str = field(
-        default="test", metadata={"help": "Split of the triples to score (all = every triple)."}
-    )
-    format: str | None = field(
-        default=None,
-        metadata={
-            "help": "Text format: seed|wo|follow|precede (default: the model's training format)."
-        },
-    )
+    data: str = ""  # triples.jsonl
+    out: str = ""  # run folder to write
+    split: str = "test"  # split of the triples (all = every triple)
+    format: str | None = None  # text format (default: each model's training format)
     batch_size: int = field(
         default=8, metadata={"help": "Sequences per forward pass (padded, length-sorted)."}
     )
-    max_examples: int | None = field(
-        default=None, metadata={"help": "Use at most this many triples."}
-    )
-    max_len: int | None = field(
-        default=None, metadata={"help": "Skip (and count) examples longer than this many tokens."}
-    )
+    max_examples: int | None = None
+    max_len: int | None = None  # skip (and count) longer examples
     dtype: str = field(
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16."}
     )
-    device: str | None = field(
-        default=None, metadata={"help": "cpu | cuda | cuda:N (default: cuda if present)."}
-    )
+    device: str | None = None  # default: cuda if available
     chunk_tokens: int = field(
         default=0,
         metadata={"help": "Positions per vocab chunk (0 = auto: ~2 MiB fp32 on CPU, 256 MiB GPU)."},
@@ -73,21 +58,15 @@ class ScoringOptions:
             "aliases": ["--bootstrap"],
         },
     )
-    confidence: float = field(default=0.95, metadata={"help": "Confidence level of the intervals."})
-    test: str = field(
-        default="wilcoxon",
-        metadata={"help": "Paired test: wilcoxon (signed-rank) | ttest (paired t)."},
-    )
+    confidence: float = 0.95
+    test: str = "wilcoxon"  # paired test: wilcoxon | ttest
     pooling: str = field(
         default="average",
         metadata={"help": "Several seeds of a format: average (per example) | hierarchical."},
     )
-    stats_seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
-    resume: bool = field(
-        default=False,
-        metadata={"help": "Continue an interrupted run in --out (skips finished parts)."},
-    )
-    overwrite: bool = field(default=False, metadata={"help": "Replace a finished run in --out."})
+    stats_seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
 
     def run_key(self, *ignore: str) -> dict[str, Any]:
         """The options that decide the per-part numbers (what --resume must match); summaries

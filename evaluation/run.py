@@ -82,7 +82,7 @@ _CKPT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 @dataclass
 class EvalConfig:
-    out: str = field(default="eval_out", metadata={"help": "Run folder to write."})
+    out: str = "eval_out"
     bench: str = field(default="toy", metadata={"help": "Benchmark:"})
     model: str | None = field(
         default=None, metadata={"help": "Model dir, training run dir, or checkpoint dir."}
@@ -108,10 +108,10 @@ class EvalConfig:
         default=False,
         metadata={"help": "Evaluate every checkpoint of the run in --model (resumable)."},
     )
-    n_samples: int = field(default=1, metadata={"help": "Samples per task (>1 needs sampling)."})
-    temperature: float = field(default=0.0, metadata={"help": "0 = greedy; > 0 samples."})
+    n_samples: int = 1
+    temperature: float = 0.0  # 0: greedy
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (when sampling)."})
-    max_new_tokens: int = field(default=512, metadata={"help": "Generated tokens per sample."})
+    max_new_tokens: int = 512
     batch_size: int = field(default=32, metadata={"help": "Generation rows per batch."})
     seed: int = field(default=0, metadata={"help": "Sampling and bootstrap seed."})
     ks: tuple[int, ...] = field(
@@ -128,21 +128,11 @@ class EvalConfig:
     toy_n: int = field(
         default=200, metadata={"help": "toy without --bench-file: tasks to generate."}
     )
-    max_tasks: int | None = field(
-        default=None, metadata={"help": "Evaluate only the first N tasks."}
-    )
-    timeout_s: float = field(
-        default=10.0, metadata={"help": "Sandbox seconds per program.", "flag": "--timeout"}
-    )
-    workers: int | None = field(
-        default=None, metadata={"help": "Parallel sandbox processes (default: CPUs)."}
-    )
-    dtype: str = field(
-        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16."}
-    )
-    device: str | None = field(
-        default=None, metadata={"help": "cpu | cuda | cuda:N (default: cuda if present)."}
-    )
+    max_tasks: int | None = None  # evaluate only the first N tasks
+    timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
+    workers: int | None = None  # sandbox processes (default: CPU count)
+    dtype: str = "auto"  # bf16 on GPU, fp32 on CPU
+    device: str | None = None  # default: cuda if available
     label: str | None = field(
         default=None,
         metadata={
@@ -160,9 +150,9 @@ class EvalConfig:
             "aliases": ["--n-boot"],
         },
     )
-    overwrite: bool = field(default=False, metadata={"help": "Replace a run in --out."})
+    overwrite: bool = False
     resume: bool = field(default=False, metadata={"help": "Continue a finished run in --out."})
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    progress: bool = True
 
 
 @dataclass

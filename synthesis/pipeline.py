@@ -77,7 +77,7 @@ class SynthConfig:
     sources: list[str] = field(
         default_factory=lambda: ["toy"], metadata={"help": "Repeatable.", "flag": "--source"}
     )
-    out: str = field(default="synth_out", metadata={"help": "Run folder to write."})
+    out: str = "synth_out"
     n: int | None = field(
         default=None, metadata={"help": "toy: seeds to generate (1000); others: rows to read."}
     )
@@ -128,11 +128,11 @@ class SynthConfig:
     split_ratios: tuple[float, float, float] = field(
         default=(0.9, 0.05, 0.05), metadata={"help": "train,val,test by id hash."}
     )
-    overwrite: bool = field(default=False, metadata={"help": "Replace a run in --out."})
+    overwrite: bool = False
     resume: bool = field(
         default=False, metadata={"help": "Continue a run in --out (even finished)."}
     )
-    progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
+    progress: bool = True
 
 
 # ---------------------------------------------------------------------------------------------

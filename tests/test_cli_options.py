@@ -41,7 +41,7 @@ def test_help_lists_every_config_field_with_its_help(name):
         assert option.flag in result.output, f"diag {name} --help lacks {option.flag}"
         param = params[option.flag]
         assert param.name == option.name
-        assert param.help and param.help.startswith(option.metadata["help"]), option.name
+        assert option.help and param.help.startswith(option.help), option.name
         for alias in option.aliases:
             assert alias in param.opts, f"{option.flag}: alias {alias} missing"
 
@@ -137,7 +137,7 @@ def test_a_field_without_help_is_refused():
 
     @dataclass
     class Undocumented:
-        out: str
+        undocumented_knob: int
 
     with pytest.raises(TypeError, match="no metadata help"):
         cli.options.command_from_config(typer.Typer(), "x", Undocumented, "m:f", doc="x")

@@ -58,18 +58,14 @@ class TrainConfig:
     Run:       seed, logging_steps, resume, overwrite
     """
 
-    data: str = field(metadata={"help": "triples.jsonl (diag synth output or your own)."})
+    data: str
     format: str = field(metadata={"help": "seed | wo | follow | precede."})
     base: str = field(metadata={"help": "Base model: a local HF dir (or a run dir)."})
-    out: str = field(metadata={"help": "Run folder to write."})
-    split: str = field(
-        default="train", metadata={"help": "Split to train on (all = every triple)."}
-    )
-    max_examples: int | None = field(
-        default=None, metadata={"help": "Use at most this many triples."}
-    )
+    out: str
+    split: str = "train"
+    max_examples: int | None = None
     skip_bad: bool = field(default=False, metadata={"help": "Skip (and count) invalid lines."})
-    max_len: int = field(default=1024, metadata={"help": "Skip (and count) longer examples."})
+    max_len: int = 1024
     lr: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
     epochs: float = field(default=1.0, metadata={"help": "Epochs (ignored when --max-steps > 0)."})
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps (overrides epochs)."})
@@ -91,8 +87,8 @@ class TrainConfig:
     bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
     seed: int = field(default=0, metadata={"help": "Seed (data order, init of new params)."})
     logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
-    resume: bool = field(default=False, metadata={"help": "Continue an interrupted run in --out."})
-    overwrite: bool = field(default=False, metadata={"help": "Replace a run in --out."})
+    resume: bool = False
+    overwrite: bool = False
 
 
 def _ensure_distributed_env() -> None:
