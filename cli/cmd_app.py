@@ -21,7 +21,7 @@ Example: diag app --runs demo_out --port 8501
 
 
 def streamlit_command(runs: list[str], host: str, port: int) -> list[str]:
-    """The `streamlit run` command line for the explorer (PLATFORM.md's verified flags)."""
+    """The `streamlit run` command line for the explorer (headless, no telemetry, no watcher)."""
     import sys
     from pathlib import Path
 
