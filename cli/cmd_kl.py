@@ -7,33 +7,32 @@ from __future__ import annotations
 
 import typer
 
-from cli.cmd_ppl import scoring_command
+from cli.cmd_ppl import SCORING_REQUIRED
+from cli.options import command_from_config
+
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Token-level KL(p_ft || p_base) on identical token ids, reduced per span and example.
+
+KL_t = sum_v p_ft(v|y_<t) (log p_ft(v|y_<t) - log p_base(v|y_<t)) over the common
+vocabulary (heads sliced to min(vocab_ft, vocab_base), renormalised), fp32, in row
+chunks; --direction reverse gives KL(p_base || p_ft). Tokenizers must be identical.
+Writes kl.parquet (mean and quantiles per example x span), kl_summary.parquet,
+summary_kl.parquet (paired differences, CIs, tests), kl_tokens.parquet with
+--save-tokens, manifest.json. Validation loss over checkpoints: diag valloss.
+
+Example: diag kl --model runs/follow --model runs/precede --base runs/base
+--data triples.jsonl --out runs/kl --save-tokens
+"""
 
 
 def register(app: typer.Typer) -> None:
     from diagnostics.kl import KlConfig as C
 
-    scoring_command(
+    command_from_config(
         app,
         "kl",
         C,
         "diagnostics.kl:main",
-        """Token-level KL(p_ft || p_base) on identical token ids, reduced per span and example.
-
-        KL_t = sum_v p_ft(v|y_<t) (log p_ft(v|y_<t) - log p_base(v|y_<t)) over the common
-        vocabulary (heads sliced to min(vocab_ft, vocab_base), renormalised), fp32, in row
-        chunks; --direction reverse gives KL(p_base || p_ft). Tokenizers must be identical.
-        Writes kl.parquet (mean and quantiles per example x span), kl_summary.parquet,
-        summary_kl.parquet (paired differences, CIs, tests), kl_tokens.parquet with
-        --save-tokens, manifest.json. Validation loss over checkpoints: diag valloss.
-
-        Example: diag kl --model runs/follow --model runs/precede --base runs/base
-        --data triples.jsonl --out runs/kl --save-tokens
-        """,
-        {
-            "model": (list[str], ..., "Repeatable: fine-tuned model, run dir or checkpoint."),
-            "base": (str, None, "Base model (default: the base the models were trained from)."),
-            "direction": (str, C.direction, "forward: KL(ft || base) | reverse: KL(base || ft)."),
-            "save_tokens": (bool, C.save_tokens, "Also write kl_tokens.parquet (per token)."),
-        },
+        required=(*SCORING_REQUIRED, "model"),
+        doc=DOC,
     )

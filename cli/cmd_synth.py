@@ -1,165 +1,134 @@
-"""`diag synth`: build (problem, CoT, code, tests) triples from sources through a teacher."""
+"""`diag synth`: build (problem, CoT, code, tests) triples from sources through a teacher.
+
+Its options are the fields of synthesis.pipeline.SynthConfig plus the ones that fill its nested
+parts: --toy-* (toy_world), the teacher's (teacher_cfg), the filters' (filters), and
+--humaneval (decontam against the bundled HumanEval besides --decontam files).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from cli.common import InputError, invoke
+from cli.common import InputError
+from cli.options import command_from_config
+
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Sources -> filter -> dedup/decontam -> teacher -> parser -> sandbox -> triples.jsonl.
+
+Example: diag synth --source toy --n 2000 --out runs/toy
+
+Example: diag synth --source pysrc:src/ --teacher openai:http://127.0.0.1:8000/v1#model
+--workers 16 --out runs/raw
+"""
 
 
-def _ratios(text: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        raise InputError(f"--split-ratios {text!r}: expected three numbers, e.g. 0.9,0.05,0.05")
-    return parts  # type: ignore[return-value]
+def _names(text: str) -> list[str]:
+    return [f.strip() for f in text.split(",") if f.strip()]
+
+
+def toy_world(values: dict[str, Any]) -> dict[str, Any]:
+    """The ToyWorld options of the --toy-* values (absent ones stay the world's defaults)."""
+    world: dict[str, Any] = {}
+    if values["toy_families"]:
+        world["families"] = _names(values["toy_families"])
+    for key, opt in (
+        ("ood_families", "toy_ood"),
+        ("stages", "toy_stages"),
+        ("styles", "toy_styles"),
+    ):
+        if values[opt] is not None:
+            world[key] = _names(values[opt])
+    depth = values["toy_depth"]
+    if depth:
+        try:
+            world["depth_weights"] = tuple(float(x) for x in depth.split(","))
+        except ValueError:
+            raise InputError(f"--toy-depth {depth!r}: expected numbers, e.g. 0.5,0.5") from None
+    return world
 
 
 def register(app: typer.Typer) -> None:
     from synthesis.filters import FilterConfig as F
-    from synthesis.pipeline import SynthConfig as C
+    from synthesis.pipeline import SynthConfig
     from synthesis.sources import SOURCES
     from synthesis.teacher import TEACHERS
     from synthesis.teacher import TeacherConfig as T
 
-    sources_help = "; ".join(SOURCES.values())
-    teachers_help = "; ".join(TEACHERS.values())
+    Opt = typer.Option
+    extra = {
+        "toy_families": (str, Opt(None, help="toy: comma-separated families to draw from (default: all).")),
+        "toy_ood": (str, Opt(None, help="toy: comma-separated held-out (ood) families.")),
+        "toy_depth": (str, Opt(None, help="toy: weights of composition depth 1,2,3 (e.g. 0.5,0.5).")),
+        "toy_stages": (str, Opt(None, help="toy: comma-separated pipeline stage kinds (default: all), e.g. keep_cmp,add")),
+        "toy_styles": (str, Opt(None, help="toy: comma-separated code styles: loop, comp, builtin (default: all).")),
+        "api_key_env": (str, Opt(T.api_key_env, help="Env var holding the API key.")),
+        "workers": (int, Opt(T.workers, help="Concurrent teacher requests.")),
+        "max_retries": (int, Opt(T.max_retries, help="Retries per request (bounded).")),
+        "timeout": (float, Opt(T.timeout_s, help="Seconds per teacher request.")),
+        "backoff": (float, Opt(T.backoff_s, help="First backoff (s), doubling, jittered.")),
+        "max_consecutive_failures": (int, Opt(T.max_consecutive_failures, help="Abort (exit 2) after this many failures in a row.")),
+        "temperature": (float, Opt(T.temperature, help="Teacher sampling temperature.")),
+        "max_tokens": (int, Opt(T.max_tokens, help="Teacher answer token limit.")),
+        "batch_size": (int, Opt(T.batch_size, help="hf teacher: prompts per batch.")),
+        "min_chars": (int, Opt(F.min_chars, help="Filter: shortest seed code (chars).")),
+        "max_chars": (int, Opt(F.max_chars, help="Filter: longest seed code (chars).")),
+        "max_lines": (int, Opt(F.max_lines, help="Filter: longest seed code (lines).")),
+        "ban_import": (list[str], Opt(None, help="Repeatable: also ban this module.")),
+        "allow_import": (list[str], Opt(None, help="Repeatable: unban this module.")),
+        "humaneval": (bool, Opt(True, help="Decontaminate against bundled HumanEval.")),
+    }  # fmt: skip
 
-    @app.command("synth")
-    def synth(
-        out: str = typer.Option(..., help="Run folder to write."),
-        source: list[str] = typer.Option(["toy"], help=f"Repeatable. {sources_help}."),
-        n: int = typer.Option(None, help="toy: seeds to generate (1000); others: rows to read."),
-        seed: int = typer.Option(C.seed, help="Seed (toy world, split hash)."),
-        toy_families: str = typer.Option(
-            None, help="toy: comma-separated families to draw from (default: all)."
-        ),
-        toy_ood: str = typer.Option(None, help="toy: comma-separated held-out (ood) families."),
-        toy_depth: str = typer.Option(
-            None, help="toy: weights of composition depth 1,2,3 (e.g. 0.5,0.5)."
-        ),
-        toy_stages: str = typer.Option(
-            None, help="toy: comma-separated pipeline stage kinds (default: all), e.g. keep_cmp,add"
-        ),
-        toy_styles: str = typer.Option(
-            None, help="toy: comma-separated code styles: loop, comp, builtin (default: all)."
-        ),
-        field: list[str] = typer.Option(
-            None, help="Repeatable NAME=COLUMN: instruction, answer, code, id, entry_point."
-        ),
-        teacher: str = typer.Option(C.teacher, help=teachers_help + "."),
-        api_key_env: str = typer.Option(T.api_key_env, help="Env var holding the API key."),
-        workers: int = typer.Option(T.workers, help="Concurrent teacher requests."),
-        max_retries: int = typer.Option(T.max_retries, help="Retries per request (bounded)."),
-        timeout: float = typer.Option(T.timeout_s, help="Seconds per teacher request."),
-        backoff: float = typer.Option(T.backoff_s, help="First backoff (s), doubling, jittered."),
-        max_consecutive_failures: int = typer.Option(
-            T.max_consecutive_failures, help="Abort (exit 2) after this many failures in a row."
-        ),
-        temperature: float = typer.Option(T.temperature, help="Teacher sampling temperature."),
-        max_tokens: int = typer.Option(T.max_tokens, help="Teacher answer token limit."),
-        batch_size: int = typer.Option(T.batch_size, help="hf teacher: prompts per batch."),
-        prompt_file: str = typer.Option(
-            None, help="Template for seeds with an instruction ({instruction}, {code})."
-        ),
-        task_prompt_file: str = typer.Option(
-            None, help="Template for raw code (pysrc), asking for [Task] too ({code})."
-        ),
-        min_asserts: int = typer.Option(C.min_asserts, help="Asserts that call the entry point."),
-        min_chars: int = typer.Option(F.min_chars, help="Filter: shortest seed code (chars)."),
-        max_chars: int = typer.Option(F.max_chars, help="Filter: longest seed code (chars)."),
-        max_lines: int = typer.Option(F.max_lines, help="Filter: longest seed code (lines)."),
-        ban_import: list[str] = typer.Option(None, help="Repeatable: also ban this module."),
-        allow_import: list[str] = typer.Option(None, help="Repeatable: unban this module."),
-        dedup: bool = typer.Option(C.dedup, help="Exact and near-duplicate removal."),
-        near_dup_threshold: float = typer.Option(
-            C.near_dup_threshold, help="MinHash Jaccard threshold (0: exact dedup only)."
-        ),
-        decontam: list[str] = typer.Option(
-            None, help="Repeatable benchmark jsonl (prompt/canonical_solution/code/text)."
-        ),
-        humaneval: bool = typer.Option(True, help="Decontaminate against bundled HumanEval."),
-        decontam_ngram: int = typer.Option(C.decontam_ngram, help="Token n-gram size."),
-        decontam_threshold: float = typer.Option(
-            C.decontam_threshold, help="Share of a seed's n-grams found in a benchmark item."
-        ),
-        sandbox_workers: int = typer.Option(None, help="Parallel sandbox processes."),
-        sandbox_timeout: float = typer.Option(C.sandbox_timeout_s, help="Seconds per program."),
-        sandbox_batch: int = typer.Option(C.sandbox_batch, help="Answers per sandbox call."),
-        split_ratios: str = typer.Option("0.9,0.05,0.05", help="train,val,test by id hash."),
-        resume: bool = typer.Option(C.resume, help="Continue a run in --out (even finished)."),
-        overwrite: bool = typer.Option(C.overwrite, help="Replace a run in --out."),
-        progress: bool = typer.Option(C.progress, help="Show a progress bar."),
-    ) -> None:
-        """Sources -> filter -> dedup/decontam -> teacher -> parser -> sandbox -> triples.jsonl.
-
-        Example: diag synth --source toy --n 2000 --out runs/toy
-
-        Example: diag synth --source pysrc:src/ --teacher openai:http://127.0.0.1:8000/v1#model
-        --workers 16 --out runs/raw
-        """
-        toy_world: dict = {}
-        if toy_families:
-            toy_world["families"] = [f.strip() for f in toy_families.split(",") if f.strip()]
-        if toy_ood is not None:
-            toy_world["ood_families"] = [f.strip() for f in toy_ood.split(",") if f.strip()]
-        for key, value in (("stages", toy_stages), ("styles", toy_styles)):
-            if value is not None:
-                toy_world[key] = [f.strip() for f in value.split(",") if f.strip()]
-        if toy_depth:
-            try:
-                toy_world["depth_weights"] = tuple(float(x) for x in toy_depth.split(","))
-            except ValueError:
-                raise InputError(
-                    f"--toy-depth {toy_depth!r}: expected numbers, e.g. 0.5,0.5"
-                ) from None
-        banned = [m for m in F.banned_imports if m not in set(allow_import or [])]
-        banned += [m for m in ban_import or [] if m not in banned]
-        cfg = C(
-            sources=list(source),
-            out=out,
-            n=n,
-            seed=seed,
-            toy_world=toy_world,
-            fields=list(field or []),
-            teacher=teacher,
-            prompt_file=prompt_file,
-            task_prompt_file=task_prompt_file,
-            teacher_cfg=T(
-                workers=workers,
-                api_key_env=api_key_env,
-                timeout_s=timeout,
-                max_retries=max_retries,
-                backoff_s=backoff,
-                max_consecutive_failures=max_consecutive_failures,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                batch_size=batch_size,
-            ),
-            filters=F(
-                min_chars=min_chars,
-                max_chars=max_chars,
-                max_lines=max_lines,
-                banned_imports=tuple(banned),
-            ),
-            dedup=dedup,
-            near_dup_threshold=near_dup_threshold or None,
-            decontam=(["humaneval"] if humaneval else []) + list(decontam or []),
-            decontam_ngram=decontam_ngram,
-            decontam_threshold=decontam_threshold,
-            min_asserts=min_asserts,
-            sandbox_workers=sandbox_workers,
-            sandbox_timeout_s=sandbox_timeout,
-            sandbox_batch=sandbox_batch,
-            split_ratios=_ratios(split_ratios),
-            overwrite=overwrite,
-            resume=resume,
-            progress=progress,
+    def build(values: dict[str, Any]) -> SynthConfig:
+        banned = [m for m in F.banned_imports if m not in set(values["allow_import"] or [])]
+        banned += [m for m in values["ban_import"] or [] if m not in banned]
+        fields = {k: v for k, v in values.items() if k in SynthConfig.__dataclass_fields__}
+        return SynthConfig(
+            **fields
+            | {
+                "toy_world": toy_world(values),
+                "teacher_cfg": T(
+                    workers=values["workers"],
+                    api_key_env=values["api_key_env"],
+                    timeout_s=values["timeout"],
+                    max_retries=values["max_retries"],
+                    backoff_s=values["backoff"],
+                    max_consecutive_failures=values["max_consecutive_failures"],
+                    temperature=values["temperature"],
+                    max_tokens=values["max_tokens"],
+                    batch_size=values["batch_size"],
+                ),
+                "filters": F(
+                    min_chars=values["min_chars"],
+                    max_chars=values["max_chars"],
+                    max_lines=values["max_lines"],
+                    banned_imports=tuple(banned),
+                ),
+                "near_dup_threshold": values["near_dup_threshold"] or None,  # 0: exact only
+                "decontam": (["humaneval"] if values["humaneval"] else []) + values["decontam"],
+            }
         )
-        stats = invoke("synthesis.pipeline:main", cfg)
+
+    def report(stats: dict[str, Any], cfg: SynthConfig) -> None:
         typer.echo(
             f"kept {stats['kept']} of {stats['seeds']} seeds ({stats['candidates']} candidates) "
-            f"-> {out}/triples.jsonl; stats in {out}/stats.json"
+            f"-> {cfg.out}/triples.jsonl; stats in {cfg.out}/stats.json"
         )
+
+    command_from_config(
+        app,
+        "synth",
+        SynthConfig,
+        "synthesis.pipeline:main",
+        required=("out",),
+        defaults={"decontam": []},  # the bundled HumanEval is --humaneval's
+        help_more={
+            "sources": "; ".join(SOURCES.values()) + ".",
+            "teacher": "; ".join(TEACHERS.values()) + ".",
+        },
+        extra=extra,
+        build=build,
+        report=report,
+        doc=DOC,
+    )

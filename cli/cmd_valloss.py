@@ -7,32 +7,31 @@ from __future__ import annotations
 
 import typer
 
-from cli.cmd_ppl import scoring_command
+from cli.cmd_ppl import SCORING_REQUIRED
+from cli.options import command_from_config
+
+# the command's --help (also the listing of `diag --help`, built without importing it)
+DOC = """Loss (all response tokens, cot, code) and KL to the base at every checkpoint.
+
+loss = summed -log p over the span's tokens / their number (token-weighted, like the
+training loss), on --split (default val); kl_to_base = mean token KL(p_ckpt || p_base)
+over the same tokens (as in diag kl). Steps and loss_tokens_seen from the run's
+checkpoints.json; the base is the step-0 row. Writes valloss.parquet (with CIs over
+examples), valloss_examples.parquet, manifest.json. Resumable per checkpoint.
+
+Example: diag valloss --run runs/follow --run runs/precede --data triples.jsonl
+--out runs/valloss
+"""
 
 
 def register(app: typer.Typer) -> None:
     from diagnostics.valloss import ValLossConfig as C
 
-    scoring_command(
+    command_from_config(
         app,
         "valloss",
         C,
         "diagnostics.valloss:main",
-        """Loss (all response tokens, cot, code) and KL to the base at every checkpoint.
-
-        loss = summed -log p over the span's tokens / their number (token-weighted, like the
-        training loss), on --split (default val); kl_to_base = mean token KL(p_ckpt || p_base)
-        over the same tokens (as in diag kl). Steps and loss_tokens_seen from the run's
-        checkpoints.json; the base is the step-0 row. Writes valloss.parquet (with CIs over
-        examples), valloss_examples.parquet, manifest.json. Resumable per checkpoint.
-
-        Example: diag valloss --run runs/follow --run runs/precede --data triples.jsonl
-        --out runs/valloss
-        """,
-        {
-            "run": (list[str], ..., "Repeatable: a training run folder (diag train --out)."),
-            "base": (str, None, "Base model (default: the base the runs were trained from)."),
-            "direction": (str, C.direction, "forward: KL(ckpt || base) | reverse."),
-            "include_base": (bool, C.include_base, "Add the base itself as the step-0 row."),
-        },
+        required=(*SCORING_REQUIRED, "run"),
+        doc=DOC,
     )

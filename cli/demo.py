@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 from cli.common import invoke
 from plumbing import InputError, Manifest, prepare_out_dir, read_manifest
+from training.formats import FORMATS
 
 if TYPE_CHECKING:
     from training.pretrain import PretrainConfig
 
-FORMATS = ("seed", "wo", "follow", "precede")
 # The compositional part of the toy world (list pipelines: 1-3 stages + a terminal): the
 # prototype in docs/TOYWORLD.md found that composed tasks separate the formats while one-step
 # tasks saturate. pipe_spread (max - min of the pipeline's output) is held out as the
@@ -197,12 +197,22 @@ class DemoConfig:
     preset's), formats (None: all four), cache (where pretrained bases are kept across demos;
     default $CODECOT_CACHE or ~/.cache/codecot), overwrite."""
 
-    out: str
-    preset: str = "default"
-    seeds: int | None = None
-    formats: list[str] | None = None
-    cache: str | None = None
-    overwrite: bool = False
+    out: str = field(metadata={"help": "Folder for every step's run folder."})
+    preset: str = field(
+        default="default",
+        metadata={"help": "quick (smoke, <= 3 min) | default (<= 15 min) | full (replication)."},
+    )
+    seeds: int | None = field(
+        default=None, metadata={"help": "Seeds per format (default: the preset's)."}
+    )
+    formats: list[str] | None = field(
+        default=None,
+        metadata={"help": "Comma-separated subset of the four formats.", "comma": True},
+    )
+    cache: str | None = field(
+        default=None, metadata={"help": "Cache of pretrained bases (default ~/.cache)."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Start from scratch in --out."})
 
 
 @dataclass

@@ -3,17 +3,25 @@
     diag --help                 list the commands
     diag COMMAND --help         a command's options and an example
 
-Each command lives in `cli/cmd_<name>.py` as a thin Typer wrapper that fills a config dataclass
-and calls the real `main(cfg)` in its package, imported lazily so `diag --help` stays fast (no
-torch import). Bad input (`InputError`) prints one line and exits with code 2.
+Each command lives in `cli/cmd_<name>.py`: its options are generated from a config dataclass
+(`cli.options.command_from_config`), and running it calls the real `main(cfg)` in its package,
+imported lazily. The console script (`run`) builds only the command it runs, and lists the
+commands from each module's DOC, so `diag --help` imports no config module (and no torch).
+`cli.main.app` is the whole app, every command built (tests, `python -m cli.main`). Bad input
+(`InputError`) prints one line and exits with code 2.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
+from types import ModuleType
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 # Order here is the order `diag --help` lists them: the flow of a study.
 COMMAND_MODULES = (
@@ -32,31 +40,82 @@ COMMAND_MODULES = (
     "demo",
 )
 
-app = typer.Typer(
-    name="diag",
-    help="codecot: train code LLMs to reason before or after the code, and find out which is "
-    "better and why.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+
+def _command_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"cli.cmd_{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"cli.cmd_{name}":
+            raise
+        return None  # not built yet
 
 
-@app.callback()
 def _root() -> None:
     """codecot: SFT a code LLM in four formats (seed, wo, follow = CoT first, precede = code
     first), evaluate it, and explain the difference with four diagnostics."""
 
 
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"cli.cmd_{_name}")
-    except ModuleNotFoundError as _err:
-        if _err.name != f"cli.cmd_{_name}":
-            raise
-        continue  # not built yet
-    _module.register(app)
+def _new_app(group_cls: type[TyperGroup] | None = None) -> typer.Typer:
+    new = typer.Typer(
+        name="diag",
+        cls=group_cls,
+        help="codecot: train code LLMs to reason before or after the code, and find out which is "
+        "better and why.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    new.callback()(_root)
+    return new
+
+
+def build_app(names: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The `diag` app with the commands `names` registered (all by default)."""
+    built = _new_app()
+    for name in names:
+        module = _command_module(name)
+        if module is not None:
+            module.register(built)
+    return built
+
+
+class _LazyCommands(TyperGroup):
+    """The console script's group: a command is built (its config imported) only when run or
+    asked for its --help; the listing comes from each command module's DOC."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMAND_MODULES if _command_module(name) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.list_commands(ctx):
+            group = typer.main.get_command(build_app((cmd_name,)))
+            self.commands[cmd_name] = group.commands[cmd_name]  # type: ignore[attr-defined]
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(map(len, names))  # as click.Group's listing
+        rows = []
+        for name in names:
+            doc = inspect.cleandoc(_command_module(name).DOC)  # type: ignore[union-attr]
+            rows.append((name, click.utils.make_default_short_help(doc, limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def console_app() -> typer.Typer:
+    """The app the console script runs: commands built on demand (see _LazyCommands)."""
+    return _new_app(_LazyCommands)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # built on first use: the console script never needs every command
+        globals()["app"] = built = build_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def run() -> None:
@@ -64,7 +123,7 @@ def run() -> None:
     from plumbing import InputError
 
     try:
-        app()
+        console_app()()
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -70,34 +70,59 @@ class AblateConfig:
     Run:      out, resume, overwrite
     """
 
-    run: str
+    run: str = field(metadata={"help": "The unablated diag train run folder."})
     out: str
-    variants: str = "signature,comments"
-    max_steps: int | None = None
-    save_steps: int | None = None
-    data: str | None = None
-    transform_seed: int = 0
-    verify: bool = True
-    dry_run: bool = False
-    n_show: int = 3
-    bench: str | None = None
-    bench_file: str | None = None
-    split: str = "test"
+    variants: str = field(
+        default="signature,comments", metadata={"help": "Comma-separated transforms."}
+    )
+    max_steps: int | None = field(
+        default=None,
+        metadata={"help": "Smaller budget than the run's (then 'none' is retrained at it too)."},
+    )
+    save_steps: int | None = field(
+        default=None, metadata={"help": "Checkpoint interval at that budget."}
+    )
+    data: str | None = field(
+        default=None, metadata={"help": "The run's training data, if it moved."}
+    )
+    transform_seed: int = field(default=0, metadata={"help": "Seed of random transforms."})
+    verify: bool = field(
+        default=True, metadata={"help": "Sandbox each solution's tests before/after a transform."}
+    )
+    dry_run: bool = field(
+        default=False, metadata={"help": "Show before/after diffs; train nothing."}
+    )
+    n_show: int = field(default=3, metadata={"help": "--dry-run: examples shown per variant."})
+    bench: str | None = field(
+        default=None,
+        metadata={"help": "Benchmark for every checkpoint (default: jsonl:<the run's data>)."},
+    )
+    bench_file: str | None = field(
+        default=None, metadata={"help": "The benchmark's data file (see diag eval)."}
+    )
+    split: str = field(default="test", metadata={"help": "Benchmark split (triples benchmarks)."})
     max_tasks: int | None = None
     n_samples: int = 1
     temperature: float = 0.0
     max_new_tokens: int = 512
-    eval_batch_size: int = 32
-    eval_seed: int = 0
-    timeout_s: float = 10.0
+    eval_batch_size: int = field(default=32, metadata={"help": "Generation rows per batch."})
+    eval_seed: int = field(default=0, metadata={"help": "Sampling and bootstrap seed of eval."})
+    timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
     workers: int | None = None
     dtype: str = "auto"
     device: str | None = None
-    n_boot: int = 1000
-    n_resamples: int = 2000
+    n_boot: int = field(
+        default=1000,
+        metadata={
+            "help": "Eval bootstrap resamples (curve CIs).",
+            "flag": "--eval-n-resamples",
+            "aliases": ["--n-boot"],
+        },
+    )
+    n_resamples: int = field(default=2000, metadata={"help": "Summary bootstrap resamples."})
     confidence: float = 0.95
     test: str = "wilcoxon"
-    resume: bool = False
+    resume: bool = field(default=False, metadata={"help": "Continue (skip finished variants)."})
     overwrite: bool = False
 
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,19 +108,37 @@ class AttnConfig:
     out: str
     split: str = "test"
     format: str | None = None
-    spans: str | None = None
-    sink: bool = False
-    backend: str = "auto"
-    batch_size: int = 4
+    spans: str | None = field(
+        default=None,
+        metadata={
+            "help": "Query spans, comma-separated (prompt,cot,code); default: those present."
+        },
+    )
+    sink: bool = field(
+        default=False, metadata={"help": "First token as its own dst column 'sink'."}
+    )
+    backend: str = field(default="auto", metadata={"help": "Attention backend."})
+    batch_size: int = field(default=4, metadata={"help": "Examples per forward pass."})
     max_examples: int | None = None
     max_len: int | None = None
     dtype: str = "auto"
     device: str | None = None
-    save_patterns: int = 0
-    attribution: bool = False
-    attribution_methods: str = "ablation,ig"
-    ig_steps: int = 16
-    baseline_token: str = "pad"
+    save_patterns: int = field(
+        default=0,
+        metadata={"help": "Keep full patterns of the first N examples (npz, heatmaps)."},
+    )
+    attribution: bool = field(default=False, metadata={"help": "Add captum span attribution."})
+    attribution_methods: str = field(
+        default="ablation,ig",
+        metadata={
+            "help": "ablation (captum FeatureAblation, span groups), ig (LayerIntegratedGradients)."
+        },
+    )
+    ig_steps: int = field(default=16, metadata={"help": "Integrated-gradients steps."})
+    baseline_token: str = field(
+        default="pad",
+        metadata={"help": "Attribution baseline: pad | unk | eos | bos | a token id."},
+    )
     n_resamples: int = 2000
     confidence: float = 0.95
     test: str = "wilcoxon"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics.common import model_infos, model_plan, stats_of, summary_rows
@@ -49,7 +49,10 @@ class GradNormConfig:
     out: str
     split: str = "test"
     format: str | None = None
-    spans: str | None = None
+    spans: str | None = field(
+        default=None,
+        metadata={"help": "cot,code,response (comma-separated); default: those present."},
+    )
     max_examples: int | None = None
     max_len: int | None = None
     dtype: str = "auto"

@@ -96,10 +96,21 @@ TOKEN_COLUMNS = (
 class KlConfig(ScoringOptions):
     """Options of `diag kl` (shared ones in ScoringOptions)."""
 
-    model: list[str] = field(default_factory=list)  # fine-tuned models (repeatable)
-    base: str | None = None  # default: the base recorded in the models' training manifests
-    direction: str = "forward"  # forward: KL(ft || base); reverse: KL(base || ft)
-    save_tokens: bool = False  # also write kl_tokens.parquet (one row per token)
+    model: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Repeatable: fine-tuned model, run dir or checkpoint."},
+    )
+    base: str | None = field(
+        default=None,
+        metadata={"help": "Base model (default: the base the models were trained from)."},
+    )
+    direction: str = field(
+        default="forward",
+        metadata={"help": "forward: KL(ft || base) | reverse: KL(base || ft)."},
+    )
+    save_tokens: bool = field(
+        default=False, metadata={"help": "Also write kl_tokens.parquet (per token)."}
+    )
 
 
 def recorded_base(refs: list[ModelRef]) -> str:

@@ -77,7 +77,10 @@ class PplConfig(ScoringOptions):
     """Options of `diag ppl` (shared ones in ScoringOptions; the CLI maps flags onto fields)."""
 
     model: list[str] = field(default_factory=list)  # model dirs or run dirs (repeatable)
-    score_format: list[str] = field(default_factory=list)  # extra formats to score (cross-order)
+    score_format: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Repeatable: also score on this format's text (cross-order scoring)."},
+    )
 
 
 def example_rows(item: dict[str, Any]) -> list[dict[str, Any]]:

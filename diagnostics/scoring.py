@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +33,33 @@ class ScoringOptions:
     out: str = ""  # run folder to write
     split: str = "test"  # split of the triples (all = every triple)
     format: str | None = None  # text format (default: each model's training format)
-    batch_size: int = 8
+    batch_size: int = field(
+        default=8, metadata={"help": "Sequences per forward pass (padded, length-sorted)."}
+    )
     max_examples: int | None = None
     max_len: int | None = None  # skip (and count) longer examples
-    dtype: str = "auto"  # auto: fp32 on CPU, bf16 on GPU
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16."}
+    )
     device: str | None = None  # default: cuda if available
-    chunk_tokens: int = 0  # rows per log-softmax chunk (0: auto, ~2 MiB CPU / 256 MiB GPU)
-    bootstrap: int = 10_000  # bootstrap resamples for every CI
+    chunk_tokens: int = field(
+        default=0,
+        metadata={"help": "Positions per vocab chunk (0 = auto: ~2 MiB fp32 on CPU, 256 MiB GPU)."},
+    )
+    bootstrap: int = field(
+        default=10_000,
+        metadata={
+            "help": "Bootstrap resamples for every confidence interval.",
+            "flag": "--n-resamples",
+            "aliases": ["--bootstrap"],
+        },
+    )
     confidence: float = 0.95
     test: str = "wilcoxon"  # paired test: wilcoxon | ttest
-    pooling: str = "average"  # several seeds of a format: average | hierarchical
+    pooling: str = field(
+        default="average",
+        metadata={"help": "Several seeds of a format: average (per example) | hierarchical."},
+    )
     stats_seed: int = 0
     resume: bool = False
     overwrite: bool = False

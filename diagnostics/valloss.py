@@ -78,11 +78,21 @@ VALLOSS_COLUMNS = (
 class ValLossConfig(ScoringOptions):
     """Options of `diag valloss` (shared ones in ScoringOptions)."""
 
-    split: str = "val"
-    run: list[str] = field(default_factory=list)  # training run dirs (repeatable)
-    base: str | None = None  # default: the base recorded in the runs' manifests
-    direction: str = "forward"
-    include_base: bool = True  # the base as the step-0 row
+    split: str = "val"  # --help of the field in ScoringOptions
+    run: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Repeatable: a training run folder (diag train --out)."},
+    )
+    base: str | None = field(
+        default=None,
+        metadata={"help": "Base model (default: the base the runs were trained from)."},
+    )
+    direction: str = field(
+        default="forward", metadata={"help": "forward: KL(ckpt || base) | reverse."}
+    )
+    include_base: bool = field(
+        default=True, metadata={"help": "Add the base itself as the step-0 row."}
+    )
 
 
 @dataclass

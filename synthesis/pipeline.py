@@ -74,29 +74,64 @@ _IDENTITY = ("sources", "fields", "n", "seed", "toy_world", "split_ratios", "tea
 
 @dataclass
 class SynthConfig:
-    sources: list[str] = field(default_factory=lambda: ["toy"])
+    sources: list[str] = field(
+        default_factory=lambda: ["toy"], metadata={"help": "Repeatable.", "flag": "--source"}
+    )
     out: str = "synth_out"
-    n: int | None = None  # toy: seeds to generate (default 1000); other sources: rows to read
-    seed: int = 0
-    toy_world: dict[str, Any] = field(default_factory=dict)  # ToyWorld options (families, ...)
-    fields: list[str] = field(default_factory=list)  # "instruction=question", ...
-    teacher: str = "toy"
-    prompt_file: str | None = None  # replaces synthesis/prompts/teacher.txt
-    task_prompt_file: str | None = None  # replaces synthesis/prompts/teacher_task.txt
-    teacher_cfg: TeacherConfig = field(default_factory=TeacherConfig)
-    filters: FilterConfig = field(default_factory=FilterConfig)
-    dedup: bool = True
-    near_dup_threshold: float | None = 0.85  # None: exact dedup only
-    decontam: list[str] = field(default_factory=lambda: ["humaneval"])  # "humaneval" or jsonl
-    decontam_ngram: int = 10
-    decontam_threshold: float = 0.5
-    min_asserts: int = 10
-    sandbox_workers: int | None = None  # default: the sandbox's own (CPU count)
-    sandbox_timeout_s: float = 10.0
-    sandbox_batch: int = 512  # parsed answers per run_programs call (each call starts a pool)
-    split_ratios: tuple[float, float, float] = (0.9, 0.05, 0.05)  # train/val/test by id hash
+    n: int | None = field(
+        default=None, metadata={"help": "toy: seeds to generate (1000); others: rows to read."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed (toy world, split hash)."})
+    # ToyWorld options (families, ...): the CLI's --toy-* options
+    toy_world: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
+    fields: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Repeatable NAME=COLUMN: instruction, answer, code, id, entry_point.",
+            "flag": "--field",
+        },
+    )
+    teacher: str = field(default="toy", metadata={"help": "Teacher:"})
+    prompt_file: str | None = field(
+        default=None,
+        metadata={"help": "Template for seeds with an instruction ({instruction}, {code})."},
+    )
+    task_prompt_file: str | None = field(
+        default=None,
+        metadata={"help": "Template for raw code (pysrc), asking for [Task] too ({code})."},
+    )
+    # the CLI fills these two from its teacher and filter options
+    teacher_cfg: TeacherConfig = field(default_factory=TeacherConfig, metadata={"cli": False})
+    filters: FilterConfig = field(default_factory=FilterConfig, metadata={"cli": False})
+    dedup: bool = field(default=True, metadata={"help": "Exact and near-duplicate removal."})
+    near_dup_threshold: float | None = field(
+        default=0.85, metadata={"help": "MinHash Jaccard threshold (0: exact dedup only)."}
+    )
+    decontam: list[str] = field(
+        default_factory=lambda: ["humaneval"],
+        metadata={"help": "Repeatable benchmark jsonl (prompt/canonical_solution/code/text)."},
+    )
+    decontam_ngram: int = field(default=10, metadata={"help": "Token n-gram size."})
+    decontam_threshold: float = field(
+        default=0.5,
+        metadata={"help": "Share of a seed's n-grams found in a benchmark item."},
+    )
+    min_asserts: int = field(default=10, metadata={"help": "Asserts that call the entry point."})
+    sandbox_workers: int | None = field(
+        default=None, metadata={"help": "Parallel sandbox processes (default: CPU count)."}
+    )
+    sandbox_timeout_s: float = field(
+        default=10.0, metadata={"help": "Seconds per program.", "flag": "--sandbox-timeout"}
+    )
+    # parsed answers per run_programs call (each call starts a pool)
+    sandbox_batch: int = field(default=512, metadata={"help": "Answers per sandbox call."})
+    split_ratios: tuple[float, float, float] = field(
+        default=(0.9, 0.05, 0.05), metadata={"help": "train,val,test by id hash."}
+    )
     overwrite: bool = False
-    resume: bool = False
+    resume: bool = field(
+        default=False, metadata={"help": "Continue a run in --out (even finished)."}
+    )
     progress: bool = True
 
 

@@ -135,18 +135,40 @@ class PretrainConfig:
     Run:     seed; steps 0 saves the randomly initialised model with its tokenizer
     """
 
-    out: str
-    preset: str = "small"
-    steps: int | None = None
-    seed: int = 0
-    site_packages: bool = False
-    heldout_percent: int = 3
-    max_file_kb: int = 256
-    text: list[str] = field(default_factory=list)
-    stdlib: bool = True
-    tokenizer_text: list[str] = field(default_factory=list)
-    vocab_size: int | None = None
-    overwrite: bool = False
+    out: str = field(metadata={"help": "Model directory to write."})
+    preset: str = field(
+        default="small",
+        metadata={"help": "tiny (tests, seconds) | toy (the default demo's model) | small."},
+    )
+    steps: int | None = field(
+        default=None,
+        metadata={"help": "Override the preset's number of steps (0: save the random init)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for tokenizer data order and weights."})
+    site_packages: bool = field(default=False, metadata={"help": "Also learn from site-packages."})
+    heldout_percent: int = field(
+        default=3, metadata={"help": "Percent of source files held out (by path hash)."}
+    )
+    max_file_kb: int = field(
+        default=256, metadata={"help": "Skip larger source files (generated data)."}
+    )
+    text: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Triples file: its train split joins the corpus (repeatable)."},
+    )
+    stdlib: bool = field(
+        default=True, metadata={"help": "Learn from the stdlib (--no-stdlib: --text only)."}
+    )
+    tokenizer_text: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Triples file whose train split only the tokenizer learns from (repeatable)."
+        },
+    )
+    vocab_size: int | None = field(
+        default=None, metadata={"help": "Override the preset's vocabulary size."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Replace a finished model in --out."})
 
 
 # ---------------------------------------------------------------------------------------------

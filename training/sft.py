@@ -25,7 +25,7 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,30 +59,34 @@ class TrainConfig:
     """
 
     data: str
-    format: str
-    base: str
+    format: str = field(metadata={"help": "seed | wo | follow | precede."})
+    base: str = field(metadata={"help": "Base model: a local HF dir (or a run dir)."})
     out: str
     split: str = "train"
     max_examples: int | None = None
-    skip_bad: bool = False
+    skip_bad: bool = field(default=False, metadata={"help": "Skip (and count) invalid lines."})
     max_len: int = 1024
-    lr: float = 1e-3
-    epochs: float = 1.0
-    max_steps: int = -1
-    batch_size: int = 16
-    grad_accum: int = 1
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    scheduler: str = "cosine"
-    optim: str = "adamw_torch"
-    group_by_length: bool = True
-    packing: bool = False
-    save_steps: int = 50
-    save_only_model: bool = False
-    deepspeed: str | None = None
-    bf16: bool = False
-    seed: int = 0
-    logging_steps: int = 10
+    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
+    epochs: float = field(default=1.0, metadata={"help": "Epochs (ignored when --max-steps > 0)."})
+    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps (overrides epochs)."})
+    batch_size: int = field(default=16, metadata={"help": "Examples (rows) per device step."})
+    grad_accum: int = field(default=1, metadata={"help": "Gradient accumulation steps."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Warmup fraction."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    scheduler: str = field(default="cosine", metadata={"help": "LR schedule (transformers name)."})
+    optim: str = field(default="adamw_torch", metadata={"help": "Optimizer (transformers name)."})
+    group_by_length: bool = field(default=True, metadata={"help": "Length-grouped batches."})
+    packing: bool = field(
+        default=False, metadata={"help": "Pack examples into rows (no cross-attn)."}
+    )
+    save_steps: int = field(default=50, metadata={"help": "Checkpoint every N steps (all kept)."})
+    save_only_model: bool = field(default=False, metadata={"help": "No optimizer state."})
+    deepspeed: str | None = field(
+        default=None, metadata={"help": "DeepSpeed config path, or zero3 / zero2."}
+    )
+    bf16: bool = field(default=False, metadata={"help": "bf16 mixed precision (GPU)."})
+    seed: int = field(default=0, metadata={"help": "Seed (data order, init of new params)."})
+    logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
     resume: bool = False
     overwrite: bool = False
 
