@@ -458,7 +458,7 @@ def measure_child(kind: str, ft: str, base: str, data: str, out: str) -> dict[st
         from diagnostics.kl import KlConfig, main
 
         main(KlConfig(model=[ft], base=base, data=data, split="all", format="follow", out=out,
-                      batch_size=1, overwrite=True, bootstrap=100))  # fmt: skip
+                      batch_size=1, overwrite=True, n_resamples=100))  # fmt: skip
     else:
         tok = load_tokenizer(base)
         ids = torch.tensor([ExampleCache(data, "all").get("follow", tok)[0][0].input_ids])

@@ -41,7 +41,43 @@ COMMAND_MODULES = (
 )
 
 
+# Per-model diagnostics that need no cli/cmd_<name>.py: name -> (module, one-line summary for
+# `diag --help`). The module holds its config dataclass as CONFIG and `main(cfg)` (which runs
+# its plumbing.runner Command); the config's fields are the options and the module docstring
+# is the command's --help. Adding a diagnostic is one line here (docs/DESIGN.md).
+DIAGNOSTICS: dict[str, tuple[str, str]] = {
+    "gradnorm": (
+        "diagnostics.gradnorm",
+        "Gradient norm per span: ||d L_S / d theta||, L_S = mean NLL over the span's tokens.",
+    ),
+}
+
+
+def _diagnostic_module(name: str) -> ModuleType:
+    """A command module made from a DIAGNOSTICS entry (its DOC and register)."""
+    module_name, summary = DIAGNOSTICS[name]
+    made = ModuleType(f"cli.cmd_{name}")
+
+    def register(app: typer.Typer) -> None:
+        from cli.options import command_from_config
+
+        module = importlib.import_module(module_name)
+        doc = summary + "\n\n" + inspect.cleandoc(module.__doc__ or "")
+        command_from_config(app, name, module.CONFIG, f"{module_name}:main", doc=doc)
+
+    made.DOC = summary  # type: ignore[attr-defined]
+    made.register = register  # type: ignore[attr-defined]
+    return made
+
+
+def command_names() -> list[str]:
+    """Every command, in the order `diag --help` lists them (new diagnostics last)."""
+    return [*COMMAND_MODULES, *(n for n in DIAGNOSTICS if n not in COMMAND_MODULES)]
+
+
 def _command_module(name: str) -> ModuleType | None:
+    if name in DIAGNOSTICS:
+        return _diagnostic_module(name)
     try:
         return importlib.import_module(f"cli.cmd_{name}")
     except ModuleNotFoundError as err:
@@ -70,10 +106,10 @@ def _new_app(group_cls: type[TyperGroup] | None = None) -> typer.Typer:
     return new
 
 
-def build_app(names: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+def build_app(names: tuple[str, ...] | None = None) -> typer.Typer:
     """The `diag` app with the commands `names` registered (all by default)."""
     built = _new_app()
-    for name in names:
+    for name in command_names() if names is None else names:
         module = _command_module(name)
         if module is not None:
             module.register(built)
@@ -85,7 +121,7 @@ class _LazyCommands(TyperGroup):
     asked for its --help; the listing comes from each command module's DOC."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMAND_MODULES if _command_module(name) is not None]
+        return [name for name in command_names() if _command_module(name) is not None]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.list_commands(ctx):

@@ -63,7 +63,7 @@ class AblateConfig:
               n_show
     Eval:     bench (default jsonl:<the run's data>), bench_file, split, max_tasks, n_samples,
               temperature, max_new_tokens, eval_batch_size, eval_seed, timeout_s, workers,
-              dtype, device, n_boot
+              dtype, device, eval_n_resamples
     Budget:   max_steps, save_steps (None: the run's own). A smaller budget retrains the
               unablated data too (variant `none`), so every curve shares one budget
     Stats:    n_resamples, confidence, test
@@ -111,11 +111,10 @@ class AblateConfig:
     workers: int | None = None
     dtype: str = "auto"
     device: str | None = None
-    n_boot: int = field(
+    eval_n_resamples: int = field(
         default=1000,
         metadata={
             "help": "Eval bootstrap resamples (curve CIs).",
-            "flag": "--eval-n-resamples",
             "aliases": ["--n-boot"],
         },
     )
@@ -280,7 +279,7 @@ def _eval_config(cfg: AblateConfig, model: Path, out: Path, label: str, fmt: str
         dtype=cfg.dtype,
         device=cfg.device,
         label=label,
-        n_boot=cfg.n_boot,
+        n_resamples=cfg.eval_n_resamples,
         progress=True,
     )
 

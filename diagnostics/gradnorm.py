@@ -201,6 +201,7 @@ def summarise(cfg: GradNormConfig, ctx: RunContext) -> dict[str, Any]:
     }
 
 
+CONFIG = GradNormConfig  # the options of `diag gradnorm` (cli.main.DIAGNOSTICS)
 COMMAND = Command("gradnorm", lambda cfg: model_plan(cfg, GRAD_SPANS), run_unit, summarise)
 
 

@@ -46,11 +46,10 @@ class ScoringOptions:
         default=0,
         metadata={"help": "Positions per vocab chunk (0 = auto: ~2 MiB fp32 on CPU, 256 MiB GPU)."},
     )
-    bootstrap: int = field(
+    n_resamples: int = field(
         default=10_000,
         metadata={
             "help": "Bootstrap resamples for every confidence interval.",
-            "flag": "--n-resamples",
             "aliases": ["--bootstrap"],
         },
     )
@@ -67,7 +66,7 @@ class ScoringOptions:
     def run_key(self, *ignore: str) -> dict[str, Any]:
         """The options that decide the per-part numbers (what --resume must match); summaries
         (bootstrap, tests) are rebuilt from the parts on every run, so they may change."""
-        skip = {"out", "resume", "overwrite", "bootstrap", "confidence", "test", "pooling"}
+        skip = {"out", "resume", "overwrite", "n_resamples", "confidence", "test", "pooling"}
         skip |= {"stats_seed", *ignore}
         return {k: v for k, v in vars(self).items() if k not in skip}
 
@@ -75,7 +74,7 @@ class ScoringOptions:
 def stats_options(cfg: Any) -> StatsOptions:
     """StatsOptions from a command config's bootstrap/confidence/test/pooling/stats_seed."""
     return StatsOptions(
-        n_resamples=cfg.bootstrap,
+        n_resamples=cfg.n_resamples,
         confidence=cfg.confidence,
         seed=cfg.stats_seed,
         test=cfg.test,

@@ -133,11 +133,10 @@ class EvalConfig:
     allow_missing: bool = field(
         default=False, metadata={"help": "--samples: evaluate only the tasks that have samples."}
     )
-    n_boot: int = field(
+    n_resamples: int = field(
         default=1000,
         metadata={
             "help": "Bootstrap resamples for the CIs.",
-            "flag": "--n-resamples",
             "aliases": ["--n-boot"],
         },
     )
@@ -437,7 +436,9 @@ def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
                 if k > min(n):
                     continue
                 values = per_task_pass_at_k(n, c, k)
-                ci = bootstrap_mean(values, StatsOptions(n_resamples=cfg.n_boot, seed=cfg.seed))
+                ci = bootstrap_mean(
+                    values, StatsOptions(n_resamples=cfg.n_resamples, seed=cfg.seed)
+                )
                 low, high = ci.ci_low, ci.ci_high
                 rows.append(
                     {

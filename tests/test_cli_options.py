@@ -81,15 +81,15 @@ def _config(captured: list[Any], *args: str) -> Any:
 
 def test_alias_flags_set_the_same_field(captured):
     scoring = ("ppl", "--data", "t.jsonl", "--out", "o", "--model", "m")
-    assert _config(captured, *scoring, "--bootstrap", "7").bootstrap == 7
-    assert _config(captured, *scoring, "--n-resamples", "7").bootstrap == 7
-    assert _config(captured, *scoring).bootstrap == 10_000
-    assert _config(captured, "eval", "--out", "o", "--n-boot", "9").n_boot == 9
-    assert _config(captured, "eval", "--out", "o", "--n-resamples", "9").n_boot == 9
+    assert _config(captured, *scoring, "--bootstrap", "7").n_resamples == 7
+    assert _config(captured, *scoring, "--n-resamples", "7").n_resamples == 7
+    assert _config(captured, *scoring).n_resamples == 10_000
+    assert _config(captured, "eval", "--out", "o", "--n-boot", "9").n_resamples == 9
+    assert _config(captured, "eval", "--out", "o", "--n-resamples", "9").n_resamples == 9
     ablate = ("ablate", "--run", "r", "--out", "o")
     cfg = _config(captured, *ablate, "--n-boot", "5", "--n-resamples", "6")
-    assert (cfg.n_boot, cfg.n_resamples) == (5, 6)
-    assert _config(captured, *ablate, "--eval-n-resamples", "5").n_boot == 5
+    assert (cfg.eval_n_resamples, cfg.n_resamples) == (5, 6)
+    assert _config(captured, *ablate, "--eval-n-resamples", "5").eval_n_resamples == 5
 
 
 def test_renamed_flags_and_sequences_parse_as_before(captured):

@@ -136,7 +136,7 @@ def test_kl_on_the_trained_pair_writes_consistent_tables(tiny_runs, triples_file
         data=str(triples_file),
         out=str(out),
         save_tokens=True,
-        bootstrap=300,
+        n_resamples=300,
         chunk_tokens=50,
     )
     kl_main(cfg)
@@ -175,7 +175,7 @@ def test_valloss_walks_checkpoints_and_matches_hf_loss(
 ):
     out = tmp_path / "vl"
     cfg = ValLossConfig(run=[str(tiny_runs["precede"])], data=str(triples_file), out=str(out))
-    cfg.bootstrap = 300
+    cfg.n_resamples = 300
     valloss_main(cfg)
     table = pd.read_parquet(out / "valloss.parquet")
     index = json.loads((tiny_runs["precede"] / "checkpoints.json").read_text())
@@ -208,7 +208,7 @@ def test_valloss_walks_checkpoints_and_matches_hf_loss(
             data=str(triples_file),
             split="val",
             out=str(tmp_path / "kl8"),
-            bootstrap=100,
+            n_resamples=100,
         )
     )
     kl8 = pd.read_parquet(tmp_path / "kl8" / "kl_summary.parquet").set_index("span")

@@ -17,7 +17,7 @@ def test_kl_of_a_plain_model_dir_against_itself(tiny_base, triples_file, tmp_pat
             split="test",
             format="follow",
             out=str(out),
-            bootstrap=200,
+            n_resamples=200,
         )
     )
     kl = pd.read_parquet(out / "kl.parquet")

@@ -20,7 +20,7 @@ from training.modeling import load_model, load_tokenizer
 
 
 def _ppl(tmp_path: Path, name: str, **kwargs) -> pd.DataFrame:
-    cfg = PplConfig(out=str(tmp_path / name), bootstrap=200, **kwargs)
+    cfg = PplConfig(out=str(tmp_path / name), n_resamples=200, **kwargs)
     main(cfg)
     return pd.read_parquet(tmp_path / name / "ppl.parquet")
 

@@ -116,7 +116,7 @@ def test_the_worked_example_runs_resumes_and_equals_the_ppl_scoring_path(
     assert manifest["command"] == "surprise" and manifest["result"] == result
     # with K large enough to cover every span, the mean is the span's log-ppl from diag ppl
     run_command(SURPRISE, SurpriseConfig(**{**vars(cfg), "first_k": 10_000, "overwrite": True}))
-    ppl_main(PplConfig(model=cfg.model, data=cfg.data, out=str(tmp_path / "ppl"), bootstrap=50))
+    ppl_main(PplConfig(model=cfg.model, data=cfg.data, out=str(tmp_path / "ppl"), n_resamples=50))
     ppl = pd.read_parquet(tmp_path / "ppl" / "ppl.parquet").set_index(["example_id", "span"])
     whole = pd.read_parquet(out / "surprise.parquet").set_index(["example_id", "span"])
     np.testing.assert_allclose(whole["nll"], ppl.loc[whole.index, "log_ppl"], rtol=1e-6)
