@@ -97,7 +97,36 @@ SURPRISE = Command(
     "surprise", surprise_plan, surprise_unit, surprise_summary, finish=release_scorers
 )
 
+CONFIG = SurpriseConfig  # what cli.main.DIAGNOSTICS reads from a diagnostic's module
+
+
+def main(cfg: SurpriseConfig) -> dict[str, Any]:
+    return run_command(SURPRISE, cfg)
+
+
 # --- tests -----------------------------------------------------------------------------------
+
+
+def test_a_registered_diagnostic_is_a_diag_command(tiny_runs, triples_file, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import cli.main
+
+    entry = (__name__, "Surprise of the first K tokens of each span.")
+    monkeypatch.setitem(cli.main.DIAGNOSTICS, "surprise", entry)  # the one registry line
+    runner, app = CliRunner(), cli.main.build_app()
+    assert "surprise" in runner.invoke(app, ["--help"]).output
+    shown = runner.invoke(app, ["surprise", "--help"]).output
+    assert "--first-k" in shown and "Tokens at the start of each span." in shown
+    assert "--n-resamples" in shown and "--model" in shown
+    out = tmp_path / "s"
+    args = ["surprise", "--model", str(tiny_runs["precede"]), "--data", str(triples_file)]
+    done = runner.invoke(app, [*args, "--out", str(out), "--first-k", "2"])
+    assert done.exit_code == 0, done.output
+    frame = pd.read_parquet(out / "surprise.parquet")
+    assert set(frame["label"]) == {"precede-s0"} and set(frame["span"]) == {"cot", "code"}
+    bad = runner.invoke(app, [*args, "--out", str(tmp_path / "bad"), "--first-k", "0"])
+    assert bad.exit_code != 0 and not (tmp_path / "bad").exists()
 
 
 def test_the_worked_example_runs_resumes_and_equals_the_ppl_scoring_path(
