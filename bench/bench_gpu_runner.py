@@ -106,7 +106,7 @@ def floor(models: list[Path], args: argparse.Namespace) -> None:
         model = load_model(path, dtype="auto", device=device)
         with torch.no_grad():
             for batch in padded_batches(examples, args.batch_size, tok.pad_token_id, device):
-                model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                _ = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         del model
