@@ -151,6 +151,24 @@ def span_name_of(span_ids: np.ndarray) -> np.ndarray:
     return np.asarray(SPAN_NAMES, dtype=object)[span_ids]
 
 
+def linear_quantiles(values: np.ndarray, qs: tuple[float, ...] = (0.1, 0.5, 0.9)) -> list[float]:
+    """np.quantile(values, qs) (its default "linear" method, the same arithmetic: the
+    difference in the array's dtype, the interpolation in float64), without its per-call
+    overhead (~60 us, and it is called for every example x span)."""
+    x = np.sort(values)
+    n = x.size
+    out = []
+    for q in qs:
+        h = (n - 1) * q
+        lo = int(h)
+        hi = min(lo + 1, n - 1)
+        t = h - lo
+        a, b = x[lo], x[hi]
+        d = float(b - a)
+        out.append(float(b) - d * (1 - t) if t >= 0.5 else float(a) + d * t)
+    return out
+
+
 def example_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
     """kl rows (without model columns) of one example's per-position scores."""
     rows = []
@@ -159,7 +177,7 @@ def example_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
         if not mask.any():
             continue
         kl = item["kl"][mask]
-        q10, q50, q90 = np.quantile(kl, [0.1, 0.5, 0.9])
+        q10, q50, q90 = linear_quantiles(kl)
         rows.append(
             {
                 "example_id": item["example"].id,

@@ -256,3 +256,13 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tiny_runs, tiny_base, triples_f
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not out.exists()
+
+
+def test_linear_quantiles_equal_numpys_quantile_bit_for_bit() -> None:
+    from diagnostics.kl import linear_quantiles
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 57, 1000):
+        for dtype in (np.float32, np.float64):
+            x = rng.gamma(0.5, size=n).astype(dtype)
+            assert linear_quantiles(x) == [float(v) for v in np.quantile(x, [0.1, 0.5, 0.9])]
