@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.cmd_ppl import SCORING_REQUIRED
-from cli.options import command_from_config
+from cli.options import SCORING_REQUIRED, command_from_config
 
 # the command's --help (also the listing of `diag --help`, built without importing it)
 DOC = """Token-level KL(p_ft || p_base) on identical token ids, reduced per span and example.

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from cli.options import command_from_config
-
-# the scoring commands' options that ScoringOptions defaults but the CLI requires
-SCORING_REQUIRED = ("data", "out")
+from cli.options import SCORING_REQUIRED, command_from_config
 
 # the command's --help (also the listing of `diag --help`, built without importing it)
 DOC = """Conditional perplexity of each response span under teacher forcing.

@@ -45,6 +45,10 @@ from cli.common import InputError, invoke
 # name -> (annotation, typer.Option(...)) of an option that is no field of the config
 ExtraOptions = Mapping[str, tuple[Any, Any]]
 
+# The options of the scoring commands (ppl, kl, valloss) that ScoringOptions defaults but the CLI
+# requires.
+SCORING_REQUIRED = ("data", "out")
+
 # The help of the fields many commands share, by field name, so each reads the same everywhere;
 # a field's own metadata "help" wins.
 COMMON_HELP = {
