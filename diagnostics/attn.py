@@ -60,7 +60,6 @@ from diagnostics.common import (
     model_plan,
     padded_batches,
     progress,
-    stats_of,
     summary_rows,
 )
 from plumbing import (
@@ -76,6 +75,7 @@ from plumbing.runner import (
     UnitResult,
     run_command,
 )
+from plumbing.stats import stats_options
 from training.formats import SPAN_ID, SPAN_NAMES
 
 OTHER = "other"  # glue + eos as keys
@@ -702,7 +702,7 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
 
 def summarise(cfg: AttnConfig, ctx: RunContext) -> dict[str, Any]:
     """attn.parquet, attn_examples.parquet, summary_attn.parquet (+ patterns, attribution)."""
-    stats_opts = stats_of(cfg)
+    stats_opts = stats_options(cfg)
     keys = [u.key for u in ctx.plan.units]
     out = ctx.out
     attn = ctx.parts.read(keys)

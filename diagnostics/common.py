@@ -18,6 +18,7 @@ from typing import Any
 
 from plumbing import InputError
 from plumbing.runner import Plan, RunContext, Unit, run_identity, safe_key
+from plumbing.stats import STATS_FIELDS
 from training.formats import PAD_SPAN, SPAN_NAMES, Encoded, check_format, encode_many
 from training.modeling import ModelRef
 
@@ -202,9 +203,6 @@ def plan_models(cfg: Any, allowed: tuple[str, ...] = QUERY_SPANS) -> list[dict[s
     return plans
 
 
-STATS_FIELDS = ("n_resamples", "confidence", "test", "stats_seed")
-
-
 def model_plan(cfg: Any, allowed: tuple[str, ...] = QUERY_SPANS) -> Plan:
     """The runner's plan of a per-model diagnostic (attn, gradnorm): one unit per model."""
     units = [Unit(safe_key(p["key"]), p) for p in plan_models(cfg, allowed)]
@@ -218,14 +216,6 @@ def model_infos(ctx: RunContext) -> dict[str, Any]:
         info = ctx.parts.meta(unit.key)
         infos[unit.data["key"]] = {**info, "resumed": True} if unit.key in ctx.resumed else info
     return infos
-
-
-def stats_of(cfg: Any) -> Any:
-    from plumbing.stats import StatsOptions
-
-    return StatsOptions(
-        n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
-    )
 
 
 def summary_rows(frame: Any, value: str, metric_of: Callable[[Any], Any], opts: Any) -> list[dict]:

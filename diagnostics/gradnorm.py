@@ -25,9 +25,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from diagnostics.common import model_infos, model_plan, stats_of, summary_rows
+from diagnostics.common import model_infos, model_plan, summary_rows
 from plumbing import InputError, atomic_write_parquet
 from plumbing.runner import MAIN_TABLE, Command, RunContext, Unit, UnitResult, run_command
+from plumbing.stats import stats_options
 from training.formats import SPAN_ID
 
 GRAD_SPANS = ("cot", "code", "response")
@@ -190,7 +191,7 @@ def summarise(cfg: GradNormConfig, ctx: RunContext) -> dict[str, Any]:
     table = frame[[*order, "loss", "grad_norm"]]
     atomic_write_parquet(ctx.out / "gradnorm.parquet", table)
     atomic_write_parquet(
-        ctx.out / "summary_gradnorm.parquet", gradnorm_summary(frame, stats_of(cfg))
+        ctx.out / "summary_gradnorm.parquet", gradnorm_summary(frame, stats_options(cfg))
     )
     means = table[table["group"] == "all"].groupby(["label", "span"])["grad_norm"].mean().round(5)
     print(f"gradnorm: {len(ctx.plan.units)} model(s) -> {ctx.out / 'gradnorm.parquet'}")

@@ -50,11 +50,10 @@ from diagnostics.scoring import (
     part_name,
     release_scorers,
     resolve_refs,
-    stats_options,
 )
 from plumbing import InputError, atomic_write_parquet
 from plumbing.runner import MAIN_TABLE, Command, Plan, RunContext, Unit, UnitResult, run_command
-from plumbing.stats import mean_table, summary_frame
+from plumbing.stats import mean_table, stats_options, summary_frame
 from training.formats import SPAN_NAMES
 
 KL_SPANS = ("prompt", "cot", "code", "response")

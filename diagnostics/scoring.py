@@ -21,8 +21,8 @@ from typing import Any
 
 from diagnostics.common import ModelRef, load_examples
 from plumbing import InputError
-from plumbing.runner import safe_key
-from plumbing.stats import StatsOptions, comparison_rows
+from plumbing.runner import run_identity, safe_key
+from plumbing.stats import STATS_FIELDS, StatsOptions, comparison_rows
 
 
 @dataclass
@@ -66,20 +66,7 @@ class ScoringOptions:
     def run_key(self, *ignore: str) -> dict[str, Any]:
         """The options that decide the per-part numbers (what --resume must match); summaries
         (bootstrap, tests) are rebuilt from the parts on every run, so they may change."""
-        skip = {"out", "resume", "overwrite", "n_resamples", "confidence", "test", "pooling"}
-        skip |= {"stats_seed", *ignore}
-        return {k: v for k, v in vars(self).items() if k not in skip}
-
-
-def stats_options(cfg: Any) -> StatsOptions:
-    """StatsOptions from a command config's bootstrap/confidence/test/pooling/stats_seed."""
-    return StatsOptions(
-        n_resamples=cfg.n_resamples,
-        confidence=cfg.confidence,
-        seed=cfg.stats_seed,
-        test=cfg.test,
-        pooling=cfg.pooling,
-    )
+        return run_identity(self, *STATS_FIELDS, *ignore)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -261,7 +248,6 @@ def loaded_scorer(ctx: Any, ref: ModelRef, cfg: Any, slot: str = "model") -> Any
 
 def release_scorers(ctx: Any) -> None:
     """Free every scorer the run still holds (the runner's `finish`)."""
-    for slot in list(ctx.state):
-        held = ctx.state.pop(slot)
-        if isinstance(held, tuple) and len(held) == 2 and hasattr(held[1], "model"):
-            free(held[1])
+    while ctx.state:
+        _, (_, scorer) = ctx.state.popitem()
+        free(scorer)

@@ -21,7 +21,6 @@ sums), manifest.json. Resumable: one part per checkpoint.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from diagnostics.scoring import (
     ScoringOptions,
     loaded_scorer,
     release_scorers,
-    stats_options,
     unique_labels,
 )
 from plumbing import InputError, atomic_write_parquet
@@ -50,7 +48,7 @@ from plumbing.runner import (
     run_command,
     safe_key,
 )
-from plumbing.stats import bootstrap_ratio
+from plumbing.stats import bootstrap_ratio, stats_options
 
 VALLOSS_SPANS = {"all": "response", "cot": "cot", "code": "code"}  # valloss name -> span
 VALLOSS_COLUMNS = (
@@ -105,12 +103,10 @@ class Checkpoint:
 
 def run_checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Every checkpoint of a run, with the token counts checkpoints.json recorded."""
-    from training.modeling import list_checkpoints
+    from training.modeling import checkpoint_index, list_checkpoints
 
     found = list_checkpoints(run_dir)  # InputError when there are none
-    index = run_dir / "checkpoints.json"
-    entries = json.loads(index.read_text(encoding="utf-8")) if index.exists() else []
-    by_step = {int(e["step"]): e for e in entries}
+    by_step = checkpoint_index(run_dir)
     return [
         Checkpoint(
             step,

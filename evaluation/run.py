@@ -178,9 +178,7 @@ def model_entries(cfg: EvalConfig) -> list[ModelRef]:
                 f"--model {given}: --all-checkpoints needs a training run folder "
                 "(checkpoint-<step>/ and final/), not a model directory"
             )
-        refs = run_models(given)
-        if not refs:
-            raise InputError(f"{given}: holds no checkpoints (no checkpoint-<step>/ with a model)")
+        refs = run_models(given)  # InputError when the run holds no checkpoint
     else:
         refs = [ModelRef.from_path(model_dir)]
     entries = []

@@ -88,6 +88,24 @@ class StatsOptions:
             raise InputError(f"--bootstrap {self.n_resamples}: need at least one resample")
 
 
+# The config fields that decide only the summaries (rebuilt from the parts on every run), never
+# a unit of work's numbers: a resume may change them (plumbing.runner.run_identity skips them).
+STATS_FIELDS = ("n_resamples", "confidence", "test", "pooling", "stats_seed")
+
+
+def stats_options(cfg: Any) -> StatsOptions:
+    """StatsOptions from a command config's n_resamples, confidence, test, stats_seed and, where
+    the config has one, pooling."""
+    pooling = {"pooling": cfg.pooling} if hasattr(cfg, "pooling") else {}
+    return StatsOptions(
+        n_resamples=cfg.n_resamples,
+        confidence=cfg.confidence,
+        seed=cfg.stats_seed,
+        test=cfg.test,
+        **pooling,
+    )
+
+
 @dataclass(frozen=True)
 class Estimate:
     mean: float
