@@ -49,7 +49,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from plumbing import InputError, iter_jsonl, require_file
@@ -61,7 +61,23 @@ _CHECK_RE = re.compile(r"^def check\(", re.MULTILINE)
 
 
 @dataclass
+class StdioCase:
+    """One standard-input test: the program reads `stdin`; its stdout must match `expected`."""
+
+    stdin: str
+    expected: str
+
+
+@dataclass
 class BenchTask:
+    """One problem and how a sample of it is judged (evaluation/judge.py runs it).
+
+    A sample passes when the program with `tests` passes, and, where the task has them, the
+    program with `base_tests` passes too (evalplus: `tests` checks the plus inputs, `base_tests`
+    the base inputs, and "plus" counts only with base) and every `stdio` case runs cleanly with
+    output that `compare_stdout(got, expected)` accepts (LiveCodeBench's stdin problems).
+    """
+
     task_id: str
     problem: str  # the text the prompt is built from
     entry_point: str | None
@@ -69,6 +85,15 @@ class BenchTask:
     code_prompt: str | None = None  # HumanEval-style code prompt (completions are appended)
     difficulty: str | None = None
     family: str | None = None
+    base_tests: list[str] | str | None = None  # a second test set, judged apart ("base")
+    stdio: list[StdioCase] = field(default_factory=list)
+    compare_stdout: Callable[[str, str], bool] | None = None
+    timeout_s: float | None = None  # wall clock per program (default: the run's --timeout)
+    stdio_timeout_s: float | None = None  # wall clock per stdio case (default: timeout_s)
+    sandbox: dict[str, Any] = field(default_factory=dict)  # SandboxConfig overrides
+    skip_reason: str | None = None  # not run: "skipped", counted apart, never a failure
+    contest_date: str | None = None  # YYYY-MM-DD (LiveCodeBench)
+    solution_prefix: str = ""  # prepended to every sample's program (BigCodeBench calibrated)
 
 
 @dataclass
@@ -78,6 +103,10 @@ class BenchSpec:
     split: str = "test"  # triples: train | val | test | ood | all
     toy_seed: int = 0
     toy_n: int = 200
+    since: str | None = None  # LiveCodeBench: contest_date >= since (YYYY-MM-DD)
+    until: str | None = None  # LiveCodeBench: contest_date <= until
+    subset: str = "full"  # BigCodeBench: full | hard
+    calibrated: bool = True  # BigCodeBench: the code prompt is prepended, as its harness does
 
 
 @dataclass

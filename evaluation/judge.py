@@ -10,7 +10,17 @@ without running anything:
     no_code        the extracted code is empty (an empty or code-less generation)
     syntax_error   the program does not parse (detail: the parser's message and line)
 
-Both count as failures; no sample is ever dropped.
+Both count as failures; no sample is ever dropped. A third, `skipped` (the task cannot run
+here, e.g. BigCodeBench libraries that are not installed; detail: why), is counted apart and
+left out of pass@k.
+
+Base tests (evalplus): a task with `base_tests` runs them as a second program; the sample's
+`base_status` / `base_passed` are that verdict, and it passes only when both pass (evalplus's
+"plus" counts only with base).
+
+Stdio cases (LiveCodeBench stdin problems): each case is its own sandboxed program with the
+case's input on standard input; it passes when it exits cleanly and its stdout is accepted by
+the task's `compare_stdout`. The first failing case gives the status and detail.
 
 Wrong entry point (beside pass/fail): the model's code parses and defines at least one
 top-level function, but binds nothing under the task's entry-point name. Such a program is run
@@ -29,12 +39,16 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from evaluation.benchmarks import BenchTask, prompt_prelude
+from evaluation.benchmarks import BenchTask, StdioCase, prompt_prelude
 from evaluation.extract import defined_names
 
-EXTRA_STATUSES = ("no_code", "syntax_error")
+if TYPE_CHECKING:
+    from sandbox import Program, SandboxConfig, Verdict
+
+EXTRA_STATUSES = ("no_code", "syntax_error", "skipped")
 
 
 @dataclass
@@ -54,6 +68,8 @@ class Judged:
     renamed_from: str | None
     duration_s: float
     program: str  # the program text that was run (or would have been)
+    base_status: str | None = None  # tasks with base tests (evalplus): the base verdict
+    base_passed: bool | None = None
 
 
 def program_text(candidate: Candidate) -> str:
@@ -104,23 +120,66 @@ def wrong_entry_point(code: str, entry_point: str | None) -> str | None:
     return (roots or functions)[-1]
 
 
+def _stdio_detail(index: int, total: int, case: StdioCase, got: str) -> str:
+    def short(text: str) -> str:
+        return repr(text if len(text) <= 200 else text[:200] + "...")
+
+    return (
+        f"stdio case {index + 1}/{total}: wrong answer: expected {short(case.expected)}, "
+        f"got {short(got)}"
+    )
+
+
+def _run_grouped(
+    programs: list[tuple[Program, BenchTask]],
+    config: SandboxConfig,
+    workers: int | None,
+    deadline_s: float | None,
+    progress: bool,
+) -> list[Verdict]:
+    """Verdicts in order, one `run_programs` call per distinct set of sandbox overrides."""
+    from sandbox import run_programs
+
+    groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
+    for i, (_, task) in enumerate(programs):
+        groups.setdefault(tuple(sorted(task.sandbox.items())), []).append(i)
+    verdicts: list[Verdict | None] = [None] * len(programs)
+    for overrides, where in groups.items():
+        cfg = replace(config, **dict(overrides)) if overrides else config
+        batch = [programs[i][0] for i in where]
+        for i, v in zip(where, run_programs(batch, cfg, workers, deadline_s, progress)):
+            verdicts[i] = v
+    return [v for v in verdicts if v is not None]
+
+
 def judge(
     candidates: Sequence[Candidate],
-    config: object | None = None,
+    config: SandboxConfig | None = None,
     *,
     workers: int | None = None,
     deadline_s: float | None = None,
     progress: bool = False,
 ) -> list[Judged]:
-    """Verdicts for all candidates (in order), from one `run_programs` call."""
-    from sandbox import Program, run_programs
+    """Verdicts for all candidates (in order). Every program of the batch (main tests, base
+    tests, the renamed reruns, the first stdio case) goes into one sandbox run per set of
+    sandbox overrides; the other stdio cases run in a second wave, only for the samples that
+    passed their first one (a wrong program is not run on every case, as LiveCodeBench stops
+    at the first failure)."""
+    from sandbox import Program, SandboxConfig
 
+    config = config if config is not None else SandboxConfig()
     results: list[Judged | None] = [None] * len(candidates)
-    programs: list[Program] = []
-    where: list[tuple[int, bool]] = []  # (candidate index, is the renamed rerun)
+    programs: list[tuple[Program, BenchTask]] = []
+    where: list[tuple[int, str]] = []  # (candidate index, "main" | "renamed" | "base" | "io:N")
+    texts: list[str] = []
     for i, cand in enumerate(candidates):
-        text = program_text(cand)
+        task = cand.task
+        text = task.solution_prefix + program_text(cand)
+        texts.append(text)
         model_code = cand.code if not cand.is_completion else text
+        if task.skip_reason:
+            results[i] = Judged("skipped", task.skip_reason, False, False, None, None, 0.0, text)
+            continue
         if not cand.code.strip():
             results[i] = Judged("no_code", "empty code", False, False, None, None, 0.0, text)
             continue
@@ -128,25 +187,90 @@ def judge(
         if detail:
             results[i] = Judged("syntax_error", detail, False, False, None, None, 0.0, text)
             continue
-        alias = wrong_entry_point(model_code, cand.task.entry_point)
-        results[i] = Judged("", "", False, alias is not None, None, alias, 0.0, text)
-        programs.append(Program(f"{i}", text, cand.task.tests))
-        where.append((i, False))
+        alias = wrong_entry_point(model_code, task.entry_point) if not task.stdio else None
+        results[i] = Judged("passed", "", True, alias is not None, None, alias, 0.0, text)
+        if task.base_tests is not None:
+            results[i].base_status, results[i].base_passed = "passed", True  # type: ignore[union-attr]
+        if task.tests or not task.stdio:
+            programs.append((Program(f"{i}", text, task.tests, timeout_s=task.timeout_s), task))
+            where.append((i, "main"))
+        if task.base_tests is not None:
+            base = Program(f"{i}:base", text, task.base_tests, timeout_s=task.timeout_s)
+            programs.append((base, task))
+            where.append((i, "base"))
         if alias is not None:
-            renamed = f"{text.rstrip()}\n\n{cand.task.entry_point} = {alias}\n"
-            programs.append(Program(f"{i}:renamed", renamed, cand.task.tests))
-            where.append((i, True))
-    verdicts = run_programs(
-        programs, config, workers=workers, deadline_s=deadline_s, progress=progress
+            renamed = f"{text.rstrip()}\n\n{task.entry_point} = {alias}\n"
+            programs.append(
+                (Program(f"{i}:renamed", renamed, task.tests, timeout_s=task.timeout_s), task)
+            )
+            where.append((i, "renamed"))
+        if task.stdio:
+            programs.append((_stdio_program(i, 0, text, task), task))
+            where.append((i, "io:0"))
+    _apply(
+        results, candidates, where, _run_grouped(programs, config, workers, deadline_s, progress)
     )
-    for (i, renamed), verdict in zip(where, verdicts):
-        judged = results[i]
-        assert judged is not None
-        if renamed:
-            judged.passed_if_renamed = verdict.status == "passed"
-        else:
-            judged.status = verdict.status
-            judged.detail = verdict.detail
-            judged.passed = verdict.status == "passed"
-            judged.duration_s = verdict.duration_s
+    # the second wave: every other stdio case of the samples still passing
+    programs, where = [], []
+    for i, cand in enumerate(candidates):
+        judged, task = results[i], cand.task
+        if judged is None or not judged.passed or len(task.stdio) < 2:
+            continue
+        for n in range(1, len(task.stdio)):
+            programs.append((_stdio_program(i, n, texts[i], task), task))
+            where.append((i, f"io:{n}"))
+    if programs:
+        verdicts = _run_grouped(programs, config, workers, deadline_s, progress)
+        _apply(results, candidates, where, verdicts)
     return [j for j in results if j is not None]
+
+
+def _stdio_program(i: int, n: int, text: str, task: BenchTask) -> Program:
+    from sandbox import Program
+
+    timeout = task.stdio_timeout_s or task.timeout_s
+    return Program(f"{i}:io:{n}", text, [], stdin=task.stdio[n].stdin, timeout_s=timeout)
+
+
+def _apply(
+    results: list[Judged | None],
+    candidates: Sequence[Candidate],
+    where: list[tuple[int, str]],
+    verdicts: list[Verdict],
+) -> None:
+    """Fold program verdicts into their samples' judgements. The first failure of a sample
+    (in program order: main tests, base tests, stdio cases in order) gives its status."""
+    for (i, kind), verdict in sorted(zip(where, verdicts), key=lambda x: _order(x[0])):
+        judged, task = results[i], candidates[i].task
+        assert judged is not None
+        if kind == "renamed":
+            judged.passed_if_renamed = verdict.status == "passed"
+            continue
+        judged.duration_s += verdict.duration_s
+        status, detail = verdict.status, verdict.detail
+        if kind.startswith("io:") and status == "passed":
+            n = int(kind[3:])
+            case = task.stdio[n]
+            compare = task.compare_stdout or _exact_stdout
+            if not compare(verdict.stdout, case.expected):
+                status, detail = "failed", _stdio_detail(n, len(task.stdio), case, verdict.stdout)
+        elif kind.startswith("io:"):
+            detail = f"stdio case {int(kind[3:]) + 1}/{len(task.stdio)}: {detail}"
+        if kind == "base":
+            judged.base_status, judged.base_passed = status, status == "passed"
+            if status != "passed":
+                detail = f"base tests: {detail}"
+        if status != "passed" and judged.passed:
+            judged.status, judged.detail, judged.passed = status, detail, False
+        elif judged.passed and kind == "main":
+            judged.detail = detail
+
+
+def _order(item: tuple[int, str]) -> tuple[int, int, int]:
+    i, kind = item
+    rank = {"main": 0, "renamed": 1, "base": 2}.get(kind, 3)
+    return (i, rank, int(kind[3:]) if kind.startswith("io:") else 0)
+
+
+def _exact_stdout(got: str, expected: str) -> bool:
+    return got == expected

@@ -528,6 +528,15 @@ def _run(msg, libc, block_net):
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.close(null)
+    if msg.get("stdin") is not None:  # the program's input: an in-memory file on fd 0
+        data = msg["stdin"].encode("utf-8", "surrogateescape")
+        fd = os.memfd_create("stdin")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, 0)
+        os.dup2(fd, 0)
+        os.close(fd)
     os.closerange(CTL, 1 << 16)
     os.chdir(msg["cwd"])
     os.environ.clear()

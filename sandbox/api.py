@@ -107,11 +107,17 @@ class Program:
     tests: a list of statements run one by one after `code` in the same namespace (a failure
     names the index and text of the statement), or one block of text (e.g. HumanEval's `check`
     function followed by `check(entry_point)`).
+    stdin: text the program reads on standard input (default: none, /dev/null); what it writes
+    on standard output comes back in `Verdict.stdout` (the first `SandboxConfig.output_bytes`).
+    timeout_s: this program's wall-clock limit (default: `SandboxConfig.timeout_s`); its CPU
+    limit follows it as `SandboxConfig.cpu_limit_s` follows `timeout_s`.
     """
 
     id: str
     code: str
     tests: list[str] | str = field(default_factory=list)
+    stdin: str | None = None
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,10 @@ def run_programs(
             raise ValueError(f"programs[{i}]: expected sandbox.Program, got {type(p).__name__}")
         if not isinstance(p.code, str):
             raise ValueError(f"programs[{i}] ({p.id!r}): code must be a str")
+        if p.stdin is not None and not isinstance(p.stdin, str):
+            raise ValueError(f"programs[{i}] ({p.id!r}): stdin must be a str or None")
+        if p.timeout_s is not None and not p.timeout_s > 0:
+            raise ValueError(f"programs[{i}] ({p.id!r}): timeout_s must be > 0")
         if not (isinstance(p.tests, str) or (
             isinstance(p.tests, list) and all(isinstance(t, str) for t in p.tests)
         )):  # fmt: skip

@@ -16,6 +16,7 @@ from sandbox/isolation.py, and what a finished run's verdict is, from sandbox/ve
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import marshal
 import os
@@ -239,6 +240,8 @@ class _Batch:
             if uid is not None:
                 os.chown(cwd, uid, uid)
         env = dict(self.env, HOME=cwd, TMPDIR=cwd)
+        own = self.program_config(program)
+        limits = self.limits if own is cfg else dict(self.limits, cpu=own.cpu_limit_s)
         msg = {
             "nonce": slot.nonce,
             "code": program.code,
@@ -248,14 +251,15 @@ class _Batch:
             "cwd": cwd,
             "env": env,
             "site": self.site,
-            "limits": self.limits,
+            "limits": limits,
+            "stdin": program.stdin,
             "count_own_tasks": uid is None,
             "tmpfs_kb": cfg.tmpfs_mb * 1024,
             "tmpfs_inodes": 4096,
         }
         body = marshal.dumps(msg)
         slot.started = time.monotonic()
-        slot.deadline = slot.started + cfg.timeout_s
+        slot.deadline = slot.started + own.timeout_s
         self.send(slot, len(body).to_bytes(8, "little") + body)
 
     def kill(self, slot: _Slot, reason: str) -> None:
@@ -345,6 +349,12 @@ class _Batch:
 
     # -- verdicts (decided in sandbox/verdict.py) ------------------------------------------
 
+    def program_config(self, program: Program) -> SandboxConfig:
+        """The batch's config, with the program's own wall-clock limit when it has one."""
+        if program.timeout_s is None or program.timeout_s == self.config.timeout_s:
+            return self.config
+        return dataclasses.replace(self.config, timeout_s=program.timeout_s)
+
     def verdict(self, slot: _Slot) -> Verdict:
         program = self.programs[slot.index]
         duration = time.monotonic() - slot.started
@@ -356,7 +366,7 @@ class _Batch:
             stderr=bytes(slot.data["err"]),
             output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
         )
-        status, detail, failed_test = decide(run, self.config)
+        status, detail, failed_test = decide(run, self.program_config(program))
         out = _text(slot.data["out"], slot.totals["out"])
         err = _text(slot.data["err"], slot.totals["err"])
         return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err)
