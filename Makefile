@@ -21,7 +21,7 @@ export HF_HOME := $(CURDIR)/.cache/hf
 export TRITON_CACHE_DIR := $(CURDIR)/.cache/triton
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup chromium test lint demo bench bench-train bench-sandbox bench-synth bench-diag clean
+.PHONY: setup chromium parity test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval clean
 
 setup: $(STAMP)
 
@@ -40,11 +40,23 @@ chromium:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; PNG export and the browser test will say so"; }
 
+# The official checkers the parity tests compare against (evalplus, BigCodeBench), in a
+# throw-away venv: installed --no-deps (their metadata pulls vllm, a CUDA torch and API clients);
+# the modules their checkers import (numpy, psutil, ...) come from .venv through a .pth file.
+PARITY := .venv-parity
+PARITY_STAMP := $(PARITY)/.installed
+parity: $(PARITY_STAMP)
+$(PARITY_STAMP): $(STAMP)
+	test -x $(PARITY)/bin/python || $(BIN)/python -m venv --without-pip $(PARITY)
+	$(BIN)/python -c "import site, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths(vars={'base': '$(PARITY)', 'platbase': '$(PARITY)'})['purelib'], 'codecot-venv.pth').write_text(site.getsitepackages()[0] + '\n')"
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target "$$($(PARITY)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" --upgrade evalplus==0.3.1 bigcodebench==0.2.5
+	touch $(PARITY_STAMP)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup chromium lint
+test: setup chromium parity lint
 	CODECOT_STRICT=1 $(BIN)/python -m pytest -q -x --timeout=900 --durations=8 tests
 
 demo: setup chromium
@@ -66,5 +78,8 @@ bench-diag: setup
 	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt lm-eval==0.4.13
 	$(BIN)/python bench/bench_diag.py
 
+bench-eval: setup parity
+	$(BIN)/python bench/bench_eval.py
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PARITY) .cache .pytest_cache .ruff_cache *.egg-info
