@@ -20,15 +20,33 @@ Example: diag eval --model runs/follow --all-checkpoints --bench jsonl:runs/toy/
 --split test --out runs/eval-follow-curve
 
 Example: diag eval --samples samples.jsonl --bench humaneval --out runs/he
+
+Example: diag eval --samples s.jsonl --bench humaneval+ --bench-file HumanEvalPlus.jsonl.gz
+--out runs/he-plus   (base and plus pass@k, scored as evalplus 0.3.1 scores them)
+
+Example: diag eval --model runs/precede --bench livecodebench --bench-file test.jsonl --since
+2024-08-01 --out runs/lcb
+
+Example: diag eval --samples s.jsonl --bench bigcodebench --bench-file bcb-hard.jsonl --subset
+hard --split instruct --out runs/bcb   (tasks whose libraries are not installed are reported as
+skipped: install them into the venv with `.venv/bin/pip install <modules>`, e.g. the
+BigCodeBench requirements list)
 """
 
 
 def _echo_pass_at_1(summary: dict[str, Any], cfg: Any) -> None:
     for m in summary["models"]:
         p1 = m["pass_at_k"].get("pass@1", {}).get("value")
+        base = (m.get("pass_at_k_base") or {}).get("pass@1", {}).get("value")
+        base_text = f" (base tests: {base})" if base is not None else ""
+        skipped = m.get("skipped") or {}
+        skip_text = ""
+        if skipped.get("n_tasks"):
+            reasons = "; ".join(sorted(skipped["reasons"]))
+            skip_text = f"; {skipped['n_tasks']} tasks skipped ({reasons})"
         typer.echo(
-            f"{m['label']} step {m['step']}: pass@1 {p1} on {m['n_tasks']} tasks "
-            f"({cfg.bench}, {summary['split']}) -> {cfg.out}"
+            f"{m['label']} step {m['step']}: pass@1 {p1}{base_text} on {m['n_tasks']} tasks "
+            f"({cfg.bench}, {summary['split']}){skip_text} -> {cfg.out}"
         )
 
 

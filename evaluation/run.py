@@ -58,16 +58,21 @@ SAMPLE_COLUMNS = (
     "label", "format", "seed", "step", "loss_tokens_seen", "checkpoint", "bench", "split",
     "task_id", "sample", "completion", "code", "extraction", "truncated", "n_prompt_tokens",
     "n_new_tokens", "finish", "status", "detail", "passed", "wrong_entry_point",
-    "passed_if_renamed", "renamed_from", "family", "difficulty", "duration_s",
+    "passed_if_renamed", "renamed_from", "family", "difficulty", "duration_s", "base_status",
+    "base_passed", "contest_date",
 )  # fmt: skip
 PASS_COLUMNS = (
-    "label", "format", "seed", "step", "loss_tokens_seen", "bench", "split", "group", "k",
-    "pass_at_k", "ci_low", "ci_high", "n_tasks",
+    "label", "format", "seed", "step", "loss_tokens_seen", "bench", "split", "suite", "group",
+    "k", "pass_at_k", "ci_low", "ci_high", "n_tasks",
 )  # fmt: skip
+# pass_at_k.parquet's `suite`: "main" is the sample's verdict (`passed`; for evalplus the plus
+# tests, which count only with base), "base" the base tests alone (column `base_passed`).
+SUITES = {"main": "passed", "base": "base_passed"}
 # What identifies a run: resuming with any of these changed is refused.
 _IDENTITY = (
     "model", "samples", "bench", "bench_file", "split", "format", "all_checkpoints", "n_samples",
     "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
+    "since", "until", "subset", "calibrated",
 )  # fmt: skip
 
 
@@ -118,6 +123,25 @@ class EvalConfig:
     )
     toy_n: int = field(
         default=200, metadata={"help": "toy without --bench-file: tasks to generate."}
+    )
+    since: str | None = field(
+        default=None,
+        metadata={"help": "livecodebench: problems with contest_date >= this (YYYY-MM-DD)."},
+    )
+    until: str | None = field(
+        default=None,
+        metadata={"help": "livecodebench: problems with contest_date <= this (YYYY-MM-DD)."},
+    )
+    subset: str = field(
+        default="full",
+        metadata={"help": "bigcodebench: full | hard (which release --bench-file is)."},
+    )
+    calibrated: bool = field(
+        default=True,
+        metadata={
+            "help": "bigcodebench: prepend the code prompt to every sample, as its harness does "
+            "(--no-calibrated: score the samples as they are)."
+        },
     )
     max_tasks: int | None = None  # evaluate only the first N tasks
     timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
@@ -344,6 +368,9 @@ def _judge_rows(
                 "family": task.family,
                 "difficulty": task.difficulty,
                 "duration_s": round(v.duration_s, 4),
+                "base_status": v.base_status,
+                "base_passed": v.base_passed,
+                "contest_date": task.contest_date,
             }
         )
     return rows
@@ -417,8 +444,25 @@ def _counts(frame: Any, column: str = "passed") -> tuple[list[int], list[int]]:
     return per_task["count"].astype(int).tolist(), per_task["sum"].astype(int).tolist()
 
 
+def scored(frame: Any) -> Any:
+    """The samples pass@k counts: all but the skipped ones (a task that cannot run here, e.g. a
+    BigCodeBench task whose libraries are missing, is neither a pass nor a failure)."""
+    return frame[frame["status"] != "skipped"]
+
+
+def suite_frames(frame: Any) -> list[tuple[str, Any]]:
+    """(suite, samples with its verdict in column `passed`): "main" always, "base" where the
+    benchmark has base tests (evalplus)."""
+    suites = [("main", frame)]
+    if frame["base_passed"].notna().any():
+        base = frame[frame["base_passed"].notna()]
+        suites.append(("base", base.assign(passed=base["base_passed"].astype(bool))))
+    return suites
+
+
 def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
-    """pass@k per model x group x k (k <= every task's sample count), with bootstrap CIs."""
+    """pass@k per model x suite x group x k (k <= every task's sample count), with bootstrap
+    CIs; skipped samples are left out."""
     import numpy as np
 
     from evaluation.passk import per_task_pass_at_k
@@ -426,29 +470,30 @@ def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
 
     rows = []
     keys = ["label", "format", "seed", "step", "loss_tokens_seen", "bench", "split"]
-    for key, model_frame in frame.groupby(keys, dropna=False, sort=False):
+    for key, model_frame in scored(frame).groupby(keys, dropna=False, sort=False):
         meta = dict(zip(keys, key))
-        for group, sub in _groups(model_frame):
-            n, c = _counts(sub)
-            for k in sorted(set(cfg.ks)):
-                if k > min(n):
-                    continue
-                values = per_task_pass_at_k(n, c, k)
-                ci = bootstrap_mean(
-                    values, StatsOptions(n_resamples=cfg.n_resamples, seed=cfg.seed)
-                )
-                low, high = ci.ci_low, ci.ci_high
-                rows.append(
-                    {
-                        **meta,
-                        "group": group,
-                        "k": k,
-                        "pass_at_k": float(np.mean(values)),
-                        "ci_low": low,
-                        "ci_high": high,
-                        "n_tasks": len(n),
-                    }
-                )
+        for suite, suite_frame in suite_frames(model_frame):
+            for group, sub in _groups(suite_frame):
+                n, c = _counts(sub)
+                for k in sorted(set(cfg.ks)):
+                    if k > min(n):
+                        continue
+                    values = per_task_pass_at_k(n, c, k)
+                    ci = bootstrap_mean(
+                        values, StatsOptions(n_resamples=cfg.n_resamples, seed=cfg.seed)
+                    )
+                    rows.append(
+                        {
+                            **meta,
+                            "suite": suite,
+                            "group": group,
+                            "k": k,
+                            "pass_at_k": float(np.mean(values)),
+                            "ci_low": ci.ci_low,
+                            "ci_high": ci.ci_high,
+                            "n_tasks": len(n),
+                        }
+                    )
     return rows
 
 
@@ -460,8 +505,8 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
 
     first = sub.iloc[0]
 
-    def table(group: str) -> dict[str, Any]:
-        rows = pak[pak["group"] == group]
+    def table(group: str, suite: str = "main") -> dict[str, Any]:
+        rows = pak[(pak["group"] == group) & (pak["suite"] == suite)]
         return {
             f"pass@{int(r.k)}": {
                 "value": round(float(r.pass_at_k), 6),
@@ -472,8 +517,10 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
             for r in rows.itertuples()
         }
 
-    lenient = sub["passed"] | sub["passed_if_renamed"].fillna(False).astype(bool)
-    n, c = _counts(sub.assign(lenient=lenient), "lenient")
+    run = scored(sub)
+    lenient = run["passed"] | run["passed_if_renamed"].fillna(False).astype(bool)
+    n, c = _counts(run.assign(lenient=lenient), "lenient")
+    skipped = sub[sub["status"] == "skipped"]
 
     def none_if_na(value: Any) -> Any:
         return None if pd.isna(value) else int(value)
@@ -489,13 +536,21 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
         "n_tasks": int(sub["task_id"].nunique()),
         "n_samples": int(len(sub)),
         "pass_at_k": table("all"),
+        "pass_at_k_base": table("all", "base") if (pak["suite"] == "base").any() else None,
+        "skipped": {
+            "n_tasks": int(skipped["task_id"].nunique()),
+            "n_samples": int(len(skipped)),
+            "reasons": dict(Counter(skipped.drop_duplicates("task_id")["detail"])),
+        },
         "by_difficulty": {
             g.split("=", 1)[1]: table(g) for g in groups if g.startswith("difficulty=")
         },
         "by_family": {g.split("=", 1)[1]: table(g) for g in groups if g.startswith("family=")},
         "status_counts": dict(Counter(sub["status"])),
-        "wrong_entry_point_rate": round(float(sub["wrong_entry_point"].mean()), 6),
-        "pass_at_1_if_renamed": round(float(np.mean(per_task_pass_at_k(n, c, 1))), 6),
+        "wrong_entry_point_rate": round(float(run["wrong_entry_point"].mean()), 6) if n else None,
+        "pass_at_1_if_renamed": (
+            round(float(np.mean(per_task_pass_at_k(n, c, 1))), 6) if n else None
+        ),
         "extraction_counts": dict(Counter(sub["extraction"])),
         "timings": timings,
     }
@@ -512,6 +567,10 @@ def _spec(cfg: EvalConfig) -> BenchSpec:
         split=cfg.split,
         toy_seed=cfg.toy_seed,
         toy_n=cfg.toy_n,
+        since=cfg.since,
+        until=cfg.until,
+        subset=cfg.subset,
+        calibrated=cfg.calibrated,
     )
 
 
@@ -660,6 +719,7 @@ def _typed(frame: Any) -> Any:
     for column in ("seed", "step", "loss_tokens_seen", "n_prompt_tokens", "n_new_tokens"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
-    if "passed_if_renamed" in frame:
-        frame["passed_if_renamed"] = frame["passed_if_renamed"].astype("boolean")
+    for column in ("passed_if_renamed", "base_passed"):
+        if column in frame:
+            frame[column] = frame[column].astype("boolean")
     return frame

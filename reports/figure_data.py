@@ -49,12 +49,33 @@ def span_sorted(spans: Sequence[str]) -> list[str]:
     return sorted({str(s) for s in spans}, key=key)
 
 
+# the paper's names for the benchmarks it reports ("HumanEval(+)": base and plus in one cell)
+PAPER_BENCH_NAMES = {
+    "humaneval": "HumanEval",
+    "humaneval+": "HumanEval(+)",
+    "mbpp": "MBPP",
+    "mbpp+": "MBPP(+)",
+    "livecodebench": "LiveCodeBench",
+    "bigcodebench": "BigCodeBench",
+    "leetcode-contest": "LeetCode",
+}
+
+
 def bench_name(bench: Any) -> str:
     """A benchmark as figures show it: `jsonl:/long/path/x.jsonl` -> `jsonl:x.jsonl`."""
     text = str(bench)
     if text.startswith("jsonl:"):
         return "jsonl:" + text[len("jsonl:") :].rsplit("/", 1)[-1]
     return text
+
+
+def bench_title(bench: Any, split: Any) -> str:
+    """A results-table column title: the paper's name of a benchmark it reports (with the split
+    when it is not the test set, e.g. BigCodeBench / instruct), else `bench / split`."""
+    name = PAPER_BENCH_NAMES.get(str(bench))
+    if name is None:
+        return f"{bench_name(bench)} / {split}"
+    return name if str(split) == "test" else f"{name} / {split}"
 
 
 def fmt_ci(mean: float, low: float, high: float, digits: int = 3) -> str:
@@ -129,19 +150,24 @@ def pass1_rows(rs: ResultSet) -> Any:
     """pass_at_k.parquet rows at k=1, one per model, step, bench, split and group."""
     frame = rs.table("pass_at_k")
     frame = frame[frame["k"] == 1]
+    # `suite` (diag eval): "main" is each sample's verdict, "base" evalplus's base tests alone;
+    # pass_at_k files written before it had main rows only
+    suite = frame["suite"].fillna("main") if "suite" in frame.columns else "main"
+    frame = frame.assign(suite=suite)
     # the same model evaluated twice on a bench (e.g. final/ alone and with --all-checkpoints):
     # keep one row, from the first run by name
-    keys = [c for c in ("label", "step", "bench", "split", "group", "k") if c in frame.columns]
+    keys = [c for c in ("label", "step", "bench", "split", "suite", "group", "k") if c in frame]
     frame = frame.drop_duplicates(subset=keys, keep="first")
     if frame.empty:
         raise Skip("pass_at_k.parquet has no k=1 rows")
     return frame
 
 
-def final_pass1(rs: ResultSet) -> Any:
-    """pass@1 rows of each model's final checkpoint over all tasks (group all)."""
+def final_pass1(rs: ResultSet, suite: str = "main") -> Any:
+    """pass@1 rows of each model's final checkpoint over all tasks (group all) for one suite
+    ("main": each sample's verdict; "base": evalplus's base tests)."""
     frame = final_rows(pass1_rows(rs))
-    frame = frame[frame["group"] == "all"]
+    frame = frame[(frame["group"] == "all") & (frame["suite"] == suite)]
     if frame.empty:
         raise Skip("pass_at_k.parquet has no group=all rows at k=1")
     return frame
@@ -150,7 +176,9 @@ def final_pass1(rs: ResultSet) -> Any:
 def final_pass1_by_difficulty(rs: ResultSet) -> Any:
     """pass@1 rows of each model's final checkpoint per difficulty (column `difficulty`)."""
     frame = final_rows(pass1_rows(rs))
-    frame = frame[frame["group"].astype(str).str.startswith("difficulty=")]
+    frame = frame[
+        frame["group"].astype(str).str.startswith("difficulty=") & (frame["suite"] == "main")
+    ]
     if frame.empty:
         raise Skip("no difficulty groups in pass_at_k.parquet (the benchmark has no difficulty)")
     return frame.assign(difficulty=frame["group"].astype(str).str.split("=", n=1).str[1])

@@ -14,6 +14,7 @@ from reports.figure_data import (
     Skip,
     bench_name,
     bench_splits,
+    bench_title,
     difficulty_levels,
     final_pass1,
     final_pass1_by_difficulty,
@@ -43,9 +44,42 @@ def _pass_column(table: Any, labels: list[str]) -> tuple[list[str], list[float]]
     return cells, values
 
 
+def _base_plus_column(
+    base: Any, plus: Any, labels: list[str]
+) -> tuple[list[str], list[float], list[list[float]]]:
+    """A column in the paper's form, 'base (plus)' (evalplus: HumanEval and HumanEval+ of the
+    same samples), shaded by plus; per label, the numbers the row's Average takes."""
+    cells, values, numbers = [], [], []
+    for label in labels:
+        b, p = base[base["label"] == label], plus[plus["label"] == label]
+        if p.empty:
+            cells.append("–")
+            values.append(float("nan"))
+            numbers.append([])
+            continue
+        got = [float(b.iloc[0]["pass_at_1"])] if not b.empty else []
+        plus_value = float(p.iloc[0]["pass_at_1"])
+        base_text = f"{got[0]:.3f}" if got else "–"
+        cells.append(f"{base_text} ({plus_value:.3f}) (n={p.iloc[0]['n_tasks']})")
+        values.append(plus_value)
+        numbers.append([*got, plus_value])
+    return cells, values, numbers
+
+
 def results_table(rs: ResultSet) -> Made:
+    """pass@1 per model and benchmark, as the paper's table has it: evalplus benchmarks as
+    'base (plus)' in one cell, and an Average column (the mean of every number in the row, base
+    and plus each counted) when there are two benchmarks or more."""
+    import math
+
+    import pandas as pd
+
     frame = final_pass1(rs)
     table = pass1_table(frame)
+    try:
+        base_table = pass1_table(final_pass1(rs, "base"))
+    except Skip:
+        base_table = pd.DataFrame(columns=["label", "bench", "split", "pass_at_1"])
     labels = sort_labels(frame["label"])
     benches = bench_splits(frame)
     header = ["model", "format", "seed"]
@@ -55,23 +89,42 @@ def results_table(rs: ResultSet) -> Made:
         [seeds_text(frame[frame["label"] == x]) for x in labels],
     ]
     fills = [["white"] * len(labels)] * 3
+    row_numbers: list[list[float]] = [[] for _ in labels]
     for bench, split in benches:
         sub = table[(table["bench"] == bench) & (table["split"] == split)]
-        cells, values = _pass_column(sub, labels)
-        header.append(f"{bench_name(bench)} / {split}")
+        base = base_table[(base_table["bench"] == bench) & (base_table["split"] == split)]
+        if base.empty:
+            cells, values = _pass_column(sub, labels)
+            numbers = [[] if math.isnan(v) else [v] for v in values]
+        else:
+            cells, values, numbers = _base_plus_column(base, sub, labels)
+        for mine, got in zip(row_numbers, numbers):
+            mine.extend(got)
+        header.append(bench_title(bench, split))
         columns.append(cells)
         fills.append(best_fills(values))
+    if len(benches) > 1:
+        averages = [sum(x) / len(x) if x else float("nan") for x in row_numbers]
+        header.append("Average")
+        columns.append(["–" if math.isnan(v) else f"{v:.3f}" for v in averages])
+        fills.append(best_fills(averages))
+    width = max(900, 200 * len(header))
     fig = table_figure(header, columns, fills)
     height = 170 + 34 * len(labels)
-    apply_layout(fig, "pass@1 per format (final models; 95% bootstrap CI over tasks)", 900, height)
+    apply_layout(
+        fig, "pass@1 per format (final models; 95% bootstrap CI over tasks)", width, height
+    )
     n_tasks = join_values(frame["n_tasks"])
     caption = (
         f"pass@1 of the final model of {', '.join(labels)} (seeds {seeds_text(frame)}) on "
         f"{'; '.join(f'{bench_name(b)}/{s}' for b, s in benches)} (n tasks: {n_tasks}); "
-        "brackets: 95% "
-        "bootstrap CI over tasks; the best per column is shaded."
+        "brackets: 95% bootstrap CI over tasks; 'a (b)': base tests a, plus tests b (evalplus, "
+        "plus counted only with base); Average: the mean of every number in the row; the best "
+        "per column is shaded."
     )
-    return Made(fig, caption, table, 900, height)
+    if not base_table.empty:
+        table = pd.concat([table.assign(suite="main"), base_table.assign(suite="base")])
+    return Made(fig, caption, table.reset_index(drop=True), width, height)
 
 
 def difficulty_table(rs: ResultSet) -> Made:
@@ -106,7 +159,7 @@ def difficulty_table(rs: ResultSet) -> Made:
 
 def pass_at_1_checkpoints(rs: ResultSet) -> Made:
     frame = pass1_rows(rs)
-    frame = frame[(frame["group"] == "all")].dropna(subset=["step"])
+    frame = frame[(frame["group"] == "all") & (frame["suite"] == "main")].dropna(subset=["step"])
     steps = frame.groupby("label")["step"].nunique()
     frame = frame[frame["label"].isin(steps[steps > 1].index)]
     if frame.empty:
