@@ -12,6 +12,7 @@ Registry (`BENCHMARKS`, listed by `diag eval --help`):
     mbpp              original MBPP jsonl, from --bench-file
     mbpp+             evalplus format, from --bench-file
     leetcode-contest  LeetCode contest jsonl with difficulty, from --bench-file
+    livecodebench     code_generation_lite test*.jsonl (--bench-file; --since/--until dates)
     toy               the toy world's held-out split: --bench-file triples.jsonl (from
                       `diag synth --source toy`) or, without a file, generated in-process
     jsonl:PATH        any triples file (tests = the triple's asserts)
@@ -376,6 +377,14 @@ BENCHMARKS: dict[str, Benchmark] = {
         "leetcode-contest",
         "LeetCode contest jsonl: task_id, prompt, entry_point, test, difficulty",
         load_leetcode,
+        needs_file=True,
+    ),
+    "livecodebench": Benchmark(
+        "livecodebench",
+        "LiveCodeBench code_generation_lite test*.jsonl (file or directory); --since/--until",
+        lambda spec: __import__(
+            "evaluation.bench_livecodebench", fromlist=["load_livecodebench"]
+        ).load_livecodebench(spec),  # imported when used: that module imports this one
         needs_file=True,
     ),
     "toy": Benchmark(
