@@ -56,8 +56,6 @@ import json
 import os
 import pickle
 import zlib
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -406,14 +404,6 @@ def lcb_stdio_program(program: str) -> str:
 # loading
 
 
-@dataclass
-class LiveCodeBenchTask(BenchTask):
-    """A BenchTask whose stdio cases run through `stdio_wrapper(program)` (LiveCodeBench's
-    harness); judge.py applies it to every stdio program."""
-
-    stdio_wrapper: Callable[[str], str] | None = None
-
-
 def _problem_files(path: str) -> list[str]:
     if os.path.isdir(path):
         files = sorted(str(p) for p in Path(path).glob("test*.jsonl"))
@@ -423,7 +413,7 @@ def _problem_files(path: str) -> list[str]:
     return [path]
 
 
-def _task(obj: dict[str, Any], where: str) -> tuple[LiveCodeBenchTask, datetime]:
+def _task(obj: dict[str, Any], where: str) -> tuple[BenchTask, datetime]:
     for name in _REQUIRED:
         if not isinstance(obj.get(name), str):
             raise InputError(f"{where}: field '{name}': missing or not a string")
@@ -463,7 +453,7 @@ def _task(obj: dict[str, Any], where: str) -> tuple[LiveCodeBenchTask, datetime]
         "sandbox": {"output_bytes": OUTPUT_BYTES, "output_kill_mb": OUTPUT_KILL_MB},
     }
     if func_name is None:
-        task = LiveCodeBenchTask(
+        task = BenchTask(
             entry_point=None,
             tests=[],
             stdio=[StdioCase(c["input"], c["output"]) for c in cases],
@@ -483,7 +473,7 @@ def _task(obj: dict[str, Any], where: str) -> tuple[LiveCodeBenchTask, datetime]
             raise InputError(
                 f"{where}: test case {n}: a functional input line or output is not JSON"
             ) from None
-    task = LiveCodeBenchTask(
+    task = BenchTask(
         entry_point=func_name,
         tests=functional_tests(func_name, cases),
         solution_prefix=IMPORT_PRELUDE + _FUNCTIONAL_PREFIX.format(limit_s=TEST_TIMEOUT_S),

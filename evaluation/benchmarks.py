@@ -89,6 +89,7 @@ class BenchTask:
     base_tests: list[str] | str | None = None  # a second test set, judged apart ("base")
     stdio: list[StdioCase] = field(default_factory=list)
     compare_stdout: Callable[[str, str], bool] | None = None
+    stdio_wrapper: Callable[[str], str] | None = None  # program -> what each stdio case runs
     timeout_s: float | None = None  # wall clock per program (default: the run's --timeout)
     stdio_timeout_s: float | None = None  # wall clock per stdio case (default: timeout_s)
     sandbox: dict[str, Any] = field(default_factory=dict)  # SandboxConfig overrides

@@ -18,8 +18,8 @@ Base tests (evalplus): a task with `base_tests` runs them as a second program; t
 `base_status` / `base_passed` are that verdict, and it passes only when both pass (evalplus's
 "plus" counts only with base).
 
-Stdio cases (LiveCodeBench stdin problems): each case is its own sandboxed program with the
-case's input on standard input; it passes when it exits cleanly and its stdout is accepted by
+Stdio cases (LiveCodeBench stdin problems): each case is its own sandboxed program (the task's
+`stdio_wrapper(program)` when it has one) with the case's input on standard input; it passes when it exits cleanly and its stdout is accepted by
 the task's `compare_stdout`. The first failing case gives the status and detail.
 
 Wrong entry point (beside pass/fail): the model's code parses and defines at least one
@@ -188,7 +188,9 @@ def judge(
             results[i] = Judged("syntax_error", detail, False, False, None, None, 0.0, text)
             continue
         alias = wrong_entry_point(model_code, task.entry_point) if not task.stdio else None
-        results[i] = Judged("passed", "", True, alias is not None, None, alias, 0.0, text)
+        results[i] = Judged(
+            "passed", "all tests passed", True, alias is not None, None, alias, 0.0, text
+        )
         if task.base_tests is not None:
             results[i].base_status, results[i].base_passed = "passed", True  # type: ignore[union-attr]
         if task.tests or not task.stdio:
@@ -229,7 +231,8 @@ def _stdio_program(i: int, n: int, text: str, task: BenchTask) -> Program:
     from sandbox import Program
 
     timeout = task.stdio_timeout_s or task.timeout_s
-    return Program(f"{i}:io:{n}", text, [], stdin=task.stdio[n].stdin, timeout_s=timeout)
+    code = task.stdio_wrapper(text) if task.stdio_wrapper else text  # e.g. LiveCodeBench's harness
+    return Program(f"{i}:io:{n}", code, [], stdin=task.stdio[n].stdin, timeout_s=timeout)
 
 
 def _apply(

@@ -281,7 +281,12 @@ def read_samples(
             raise InputError(f"{where}: missing field 'task_id'")
         task_id = str(task_id)
         if task_id not in by_id:
-            raise InputError(f"{where}: task_id {task_id!r} is not a task of this benchmark")
+            if allow_missing:  # e.g. a task outside --since/--until, or beyond --max-tasks
+                continue
+            raise InputError(
+                f"{where}: task_id {task_id!r} is not a task of this benchmark (or not one "
+                "selected: --since/--until, --max-tasks); --allow-missing skips such samples"
+            )
         if "solution" in obj:
             text, completion = obj["solution"], False
             name = "solution"

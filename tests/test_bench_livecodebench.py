@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import judge as judge_module
 from evaluation.bench_livecodebench import (
     IMPORT_PRELUDE,
-    LiveCodeBenchTask,
+    BenchTask,
     compare_stdout,
     decode_private_tests,
     global_timeout_s,
@@ -25,28 +24,15 @@ from evaluation.bench_livecodebench import (
 from evaluation.benchmarks import BENCHMARKS, BenchSpec, load_tasks
 from evaluation.judge import Candidate, judge
 from plumbing import InputError
-from sandbox import Program, SandboxConfig
+from sandbox import SandboxConfig
 
 DATA = Path(__file__).parent / "data" / "livecodebench"
 PROBLEMS = str(DATA / "test.jsonl")
 CONFIG = SandboxConfig(timeout_s=10)
 
 
-@pytest.fixture(autouse=True)
-def stdio_wrapper_in_judge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until judge.py applies `stdio_wrapper` itself: its `_stdio_program` with that one change."""
-
-    def stdio_program(i: int, n: int, text: str, task: LiveCodeBenchTask) -> Program:
-        wrap = getattr(task, "stdio_wrapper", None)
-        timeout = task.stdio_timeout_s or task.timeout_s
-        code = wrap(text) if wrap else text
-        return Program(f"{i}:io:{n}", code, [], stdin=task.stdio[n].stdin, timeout_s=timeout)
-
-    monkeypatch.setattr(judge_module, "_stdio_program", stdio_program)
-
-
 @pytest.fixture(scope="module")
-def tasks() -> dict[str, LiveCodeBenchTask]:
+def tasks() -> dict[str, BenchTask]:
     return {t.task_id: t for t in load_livecodebench(BenchSpec("livecodebench", PROBLEMS))}
 
 
