@@ -12,6 +12,7 @@ Registry (`BENCHMARKS`, listed by `diag eval --help`):
     mbpp              original MBPP jsonl, from --bench-file
     mbpp+             evalplus format, from --bench-file
     leetcode-contest  LeetCode contest jsonl with difficulty, from --bench-file
+    bigcodebench      BigCodeBench release jsonl (--split complete|instruct, --subset full|hard)
     toy               the toy world's held-out split: --bench-file triples.jsonl (from
                       `diag synth --source toy`) or, without a file, generated in-process
     jsonl:PATH        any triples file (tests = the triple's asserts)
@@ -377,6 +378,18 @@ BENCHMARKS: dict[str, Benchmark] = {
         "LeetCode contest jsonl: task_id, prompt, entry_point, test, difficulty",
         load_leetcode,
         needs_file=True,
+    ),
+    "bigcodebench": Benchmark(
+        "bigcodebench",
+        "BigCodeBench release jsonl (--split complete|instruct, --subset full|hard; tasks whose "
+        "libraries are missing are skipped): task_id, complete_prompt, instruct_prompt, "
+        "code_prompt, test, entry_point, libs",
+        # imported when used: evaluation.bench_bigcodebench imports this module
+        lambda spec: __import__(
+            "evaluation.bench_bigcodebench", fromlist=["load_bigcodebench"]
+        ).load_bigcodebench(spec),
+        needs_file=True,
+        has_splits=True,
     ),
     "toy": Benchmark(
         "toy",
