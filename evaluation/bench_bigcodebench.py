@@ -64,7 +64,7 @@ import ast
 import importlib.util
 from typing import Any
 
-from evaluation.benchmarks import BenchSpec, BenchTask
+from evaluation.benchmarks import BenchSpec, BenchTask, _fields
 from plumbing import InputError, iter_jsonl
 
 SPLITS = ("complete", "instruct")
@@ -155,16 +155,9 @@ def load_bigcodebench(spec: BenchSpec) -> list[BenchTask]:
 
 
 def _task(obj: dict[str, Any], where: str, split: str, calibrated: bool) -> BenchTask:
-    for name in FIELDS:
-        if name not in obj:
-            raise InputError(f"{where}: missing field '{name}'")
-        if not isinstance(obj[name], str):
-            raise InputError(
-                f"{where}: field '{name}': expected a string, got {type(obj[name]).__name__}"
-            )
-    for name in ("task_id", "entry_point", "test"):
-        if not obj[name].strip():
-            raise InputError(f"{where}: field '{name}' is empty")
+    _fields(obj, where, FIELDS)  # present, strings, task_id and entry_point not empty
+    if not obj["test"].strip():
+        raise InputError(f"{where}: field 'test' is empty")
     modules = task_modules(obj.get("libs", []), where)
     missing = sorted(m for m in modules if importlib.util.find_spec(m) is None)
     prompt = obj["instruct_prompt"] if split == "instruct" else obj["complete_prompt"]
