@@ -52,6 +52,12 @@ Status: `bigcodebench_status` maps a verdict to bigcodebench's "pass" / "fail" /
 bigcodebench reports a run whose process died without a result (os._exit, a fatal signal) as
 "timeout", so does it.
 
+Where it still differs from bigcodebench (the sandbox runs the solution before the test block):
+the solution's own top-level code runs with __name__ "solution", without `sys`/`os`/`environ`
+bound for it and before the guard's settings (TZ, rlimits); safe_environment's interception of
+kill/system/Popen is replaced by the sandbox's process isolation; matplotlib.pyplot is not
+pre-imported. Verdicts on the fixtures equal bigcodebench's (tests/test_bench_bigcodebench.py).
+
 Libraries: a task whose modules (`libs`, import names) are not importable by this interpreter
 (the sandbox runs the same one) is skipped with skip_reason "missing modules: a, b";
 `pip_install_hint(tasks)` gives the pip command that installs them (PIP_NAMES maps the import
