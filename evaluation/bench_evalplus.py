@@ -15,8 +15,9 @@ that has a ready `test` field and no base_input/plus_input is read as before
 Expected outputs (evalplus's `get_groundtruth`): prompt + canonical_solution is run on every base
 and plus input in the sandbox (a fresh program per input set, inputs deep-copied, the time of each
 call recorded; MBPP's output-not-none tasks keep only `output is not None`). The outputs travel
-as opaque pickled bytes (base64) that the harness never unpickles: they are embedded in the test
-programs and decoded inside the sandbox. They are cached per file digest in
+as opaque bytes (marshal where the values allow it, else pickle; base64 in the cache) that the
+harness never unmarshals or unpickles: they are embedded in the test programs as bytes literals
+and decoded inside the sandbox. They are cached per file digest in
 $CODECOT_CACHE_DIR (default ~/.cache/codecot/evalplus) as `<dataset>-<sha256>.json`.
 
 Test programs (evalplus's `unsafe_execute` with fast_check=True, the default of
@@ -26,7 +27,7 @@ limit max(1.0, 4.0 * canonical time) (signal.setitimer), after disabling what ev
 `reliability_guard` disables (os.system, open, ...; restored afterwards), then compares: exact
 equality, the special oracles (MBPP set-equality and not-none tasks, Mbpp/164, 295, 558, 581;
 HumanEval find_zero), atol 1e-6 once a float output is met (sticky, as in evalplus), and
-type/len checks plus np.allclose(rtol=1e-07, atol). The first failing input raises (the detail
+type/len checks plus np.allclose(rtol=1e-07, atol). The first failing input fails the program (the detail
 names it: "plus input 3/40: ..."). A per-input time-out is a failure, as in evalplus; "timeout"
 comes only from the whole program running past `BenchTask.timeout_s`.
 
@@ -39,7 +40,13 @@ Timeout per program: evalplus gives the checking process `min(60, sum(limits)) +
 then joins it with a further second (`p.join(timeout + 1)`): `timeout_s` is that, sum + 2. The
 sandbox's clock starts once the code reaches a warm interpreter, so no start-up margin is added.
 `BenchTask.timeout_s` is one number for both programs: the larger of the base and plus figures.
-Memory: 4 GiB (evalplus's EVALPLUS_MAX_MEMORY_BYTES default) through `BenchTask.sandbox`.
+`BenchTask.sandbox`: 4 GiB of memory (evalplus's EVALPLUS_MAX_MEMORY_BYTES default) and
+fork_server=True (evalplus forks every check from its loaded parent; a fresh interpreter per
+program would cost more than the check). numpy is imported only when a comparison needs it:
+np.allclose on real scalars and flat lists of them is computed in the same float64 arithmetic
+without it. shutil.rmtree/move/chown and subprocess.Popen are disabled only where the solution
+has imported those modules (evalplus imports them to disable them; importing costs more than a
+check here).
 """
 
 from __future__ import annotations
@@ -47,9 +54,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import marshal
 import math
 import os
 import pickle
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -61,8 +70,12 @@ DEFAULT_MIN_TIME_LIMIT = 1.0  # evalplus.config
 DEFAULT_GT_TIME_LIMIT_FACTOR = 4.0
 TASK_TIMEOUT_CAP_S = 60.0  # EVALPLUS_TIMEOUT_PER_TASK default
 MEMORY_MB = 4096  # EVALPLUS_MAX_MEMORY_BYTES default
+# Sandbox overrides of every task: evalplus's memory limit, and programs forked from one warm
+# interpreter per batch (as evalplus forks each check from its loaded parent): the per-program
+# start-up is what a check mostly costs (bench/bench_eval.py).
+TASK_SANDBOX = {"memory_mb": MEMORY_MB, "fork_server": True}
 CACHE_ENV = "CODECOT_CACHE_DIR"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 TRUTH_MARKER = "@@codecot-evalplus-truth@@"
 # The ground-truth runs print every output (pickled, base64) on stdout: room for the largest.
 TRUTH_OUTPUT_BYTES = 512 * 1024 * 1024
@@ -140,11 +153,20 @@ def mbpp_deserialize(task_id: str, inputs: list[Any]) -> list[Any]:
 # the checker every test program carries (runs inside the sandbox)
 
 CHECKER = r"""
-def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs_b64, expected_b64, kind):
-    import base64, builtins, contextlib, io, math, os, pickle, shutil, signal, subprocess, sys
+def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs, expected, kind):
+    # built-in or pre-loaded modules only (no pickle.py, signal.py, contextlib): an import costs
+    # a good part of a whole check
+    import _signal, builtins, io, math, marshal, os, sys
 
-    inputs = pickle.loads(base64.b64decode(inputs_b64))
-    expected = pickle.loads(base64.b64decode(expected_b64))
+    def unpack(packed):  # (format, bytes): marshal when the values allow it, else pickle
+        how, data = packed
+        if how == "marshal":
+            return marshal.loads(data)
+        import _pickle
+
+        return _pickle.loads(data)
+
+    inputs, expected = unpack(inputs), unpack(expected)
     fn = namespace[entry_point]  # KeyError when missing: a failure, as in evalplus
 
     class WriteOnly(io.StringIO):
@@ -187,36 +209,79 @@ def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs_b64, e
                "fchdir", "setuid", "fork", "forkpty", "killpg", "rename", "renames", "truncate",
                "replace", "unlink", "fchmod", "fchown", "chmod", "chown", "chroot", "lchflags",
                "lchmod", "lchown", "getcwd", "chdir")]
-    guarded += [(shutil, n) for n in ("rmtree", "move", "chown")] + [(subprocess, "Popen")]
+    # shutil and subprocess only when loaded: importing them costs more than the whole check
+    shutil, subprocess = sys.modules.get("shutil"), sys.modules.get("subprocess")
+    if shutil is not None:
+        guarded += [(shutil, n) for n in ("rmtree", "move", "chown")]
+    if subprocess is not None:
+        guarded.append((subprocess, "Popen"))
     saved = [(m, n, getattr(m, n)) for m, n in guarded if hasattr(m, n)]
     # the solution's functions captured the builtins module's dict when they were defined
     names = builtins.__dict__
     saved_builtins = {n: names.get(n) for n in ("exit", "quit", "open", "help")}
     saved_modules = {n: sys.modules.get(n) for n in ("ipdb", "joblib", "resource", "psutil",
                      "tkinter")}
-    if atol != 0 or any(is_floats(exp) for exp in expected):
-        import numpy  # noqa: F401 (imported before the guard: evalplus's parent has it loaded)
-    for m, n, _ in saved:
-        setattr(m, n, None)
-    names.update(dict.fromkeys(saved_builtins))
-    sys.modules.update(dict.fromkeys(saved_modules))
+
+    def guard(on):
+        for m, n, value in saved:
+            setattr(m, n, None if on else value)
+        names.update(dict.fromkeys(saved_builtins) if on else saved_builtins)
+        for n, value in saved_modules.items():
+            if on:
+                sys.modules[n] = None
+            elif value is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = value
+
+    def numpy():  # imported only when needed (it costs more than the whole check), unguarded
+        np = sys.modules.get("numpy")
+        if np is None:
+            guard(False)
+            try:
+                import numpy as np
+            finally:
+                guard(True)
+        return np
+
+    def real(x):
+        return type(x) is float or (type(x) is int and -(2**53) < x < 2**53)
+
+    def allclose(out, exp, atol):
+        # np.allclose(out, exp, rtol=1e-07, atol=atol) in the same float64 arithmetic for real
+        # scalars and flat lists/tuples of them (out has exp's type and length here): finite
+        # pairs within atol + rtol * |exp|, other pairs equal (inf == inf; nan never); anything
+        # else goes to numpy itself
+        pairs = list(zip(out, exp)) if isinstance(exp, (list, tuple)) else [(out, exp)]
+        if not all(real(a) and real(b) for a, b in pairs):
+            return bool(numpy().allclose(out, exp, rtol=1e-07, atol=atol))
+        for a, b in pairs:
+            a, b = float(a), float(b)
+            if math.isfinite(a) and math.isfinite(b):
+                if not abs(a - b) <= atol + 1e-07 * abs(b):
+                    return False
+            elif not a == b:
+                return False
+        return True
+
     counted = 0
+    guard(True)
     try:
         for i, inp in enumerate(inputs):
             try:
                 limit = limits[i]
-                signal.signal(signal.SIGALRM, on_alarm)
-                signal.setitimer(signal.ITIMER_REAL, limit)
+                _signal.signal(_signal.SIGALRM, on_alarm)
+                _signal.setitimer(_signal.ITIMER_REAL, limit)
                 try:
                     sink = WriteOnly()
-                    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                        saved_stdin, sys.stdin = sys.stdin, sink
-                        try:
-                            out = fn(*inp)
-                        finally:
-                            sys.stdin = saved_stdin
+                    streams = sys.stdout, sys.stderr, sys.stdin
+                    sys.stdout = sys.stderr = sys.stdin = sink
+                    try:
+                        out = fn(*inp)
+                    finally:
+                        sys.stdout, sys.stderr, sys.stdin = streams
                 finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    _signal.setitimer(_signal.ITIMER_REAL, 0)
                 exp = expected[i]
                 exact_match = out == exp
                 if dataset == "mbpp":
@@ -241,12 +306,10 @@ def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs_b64, e
                 if atol == 0 and is_floats(exp):
                     atol = 1e-6  # stays for the later inputs, as in evalplus
                 if not exact_match and atol != 0:
-                    import numpy as np
-
                     assert type(out) == type(exp)
                     if isinstance(exp, (list, tuple)):
                         assert len(out) == len(exp)
-                    assert np.allclose(out, exp, rtol=1e-07, atol=atol)
+                    assert allclose(out, exp, atol)
                 else:
                     assert exact_match
             except BaseException as exc:
@@ -256,48 +319,61 @@ def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs_b64, e
                     why = "wrong output"
                 else:
                     why = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                why = f"{kind} input {i + 1}/{len(inputs)}: {why}"
-                raise AssertionError(why) from None
+                return f"{kind} input {i + 1}/{len(inputs)}: {why}"  # the first failure
             counted += 1
     finally:
-        for m, n, value in saved:
-            setattr(m, n, value)
-        names.update(saved_builtins)
-        for n, value in saved_modules.items():
-            if value is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = value
+        guard(False)
     if counted != len(inputs):
-        raise AssertionError(
+        return (
             f"{kind}: {len(inputs) - counted} of {len(inputs)} inputs not counted as passed "
             "(evalplus 0.3.1's find_zero oracle never counts an input)"
         )
+    return None
 """
+# Compiled here once and shipped marshalled (trusted direction, harness -> sandbox): compiling
+# the source costs more than the rest of a check; an interpreter of another version compiles it.
+CHECKER_CODE = marshal.dumps(compile(CHECKER, "<evalplus-check>", "exec"))
 
 CHECKER_CONSTANTS = (
     f"MBPP_SET_EQ = {MBPP_OUTPUT_SET_EQ_TASKS!r}\nMBPP_NOT_NONE = {MBPP_OUTPUT_NOT_NONE_TASKS!r}\n"
 )
 
 TRUTH_PROGRAM = r"""
-def _evalplus_truth(fn, inputs_b64, not_none, marker):
-    import base64, copy, json, pickle, time
+def _evalplus_truth(fn, inputs, not_none, marker):
+    import base64, copy, json, marshal, pickle, time
 
     outputs, times = [], []
-    for inp in pickle.loads(base64.b64decode(inputs_b64)):
+    how, data = inputs
+    for inp in marshal.loads(data) if how == "marshal" else pickle.loads(data):
         inp = copy.deepcopy(inp)
         start = time.time()
         outputs.append(fn(*inp))
         times.append(time.time() - start)
     if not_none:
         outputs = [out is not None for out in outputs]
-    blob = base64.b64encode(pickle.dumps(outputs, protocol=4)).decode("ascii")
+    try:  # marshal when every output allows it: it needs no import in the test programs
+        blob = "marshal:" + base64.b64encode(marshal.dumps(outputs)).decode("ascii")
+    except ValueError:
+        blob = "pickle:" + base64.b64encode(pickle.dumps(outputs, protocol=4)).decode("ascii")
     print("\n" + marker + json.dumps({"times": times, "expected": blob}), flush=True)
 """
 
 
-def _b64_pickle(value: Any) -> str:
-    return base64.b64encode(pickle.dumps(value, protocol=4)).decode("ascii")
+def _packed(value: Any) -> tuple[str, bytes]:
+    """Harness-made values for a program: marshal (no import there) when it can hold them."""
+    try:
+        return ("marshal", marshal.dumps(value))
+    except ValueError:
+        return ("pickle", pickle.dumps(value, protocol=4))
+
+
+def _opaque(blob: str) -> tuple[str, bytes]:
+    """A ground-truth record ("marshal:" or "pickle:" + base64) as (format, bytes) for a
+    program: base64-decoded only, never unpickled or unmarshalled here."""
+    how, _, text = blob.partition(":")
+    if how not in ("marshal", "pickle"):
+        raise ValueError(f"unknown ground-truth encoding {how!r}")
+    return (how, base64.b64decode(text, validate=True))
 
 
 def time_limits(times: list[float]) -> list[float]:
@@ -311,15 +387,22 @@ def program_timeout_s(limits: list[float]) -> float:
 
 
 def check_block(
-    dataset: str, entry_point: str, atol: float, inputs: list[Any], expected_b64: str,
+    dataset: str, entry_point: str, atol: float, inputs: list[Any], expected: str,
     times: list[float], kind: str,
 ) -> str:  # fmt: skip
     """The test block that checks one input set (base or plus) of a task."""
     args = (
         f"{dataset!r}, {entry_point!r}, {atol!r}, {time_limits(times)!r}, "
-        f"{_b64_pickle(inputs)!r}, {expected_b64!r}, {kind!r}"
+        f"{_packed(inputs)!r}, {_opaque(expected)!r}, {kind!r}"
     )
-    return f"{CHECKER_CONSTANTS}{CHECKER}\n_evalplus_check(globals(), {args})\n"
+    return (
+        f"{CHECKER_CONSTANTS}import marshal, sys\n"
+        f"if sys.hexversion == {sys.hexversion}:\n"
+        f"    exec(marshal.loads({CHECKER_CODE!r}))\n"
+        f"else:\n    exec({CHECKER!r})\n"
+        f"_evalplus_failure = _evalplus_check(globals(), {args})\n"
+        "assert _evalplus_failure is None, _evalplus_failure\n"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +469,7 @@ def _ground_truth(
         not_none = dataset == "mbpp" and obj["entry_point"] in MBPP_OUTPUT_NOT_NONE_TASKS
         for kind in ("base", "plus"):
             call = (
-                f"_evalplus_truth({obj['entry_point']}, {_b64_pickle(obj[kind + '_input'])!r}, "
+                f"_evalplus_truth({obj['entry_point']}, {_packed(obj[kind + '_input'])!r}, "
                 f"{not_none!r}, {TRUTH_MARKER!r})\n"
             )
             programs.append(Program(f"{obj['task_id']}:{kind}", code, TRUTH_PROGRAM + call))
@@ -415,7 +498,11 @@ def _ground_truth(
                     f"{kind}_input: {verdict.status}: {why}"
                 )
             times, blob = record.get("times"), record.get("expected")
-            if not isinstance(blob, str) or not (
+            try:
+                _opaque(blob)
+            except (TypeError, ValueError, AttributeError):
+                blob = None
+            if blob is None or not (
                 isinstance(times, list)
                 and len(times) == n
                 and all(isinstance(t, float) and math.isfinite(t) for t in times)
@@ -475,7 +562,7 @@ def _load(spec: BenchSpec, dataset: str) -> list[BenchTask]:
             tests=blocks["plus"],
             base_tests=blocks["base"],
             timeout_s=timeout,
-            sandbox={"memory_mb": MEMORY_MB},
+            sandbox=dict(TASK_SANDBOX),
         )
     tasks = [legacy[tid] if kind == "legacy" else built[tid] for kind, tid in order]
     return _check_unique(tasks, path)

@@ -119,6 +119,8 @@ def test_expected_outputs_are_cached_per_file_digest(_cache, monkeypatch):
     first = load_mbpp_plus(BenchSpec("mbpp+", bench_file=str(MB_FILE)))
     files = list(_cache.iterdir())
     assert len(files) == 1 and files[0].name.startswith("mbpp-") and files[0].suffix == ".json"
+    blobs = json.loads(files[0].read_text())["tasks"]["Mbpp/2"]
+    assert blobs["plus_expected"].startswith("marshal:") and len(blobs["plus_time"]) == 2
 
     def no_sandbox(*args, **kwargs):
         raise AssertionError("the sandbox ran although the cache holds every task")
@@ -130,6 +132,14 @@ def test_expected_outputs_are_cached_per_file_digest(_cache, monkeypatch):
     ]
 
 
+def test_unmarshallable_outputs_travel_pickled(_cache):
+    load_humaneval_plus(BenchSpec("humaneval+", str(HE_FILE)))
+    (cached,) = _cache.iterdir()
+    tasks = json.loads(cached.read_text())["tasks"]
+    assert tasks["HumanEval/11"]["plus_expected"].startswith("pickle:")  # a Counter
+    assert tasks["HumanEval/0"]["plus_expected"].startswith("marshal:")
+
+
 def test_task_fields_problem_text_and_timeouts():
     he = {t.task_id: t for t in load_humaneval_plus(BenchSpec("humaneval+", str(HE_FILE)))}
     add = he["HumanEval/0"]
@@ -138,7 +148,7 @@ def test_task_fields_problem_text_and_timeouts():
     assert "_evalplus_check(globals(), 'humaneval', 'add', 0, [1.0, 1.0, 1.0]" in add.tests
     assert "'plus')" in add.tests and "'base')" in add.base_tests
     # canonical calls take microseconds: every limit is the 1 s floor, sum + 1 + join's 1
-    assert add.timeout_s == 3 + 2 and add.sandbox == {"memory_mb": 4096}
+    assert add.timeout_s == 3 + 2 and add.sandbox == {"memory_mb": 4096, "fork_server": True}
     assert program_timeout_s([1.0] * 100) == 62.0
     mb = {t.task_id: t for t in load_mbpp_plus(BenchSpec("mbpp+", str(MB_FILE)))}
     assert mb["Mbpp/2"].problem.startswith("Write a function to find the shared elements")
