@@ -85,7 +85,12 @@ def main() -> None:
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             theirs = json.loads(proc.stdout)
-            candidates = [Candidate(tasks[r["task_id"]], r["solution"]) for r in tiled]
+            candidates = [
+                Candidate(
+                    tasks[r["task_id"]], r.get("solution") or r["completion"], "solution" not in r
+                )
+                for r in tiled
+            ]
             start = time.perf_counter()
             judged = judge(candidates, SandboxConfig(), workers=args.workers)
             totals["ours"] += time.perf_counter() - start

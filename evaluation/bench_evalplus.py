@@ -27,9 +27,9 @@ limit max(1.0, 4.0 * canonical time) (signal.setitimer), after disabling what ev
 `reliability_guard` disables (os.system, open, ...; restored afterwards), then compares: exact
 equality, the special oracles (MBPP set-equality and not-none tasks, Mbpp/164, 295, 558, 581;
 HumanEval find_zero), atol 1e-6 once a float output is met (sticky, as in evalplus), and
-type/len checks plus np.allclose(rtol=1e-07, atol). The first failing input fails the program (the detail
-names it: "plus input 3/40: ..."). A per-input time-out is a failure, as in evalplus; "timeout"
-comes only from the whole program running past `BenchTask.timeout_s`.
+type/len checks plus np.allclose(rtol=1e-07, atol). The first failing input fails the program
+(the detail names it: "plus input 3/40: ..."). A per-input time-out is a failure, as in evalplus;
+"timeout" comes only from the whole program running past `BenchTask.timeout_s`.
 
 find_zero: evalplus 0.3.1's oracle `continue`s past its progress counter, so an input that
 passes is never counted and `untrusted_check` turns the run into "fail" (any task with inputs).
@@ -293,9 +293,9 @@ def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs, expec
                         exact_match = exact_match or abs(out - surface_area(*inp)) <= atol
                     elif entry_point == "digit_distance_nums":  # Mbpp/558
                         exact_match = exact_match or out == digit_distance(*inp)
-                    elif entry_point in MBPP_SET_EQ:
+                    elif entry_point in _EVALPLUS_SET_EQ:
                         exact_match = set(out) == set(exp)
-                    elif entry_point in MBPP_NOT_NONE:  # exp: whether the output is not None
+                    elif entry_point in _EVALPLUS_NOT_NONE:  # exp: whether the output is not None
                         if isinstance(out, bool):
                             exact_match = out == exp
                         else:
@@ -335,7 +335,8 @@ def _evalplus_check(namespace, dataset, entry_point, atol, limits, inputs, expec
 CHECKER_CODE = marshal.dumps(compile(CHECKER, "<evalplus-check>", "exec"))
 
 CHECKER_CONSTANTS = (
-    f"MBPP_SET_EQ = {MBPP_OUTPUT_SET_EQ_TASKS!r}\nMBPP_NOT_NONE = {MBPP_OUTPUT_NOT_NONE_TASKS!r}\n"
+    f"_EVALPLUS_SET_EQ = {MBPP_OUTPUT_SET_EQ_TASKS!r}\n"
+    f"_EVALPLUS_NOT_NONE = {MBPP_OUTPUT_NOT_NONE_TASKS!r}\n"
 )
 
 TRUTH_PROGRAM = r"""
@@ -396,9 +397,10 @@ def check_block(
         f"{_packed(inputs)!r}, {_opaque(expected)!r}, {kind!r}"
     )
     return (
-        f"{CHECKER_CONSTANTS}import marshal, sys\n"
-        f"if sys.hexversion == {sys.hexversion}:\n"
-        f"    exec(marshal.loads({CHECKER_CODE!r}))\n"
+        # names with a prefix: the block runs in the solution's namespace
+        f"{CHECKER_CONSTANTS}import marshal as _evalplus_marshal, sys as _evalplus_sys\n"
+        f"if _evalplus_sys.hexversion == {sys.hexversion}:\n"
+        f"    exec(_evalplus_marshal.loads({CHECKER_CODE!r}))\n"
         f"else:\n    exec({CHECKER!r})\n"
         f"_evalplus_failure = _evalplus_check(globals(), {args})\n"
         "assert _evalplus_failure is None, _evalplus_failure\n"

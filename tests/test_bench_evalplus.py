@@ -76,7 +76,15 @@ def test_statuses_equal_evalplus_sample_by_sample(dataset, bench, problems, samp
     )  # fmt: skip
     tasks = {t.task_id: t for t in load_tasks(BenchSpec(bench, bench_file=str(problems)))}
     rows = _rows(samples)
-    judged = judge([Candidate(tasks[r["task_id"]], r["solution"]) for r in rows], SandboxConfig())
+    judged = judge(
+        [
+            Candidate(
+                tasks[r["task_id"]], r.get("solution") or r["completion"], "solution" not in r
+            )
+            for r in rows
+        ],
+        SandboxConfig(),
+    )
     ours = _our_statuses(judged)
     out, err = theirs.communicate(timeout=300)
     assert theirs.returncode == 0, err[-3000:]
