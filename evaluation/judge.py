@@ -15,8 +15,8 @@ here, e.g. BigCodeBench libraries that are not installed; detail: why), is count
 left out of pass@k.
 
 Base tests (evalplus): a task with `base_tests` runs them as a second program; the sample's
-`base_status` / `base_passed` are that verdict, and it passes only when both pass (evalplus's
-"plus" counts only with base).
+`base_status` / `base_passed` are that verdict, `plus_status` the main tests' own, and it
+passes only when both pass (evalplus's "plus" counts only with base).
 
 Stdio cases (LiveCodeBench stdin problems): each case is its own sandboxed program (the task's
 `stdio_wrapper(program)` when it has one) with the case's input on standard input; it passes when it exits cleanly and its stdout is accepted by
@@ -70,6 +70,7 @@ class Judged:
     program: str  # the program text that was run (or would have been)
     base_status: str | None = None  # tasks with base tests (evalplus): the base verdict
     base_passed: bool | None = None
+    plus_status: str | None = None  # ... and the main tests' own verdict (evalplus's "plus")
 
 
 def program_text(candidate: Candidate) -> str:
@@ -259,6 +260,8 @@ def _apply(
                 status, detail = "failed", _stdio_detail(n, len(task.stdio), case, verdict.stdout)
         elif kind.startswith("io:"):
             detail = f"stdio case {int(kind[3:]) + 1}/{len(task.stdio)}: {detail}"
+        if kind == "main" and task.base_tests is not None:
+            judged.plus_status = status
         if kind == "base":
             judged.base_status, judged.base_passed = status, status == "passed"
             if status != "passed":

@@ -59,7 +59,7 @@ SAMPLE_COLUMNS = (
     "task_id", "sample", "completion", "code", "extraction", "truncated", "n_prompt_tokens",
     "n_new_tokens", "finish", "status", "detail", "passed", "wrong_entry_point",
     "passed_if_renamed", "renamed_from", "family", "difficulty", "duration_s", "base_status",
-    "base_passed", "contest_date",
+    "base_passed", "plus_status", "contest_date",
 )  # fmt: skip
 PASS_COLUMNS = (
     "label", "format", "seed", "step", "loss_tokens_seen", "bench", "split", "suite", "group",
@@ -375,6 +375,7 @@ def _judge_rows(
                 "duration_s": round(v.duration_s, 4),
                 "base_status": v.base_status,
                 "base_passed": v.base_passed,
+                "plus_status": v.plus_status,
                 "contest_date": task.contest_date,
             }
         )

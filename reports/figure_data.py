@@ -49,6 +49,8 @@ def span_sorted(spans: Sequence[str]) -> list[str]:
     return sorted({str(s) for s in spans}, key=key)
 
 
+# the split a paper benchmark's column shows without naming it
+PAPER_DEFAULT_SPLITS = {"bigcodebench": "complete"}
 # the paper's names for the benchmarks it reports ("HumanEval(+)": base and plus in one cell)
 PAPER_BENCH_NAMES = {
     "humaneval": "HumanEval",
@@ -75,7 +77,8 @@ def bench_title(bench: Any, split: Any) -> str:
     name = PAPER_BENCH_NAMES.get(str(bench))
     if name is None:
         return f"{bench_name(bench)} / {split}"
-    return name if str(split) == "test" else f"{name} / {split}"
+    plain = str(split) in ("test", PAPER_DEFAULT_SPLITS.get(str(bench)))
+    return name if plain else f"{name} / {split}"
 
 
 def fmt_ci(mean: float, low: float, high: float, digits: int = 3) -> str:

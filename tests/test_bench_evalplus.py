@@ -44,13 +44,7 @@ def _evalplus_status(status: str) -> str:
 
 
 def _our_statuses(judged: list) -> list[list[str]]:
-    out = []
-    for j in judged:
-        # judge's status is the first failure, plus program before base: a plus program that
-        # passed while base failed shows as "base tests: ..." in the detail
-        plus = "passed" if j.detail.startswith("base tests: ") else j.status
-        out.append([_evalplus_status(j.base_status), _evalplus_status(plus)])
-    return out
+    return [[_evalplus_status(j.base_status), _evalplus_status(j.plus_status)] for j in judged]
 
 
 @pytest.fixture(autouse=True)
