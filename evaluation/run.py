@@ -91,7 +91,11 @@ class EvalConfig:
         default=None, metadata={"help": "The benchmark's data file (see --bench)."}
     )
     split: str = field(
-        default="test", metadata={"help": "Triples benchmarks: train|val|test|ood|all."}
+        default="test",
+        metadata={
+            "help": "Triples benchmarks: train|val|test|ood|all; bigcodebench: complete|instruct "
+            "(test = complete)."
+        },
     )
     format: str | None = field(
         default=None,
@@ -130,7 +134,10 @@ class EvalConfig:
     )
     until: str | None = field(
         default=None,
-        metadata={"help": "livecodebench: problems with contest_date <= this (YYYY-MM-DD)."},
+        metadata={
+            "help": "livecodebench: problems with contest_date <= this (YYYY-MM-DD, i.e. its "
+            "midnight, as LiveCodeBench compares dates)."
+        },
     )
     subset: str = field(
         default="full",
