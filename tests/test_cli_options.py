@@ -96,6 +96,8 @@ def test_renamed_flags_and_sequences_parse_as_before(captured):
     cfg = _config(captured, "eval", "--out", "o", "--k", "1,5", "--timeout", "3")
     assert (cfg.ks, cfg.timeout_s) == ((1, 5), 3.0)
     assert _config(captured, "eval", "--out", "o").ks == (1, 5, 10)
+    assert _config(captured, "eval", "--out", "o").fresh_interpreter is False
+    assert _config(captured, "eval", "--out", "o", "--fresh-interpreter").fresh_interpreter
     for bad in ("0", "1,x"):
         result = runner.invoke(app, ["eval", "--out", "o", "--k", bad])
         assert isinstance(result.exception, InputError), bad

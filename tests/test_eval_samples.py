@@ -286,3 +286,22 @@ def test_humaneval_full_solutions_get_the_prompt_imports_and_helpers(tmp_path):
     assert frame["wrong_entry_point"].tolist() == [False, True, False]
     assert frame.loc[1, "passed_if_renamed"] and frame.loc[1, "renamed_from"] == "close"
     assert frame.loc[0, "code"].startswith("from typing import List\n")
+
+
+def test_fresh_interpreter_flag_reaches_the_sandbox(tmp_path, triples_file):
+    """`diag eval` forks programs from the fork server unless --fresh-interpreter: a sample
+    that needs the fork server's pre-imported heapq passes by default and fails with it."""
+    from evaluation.run import EvalConfig, main
+    from synthesis.schema import load_triples
+
+    task = next(t for t in load_triples(triples_file)[0] if t.split == "test")
+    needs_fork = f"import sys\nassert 'heapq' in sys.modules\n{task.code}"
+    samples = _write_jsonl(tmp_path / "s.jsonl", [{"task_id": task.id, "solution": needs_fork}])
+    statuses = {}
+    for fresh in (False, True):
+        out = tmp_path / f"fresh-{fresh}"
+        main(EvalConfig(out=str(out), bench=f"jsonl:{triples_file}", samples=str(samples),
+                        allow_missing=True, fresh_interpreter=fresh, workers=1, progress=False,
+                        n_resamples=10))  # fmt: skip
+        (statuses[fresh],) = pd.read_parquet(out / "samples.parquet")["status"]
+    assert statuses == {False: "passed", True: "error"}

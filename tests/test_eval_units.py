@@ -13,12 +13,13 @@ import pytest
 from evaluation.benchmarks import (
     BENCHMARKS,
     BenchSpec,
+    BenchTask,
     load_tasks,
     mbpp_entry_point,
     prompt_prelude,
 )
 from evaluation.extract import extract_code, fenced_blocks
-from evaluation.judge import Candidate, program_text, wrong_entry_point
+from evaluation.judge import Candidate, eval_sandbox_config, judge, program_text, wrong_entry_point
 from evaluation.passk import pass_at_k, per_task_pass_at_k
 from plumbing import InputError
 from plumbing.stats import StatsOptions, bootstrap_mean
@@ -121,6 +122,29 @@ def test_wrong_entry_point_and_alias_choice():
     assert wrong_entry_point("x = 1", "add_3") is None  # defines no function
     assert wrong_entry_point("add_3 = lambda v: v", "add_3") is None
     assert wrong_entry_point("def f(:", "add_3") is None  # does not parse
+
+
+def test_judge_forks_by_default_and_fresh_interpreter_wins_over_task_overrides():
+    """Which way a program started, seen from inside: a forked one finds the fork server's
+    pre-imported modules (heapq) loaded, a fresh `python -I` does not."""
+    from sandbox import SandboxConfig
+
+    code = "import sys\nFORKED = 'heapq' in sys.modules\n\ndef f():\n    return FORKED\n"
+    plain = BenchTask("plain", "p", "f", ["assert f()"])
+    evalplus_like = BenchTask("asks", "p", "f", ["assert f()"], sandbox={"fork_server": True})
+    candidates = [Candidate(plain, code), Candidate(evalplus_like, code)]
+
+    def forked(*args, **kwargs) -> list[bool]:
+        judged = judge(candidates, *args, workers=2, **kwargs)
+        assert {j.status for j in judged} <= {"passed", "failed"}, [j.detail for j in judged]
+        return [j.passed for j in judged]
+
+    assert forked() == [True, True]  # evaluation's default: the fork server
+    assert forked(SandboxConfig()) == [False, True]  # a given config, and the task's override
+    assert forked(fresh_interpreter=True) == [False, False]  # wins over the override too
+    assert forked(eval_sandbox_config(5.0), fresh_interpreter=True) == [False, False]
+    assert eval_sandbox_config(5.0) == SandboxConfig(timeout_s=5.0, fork_server=True)
+    assert eval_sandbox_config(fresh_interpreter=True) == SandboxConfig()
 
 
 # ---------------------------------------------------------------------------------------------

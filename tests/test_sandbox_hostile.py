@@ -3,10 +3,12 @@ is written outside the program's temp dir, and nothing forges a pass.
 
 Run: .venv/bin/pytest -q tests/test_sandbox_hostile.py
 
-The catalog runs as one parallel batch per isolation mode ("netns", what root gets here;
-"socket-block", what a machine without namespaces gets, as root still with a private uid; and
-"netns" with SandboxConfig.fork_server). Each program has its own test on the batch's verdicts; the batch-wide tests check the
-process table (/proc scan) and the file system after it.
+The catalog runs as one parallel batch per mode, each isolation with both ways of starting a
+program: "netns" (what root gets here) and "socket-block" (what a machine without namespaces
+gets, as root still with a private uid), each with a fresh interpreter per program
+(SandboxConfig's default, `diag eval --fresh-interpreter`) and with SandboxConfig.fork_server
+(what evaluation uses by default). Each program has its own test on the batch's verdicts; the
+batch-wide tests check the process table (/proc scan) and the file system after it.
 """
 
 from __future__ import annotations
@@ -451,16 +453,20 @@ def _catalog(port: int) -> dict[str, Case]:
     }
 
 
-MODES = ["netns", "socket-block", "fork-server"]
+# (isolation, how each program's process starts): fresh interpreter, or forked from a fork server
+MODES = ["netns", "socket-block", "fork-server", "fork-server-socket-block"]
+
+
+def _isolation(mode: str) -> str:
+    return "socket-block" if mode.endswith("socket-block") else "netns"
 
 
 def _config(mode: str) -> SandboxConfig:
-    if mode == "netns":
-        return SandboxConfig(timeout_s=3, uid_base=UID_BASE)
-    if mode == "fork-server":  # netns isolation, programs forked from one pristine interpreter
-        return SandboxConfig(timeout_s=3, uid_base=UID_BASE, fork_server=True)
+    fork_server = mode.startswith("fork-server")
+    if _isolation(mode) == "netns":
+        return SandboxConfig(timeout_s=3, uid_base=UID_BASE, fork_server=fork_server)
     return SandboxConfig(timeout_s=3, uid_base=UID_BASE, isolation="socket-block",
-                         python=SYSTEM_PY)  # fmt: skip
+                         python=SYSTEM_PY, fork_server=fork_server)  # fmt: skip
 
 
 def _skip_reason(mode: str) -> str | None:
@@ -468,9 +474,9 @@ def _skip_reason(mode: str) -> str | None:
         return (
             "these checks switch uids and modes: run as root (the non-root run is in test_sandbox)"
         )
-    if mode in ("netns", "fork-server") and not probe()["netns"]:
+    if _isolation(mode) == "netns" and not probe()["netns"]:
         return "no namespaces here"
-    if mode == "socket-block" and not os.path.exists(SYSTEM_PY):
+    if _isolation(mode) == "socket-block" and not os.path.exists(SYSTEM_PY):
         return "needs an interpreter readable by all users (/usr/bin/python3)"
     return None
 
@@ -530,7 +536,7 @@ def test_nothing_left_running(batch) -> None:
 def test_nothing_written_outside_the_temp_dir(batch) -> None:
     v = batch["verdicts"]["write_outside"]
     tried_ok = set(eval(v.stdout.strip()))  # the directories the program says it wrote to
-    if batch["mode"] != "socket-block":
+    if _isolation(batch["mode"]) == "netns":
         # /tmp is the program's own tmpfs: its write landed there, not in the host's /tmp
         assert tried_ok == {"/tmp"}
         assert batch["written"] == []
@@ -544,7 +550,7 @@ def test_no_connection_reached_the_host(batch) -> None:
     assert not batch["connected"]
     for name in ("net_localhost", "net_outside", "net_udp_dns", "net_resolve"):
         detail = batch["verdicts"][name].detail
-        if batch["mode"] != "socket-block":
+        if _isolation(batch["mode"]) == "netns":
             assert (
                 "Network is unreachable" in detail
                 or "Name or service" in detail
