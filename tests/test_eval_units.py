@@ -276,6 +276,8 @@ def test_bad_benchmark_files(tmp_path, triples_file):
         "mbpp",
         "mbpp+",
         "leetcode-contest",
+        "livecodebench",
+        "bigcodebench",
         "toy",
     }
     with gzip.open(gz, "wt") as handle:
