@@ -23,8 +23,9 @@ used) and returns `evaluation.generate.Generation`s with finish "eos" | "length"
 Stop strings: an API stops before the stop string and drops it; the backends here put it back,
 so a sample cut at a code block ends with its closing fence whichever backend made it (the same
 text `hf` keeps). A backend is one entry of `GEN_BACKENDS`: a description (listed by
-`diag eval --help`) and a function (model dir, tokenizer, options) -> an object with
-`generate(prompts, cfg, progress=, stats=)` and `close()`.
+`diag eval --help`), an option check, and a function (model dir, tokenizer, options) -> a
+`Generator` (a subclass that defines `_generate(prompts, cfg, progress)`, and `close()` when it
+holds a model).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from evaluation.generate import STOP_CODE, GenConfig, Generation, GenStats, generate
 from plumbing import InputError
@@ -60,7 +62,17 @@ class BackendOptions:
     api_key: str | None = None  # openai: sent as a Bearer token when set
 
 
-class Generator(Protocol):
+@dataclass(frozen=True)
+class Backend:
+    description: str
+    open: Callable[[Path, Any, BackendOptions], Generator]  # (model dir, tokenizer, options)
+    check: Callable[[BackendOptions], None]  # option errors, before anything is loaded
+
+
+class Generator(ABC):
+    """One model behind a backend. `generate` runs the backend's `_generate` (the samples of
+    every prompt, in input order) and counts its samples, tokens and seconds into `stats`."""
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -68,16 +80,22 @@ class Generator(Protocol):
         *,
         progress: bool = False,
         stats: GenStats | None = None,
+    ) -> list[list[Generation]]:
+        stats = stats if stats is not None else GenStats()
+        t0 = time.perf_counter()
+        outs = self._generate(prompts, cfg, progress)
+        stats.seconds += time.perf_counter() - t0
+        stats.samples += sum(len(per) for per in outs)
+        stats.new_tokens += sum(g.n_tokens for per in outs for g in per)
+        return outs
+
+    @abstractmethod
+    def _generate(
+        self, prompts: Sequence[Sequence[int]], cfg: GenConfig, progress: bool
     ) -> list[list[Generation]]: ...
 
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Backend:
-    description: str
-    open: Callable[[Path, Any, BackendOptions], Generator]  # (model dir, tokenizer, options)
-    check: Callable[[BackendOptions], None]  # option errors, before anything is loaded
+    def close(self) -> None:  # frees the model (memory, engine); a server needs nothing
+        return None
 
 
 def _finish(
@@ -100,7 +118,7 @@ def _finish(
 # hf
 
 
-class HFGenerator:
+class HFGenerator(Generator):
     """A transformers model on this machine, batched `generate` (evaluation.generate)."""
 
     def __init__(self, model_dir: Path, tokenizer: Any, opts: BackendOptions):
@@ -116,15 +134,10 @@ class HFGenerator:
                 f"--model {model_dir}: model does not load ({type(err).__name__}: {err})"
             ) from None
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        cfg: GenConfig,
-        *,
-        progress: bool = False,
-        stats: GenStats | None = None,
+    def _generate(
+        self, prompts: Sequence[Sequence[int]], cfg: GenConfig, progress: bool
     ) -> list[list[Generation]]:
-        return generate(self.model, self.tokenizer, prompts, cfg, progress=progress, stats=stats)
+        return generate(self.model, self.tokenizer, prompts, cfg, progress=progress)
 
     def close(self) -> None:
         import torch
@@ -154,7 +167,7 @@ def _import_vllm() -> Any:
     return vllm
 
 
-class VLLMGenerator:
+class VLLMGenerator(Generator):
     """In-process `vllm.LLM` over the model directory, fed the project's prompt token ids."""
 
     def __init__(self, model_dir: Path, tokenizer: Any, opts: BackendOptions):
@@ -177,17 +190,11 @@ class VLLMGenerator:
             ) from None
         self._vllm = vllm
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        cfg: GenConfig,
-        *,
-        progress: bool = False,
-        stats: GenStats | None = None,
+    def _generate(
+        self, prompts: Sequence[Sequence[int]], cfg: GenConfig, progress: bool
     ) -> list[list[Generation]]:
         from vllm.inputs import TokensPrompt
 
-        stats = stats if stats is not None else GenStats()
         sampling = cfg.temperature > 0
         params = self._vllm.SamplingParams(
             n=cfg.n_samples,
@@ -197,7 +204,6 @@ class VLLMGenerator:
             max_tokens=cfg.max_new_tokens,
             stop=[cfg.code_stop] if cfg.code_stop else None,
         )
-        t0 = time.perf_counter()
         results = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
             sampling_params=params,
@@ -211,10 +217,7 @@ class VLLMGenerator:
                     choice.finish_reason, choice.stop_reason, choice.text, cfg.code_stop
                 )
                 per.append(Generation(text, len(choice.token_ids), finish))
-                stats.new_tokens += len(choice.token_ids)
-            stats.samples += len(per)
             out.append(per)
-        stats.seconds += time.perf_counter() - t0
         return out
 
     def close(self) -> None:
@@ -238,7 +241,7 @@ class _Transient(Exception):
         self.reason, self.retry_after = reason, retry_after
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(Generator):
     """POST {endpoint}/completions with token-id prompts, `concurrency` at a time."""
 
     def __init__(self, model_dir: Path, tokenizer: Any, opts: BackendOptions):
@@ -320,15 +323,9 @@ class OpenAIGenerator:
         text, finish = _finish(choice.get("finish_reason"), matched, text, cfg.code_stop, reported)
         return Generation(text, n_tokens, finish)
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        cfg: GenConfig,
-        *,
-        progress: bool = False,
-        stats: GenStats | None = None,
+    def _generate(
+        self, prompts: Sequence[Sequence[int]], cfg: GenConfig, progress: bool
     ) -> list[list[Generation]]:
-        stats = stats if stats is not None else GenStats()
         jobs = [(i, s) for i in range(len(prompts)) for s in range(cfg.n_samples)]
         bar = None
         if progress:
@@ -336,23 +333,16 @@ class OpenAIGenerator:
 
             bar = tqdm(total=len(jobs), desc="generate", unit="sample", leave=False)
         out: list[list[Generation | None]] = [[None] * cfg.n_samples for _ in prompts]
-        t0 = time.perf_counter()
         with ThreadPoolExecutor(max_workers=self.opts.concurrency) as pool:
             futures = {pool.submit(self._one, prompts[i], s, cfg): (i, s) for i, s in jobs}
             for future, (i, s) in futures.items():
                 gen = future.result()  # an InputError (refused, unreachable) propagates
                 out[i][s] = gen
-                stats.samples += 1
-                stats.new_tokens += gen.n_tokens
                 if bar is not None:
                     bar.update(1)
-        stats.seconds += time.perf_counter() - t0
         if bar is not None:
             bar.close()
         return [[g for g in per if g is not None] for per in out]
-
-    def close(self) -> None:
-        return None
 
 
 def _check_openai(opts: BackendOptions) -> None:
