@@ -10,6 +10,12 @@ need left padding: the tokenizer's padding side is set to "left" for the call an
 mask marks the pads. Greedy by default; with `temperature > 0` sampling (top_p), seeded once
 per call with `seed`, so a rerun of the same model on the same prompts gives the same samples on
 the same hardware. The results come back in the input order.
+
+`code_stop` (GenConfig): a string that ends a sample as soon as its generated text contains it
+(vLLM's `stop` semantics, for this backend): the row stops, the others in its batch go on. The
+kept text runs through the end of the string (an API drops it; `evaluation.backends` puts it
+back, so every backend saves the same text) and the sample's finish is "stop_code".
+`stop_at_code(fmt)` is the string for the formats whose code comes first.
 """
 
 from __future__ import annotations
@@ -18,6 +24,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from training.formats import CLOSE_FENCE
+
+# Formats whose response starts with the code block the score reads: precede (code, then the
+# explanation pass@k never reads) and wo (code only). Not follow (code last) nor seed (free-form
+# answers, prose may come first and the extractor may prefer a later, longer block).
+CODE_FIRST_FORMATS = ("precede", "wo")
+# The end of a code block as the formats write it: the closing fence on its own line (precede
+# puts "\n\n" + explanation after it). The newline after ``` tells it from an opening fence, which
+# always carries a language tag (```python\n) in these formats.
+CODE_STOP = CLOSE_FENCE + "\n"
+STOP_CODE = "stop_code"  # Generation.finish of a sample cut at CODE_STOP
 
 
 @dataclass
@@ -28,13 +46,25 @@ class GenConfig:
     max_new_tokens: int = 512
     batch_size: int = 32  # rows (prompt x sample) per generate() call
     seed: int = 0
+    code_stop: str | None = None  # end a sample once its text holds this (see module doc)
 
 
 @dataclass
 class Generation:
     text: str
     n_tokens: int  # generated tokens, EOS included, pads excluded
-    finish: str  # "eos" | "length"
+    finish: str  # "eos" | "length" | "stop_code"
+
+
+def stop_at_code(fmt: str) -> str | None:
+    """The stop string that ends a sample of format `fmt` at its first code block, or None."""
+    return CODE_STOP if fmt in CODE_FIRST_FORMATS else None
+
+
+def cut_at_stop(text: str, stop: str) -> str | None:
+    """`text` through the end of the first `stop` in it, or None when it holds none."""
+    at = text.find(stop)
+    return None if at < 0 else text[: at + len(stop)]
 
 
 @dataclass
@@ -61,6 +91,38 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
     elif isinstance(gen_eos, list | tuple):
         ids.extend(gen_eos)
     return list(dict.fromkeys(i for i in ids if i is not None))
+
+
+class _CodeStopCriteria:
+    """A per-row stopping criterion: a row stops once its generated text holds `stop`.
+
+    Only the last few generated tokens are decoded each step (the stop string is short, and
+    every token spans at least one character of it); the step a row first matched is recorded,
+    so the caller cuts that row there.
+    """
+
+    def __init__(self, tokenizer: Any, stop: str, width: int):
+        self.tokenizer, self.stop, self.width = tokenizer, stop, width
+        self.tail = len(stop) + 3
+        self.fired: dict[int, int] = {}  # row -> generated tokens when it matched
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        n_new = input_ids.shape[1] - self.width
+        start = max(self.width, input_ids.shape[1] - self.tail)
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for row in range(input_ids.shape[0]):
+            if row not in self.fired:
+                tail = self.tokenizer.decode(
+                    input_ids[row, start:].tolist(),
+                    skip_special_tokens=True,
+                    clean_up_tokenization_spaces=False,
+                )
+                if self.stop in tail:
+                    self.fired[row] = n_new
+            done[row] = row in self.fired
+        return done
 
 
 def generate(
@@ -109,6 +171,12 @@ def generate(
     t0 = time.perf_counter()
     for batch in batches:
         width = max(len(prompts[i]) for i, _ in batch)
+        code_stop = None
+        if cfg.code_stop:
+            from transformers import StoppingCriteriaList
+
+            code_stop = _CodeStopCriteria(tokenizer, cfg.code_stop, width)
+            gen_kwargs["stopping_criteria"] = StoppingCriteriaList([code_stop])
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # [rows, width]
         mask = torch.zeros((len(batch), width), dtype=torch.long)  # [rows, width]
         for r, (i, _) in enumerate(batch):
@@ -120,18 +188,23 @@ def generate(
                 input_ids=ids.to(device), attention_mask=mask.to(device), **gen_kwargs
             )  # [rows, width + new]
         new = result[:, width:].cpu().tolist()  # [rows, new]
-        for (i, s), tokens in zip(batch, new):
+        for row, ((i, s), tokens) in enumerate(zip(batch, new)):
             finish = "length"
             for pos, tok in enumerate(tokens):
                 if tok in stops:
                     tokens = tokens[: pos + 1]
                     finish = "eos"
                     break
+            fired = code_stop.fired.get(row) if code_stop is not None else None
+            if fired is not None and fired <= len(tokens):
+                tokens, finish = tokens[:fired], STOP_CODE  # the step the row matched
             text = tokenizer.decode(
                 tokens[:-1] if finish == "eos" else tokens,
                 skip_special_tokens=True,
                 clean_up_tokenization_spaces=False,
             )
+            if finish == STOP_CODE and cfg.code_stop:
+                text = cut_at_stop(text, cfg.code_stop) or text
             out[i][s] = Generation(text=text, n_tokens=len(tokens), finish=finish)
             stats.new_tokens += len(tokens)
         stats.samples += len(batch)

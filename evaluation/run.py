@@ -11,6 +11,13 @@ plus `final/` when its step has no checkpoint (diag train always checkpoints the
 final/ then holds the same weights, so it is not evaluated twice). One model is loaded at a time.
 The prompt is `training.formats.prompt_ids(problem, tokenizer)`, the ids training used.
 
+Generation (`--backend`, `evaluation.backends.GEN_BACKENDS`): hf (transformers generate, the
+default), vllm (in-process vLLM) or openai (a completions server serving the model's weights as
+--served-model at --endpoint; the run folder still gives the tokenizer, format and label, and
+--all-checkpoints is refused: a server serves one model). `--stop-at-code` (the default) ends a
+sample of a code-first format (precede, wo) at the end of its first code block, which is all the
+extractor reads there; such samples have finish "stop_code" in samples.parquet.
+
 Samples: `--samples FILE` evaluates pre-generated samples in the human-eval/evalplus format, one
 JSON object a line with `task_id` and `solution` (a full program, evalplus) or `completion`
 (appended to the task's code prompt, human-eval's convention, where the benchmark has one; a
@@ -43,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluation.backends import BackendOptions, Generator, backend_help, check_backend
 from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, load_tasks
 from evaluation.extract import EXTRACT_FORMATS, extract_code
 from plumbing import InputError, atomic_write_json, atomic_write_parquet, iter_jsonl, require_file
@@ -76,7 +84,7 @@ SUITES = {"main": "passed", "base": "base_passed"}
 _IDENTITY = (
     "model", "samples", "bench", "bench_file", "split", "format", "all_checkpoints", "n_samples",
     "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
-    "since", "until", "subset", "calibrated",
+    "since", "until", "subset", "calibrated", "backend", "served_model", "stop_at_code",
 )  # fmt: skip
 
 
@@ -116,7 +124,32 @@ class EvalConfig:
     temperature: float = 0.0  # 0: greedy
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (when sampling)."})
     max_new_tokens: int = 512
-    batch_size: int = field(default=32, metadata={"help": "Generation rows per batch."})
+    batch_size: int = field(default=32, metadata={"help": "Generation rows per batch (hf)."})
+    backend: str = field(default="hf", metadata={"help": f"Generation backend: {backend_help()}."})
+    endpoint: str | None = field(
+        default=None,
+        metadata={"help": "--backend openai: the server's base URL (http://HOST:PORT/v1)."},
+    )
+    served_model: str | None = field(
+        default=None,
+        metadata={"help": "--backend openai: the name the server serves --model's weights under."},
+    )
+    concurrency: int = field(
+        default=16, metadata={"help": "--backend openai: requests in flight at once."}
+    )
+    tensor_parallel_size: int = field(
+        default=1, metadata={"help": "--backend vllm: GPUs each model is split across."}
+    )
+    data_parallel_size: int = field(
+        default=1, metadata={"help": "--backend vllm: model replicas (vLLM data parallel)."}
+    )
+    stop_at_code: bool = field(
+        default=True,
+        metadata={
+            "help": "End a precede/wo sample at the end of its first code block (what the "
+            "score reads; finish stop_code). --no-stop-at-code: generate to EOS/max tokens."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Sampling and bootstrap seed."})
     ks: tuple[int, ...] = field(
         default=(1, 5, 10),
@@ -256,6 +289,18 @@ def _tokenizer_dir(entry: ModelRef) -> Path:
     return entry.path
 
 
+def _backend_options(cfg: EvalConfig) -> BackendOptions:
+    return BackendOptions(
+        dtype=cfg.dtype,
+        device=cfg.device,
+        endpoint=cfg.endpoint,
+        served_model=cfg.served_model,
+        concurrency=cfg.concurrency,
+        tensor_parallel_size=cfg.tensor_parallel_size,
+        data_parallel_size=cfg.data_parallel_size,
+    )
+
+
 def _check_loadable(entry: ModelRef) -> None:
     """The model config parses and the tokenizer loads (cheap; weights are read later)."""
     from transformers import AutoConfig
@@ -269,20 +314,14 @@ def _check_loadable(entry: ModelRef) -> None:
     load_tokenizer(_tokenizer_dir(entry))
 
 
-def _load(entry: ModelRef, cfg: EvalConfig) -> tuple[Any, Any]:
-    from training.modeling import load_model, load_tokenizer
+def _load(entry: ModelRef, cfg: EvalConfig) -> tuple[Generator, Any]:
+    """(the backend's generator for this model, its tokenizer); InputError when either fails."""
+    from evaluation.backends import open_backend
+    from training.modeling import load_tokenizer
 
     assert entry.path is not None
     tokenizer = load_tokenizer(_tokenizer_dir(entry))
-    try:
-        model = load_model(entry.path, dtype=cfg.dtype, device=cfg.device)
-    except InputError:
-        raise
-    except Exception as err:  # e.g. safetensors' SafetensorError for a corrupt weights file
-        raise InputError(
-            f"--model {entry.path}: model does not load ({type(err).__name__}: {err})"
-        ) from None
-    return model, tokenizer
+    return open_backend(cfg.backend, entry.path, tokenizer, _backend_options(cfg)), tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,17 +448,18 @@ def evaluate_model(
     cfg: EvalConfig,
     loaded: tuple[Any, Any, float] | None = None,
 ) -> tuple[list[dict[str, Any]], PartTimings]:
-    """Generate for every task with one model (loaded here unless given) and judge every sample."""
-    from evaluation.generate import GenConfig, GenStats, generate
+    """Generate for every task with one model (loaded here unless given: (generator,
+    tokenizer, load seconds)) and judge every sample."""
+    from evaluation.generate import GenConfig, GenStats, stop_at_code
     from training.formats import prompt_ids
 
     timings = PartTimings()
     t0 = time.perf_counter()
     if loaded is not None:
-        model, tokenizer, load_seconds = loaded
+        generator, tokenizer, load_seconds = loaded
         loaded = None
     else:
-        model, tokenizer = _load(entry, cfg)
+        generator, tokenizer = _load(entry, cfg)
         load_seconds = time.perf_counter() - t0
     timings.load_seconds = round(load_seconds, 3)
     prompts = [prompt_ids(task.problem, tokenizer) for task in tasks]
@@ -431,11 +471,14 @@ def evaluate_model(
         max_new_tokens=cfg.max_new_tokens,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
+        code_stop=stop_at_code(entry.format) if cfg.stop_at_code else None,
     )
-    outs = generate(model, tokenizer, prompts, gen_cfg, progress=cfg.progress, stats=stats)
-    del model
+    try:
+        outs = generator.generate(prompts, gen_cfg, progress=cfg.progress, stats=stats)
+    finally:
+        generator.close()
+    del generator
     gc.collect()
-    _empty_cuda_cache()
     timings.gen_samples, timings.gen_new_tokens = stats.samples, stats.new_tokens
     timings.gen_seconds = round(stats.seconds, 3)
     items = [
@@ -628,6 +671,14 @@ def _validate(cfg: EvalConfig) -> None:
         raise InputError(f"--timeout {cfg.timeout_s}: must be > 0")
     if cfg.max_tasks is not None and cfg.max_tasks < 1:
         raise InputError(f"--max-tasks {cfg.max_tasks}: must be >= 1")
+    if cfg.model is not None:
+        check_backend(cfg.backend, _backend_options(cfg))
+        if cfg.backend == "openai" and cfg.all_checkpoints:
+            raise InputError(
+                "--all-checkpoints with --backend openai: a server serves one model; evaluate "
+                "each checkpoint with its own server (--model CHECKPOINT --served-model NAME), "
+                "or use --backend hf|vllm, which load every checkpoint in turn"
+            )
 
 
 def _identity(cfg: EvalConfig) -> dict[str, Any]:
@@ -728,13 +779,6 @@ COMMAND = Command("eval", plan, run_unit, summarise, resume_by_default=True)
 def main(cfg: EvalConfig) -> dict[str, Any]:
     """Run `diag eval`; returns the summary written to summary.json."""
     return run_command_context(COMMAND, cfg, progress=cfg.progress).state["summary"]
-
-
-def _empty_cuda_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _eq(series: Any, value: Any) -> Any:
