@@ -74,7 +74,7 @@ def test_eval_model_cli_precede(tiny_runs, triples_file, tmp_path):
     want = [len(prompt_ids(t.problem, tok)) for t in test_split]
     assert samples["n_prompt_tokens"].tolist() == want
     assert samples["n_new_tokens"].between(1, 48).all()
-    assert set(samples["finish"]) <= {"eos", "length"}
+    assert set(samples["finish"]) <= {"eos", "length", "stop_code"}
     assert (samples.loc[samples["finish"] == "length", "n_new_tokens"] == 48).all()
     # pass@k: overall and by family (the fixture triples carry meta.family), k = 1 only (n = 1)
     assert set(pak["k"]) == {1} and "all" in set(pak["group"])
