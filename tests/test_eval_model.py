@@ -122,7 +122,9 @@ def test_eval_all_checkpoints_resumes_after_a_kill(tiny_runs, triples_file, tmp_
     # disk; should it finish first, the kill is simulated by deleting what came after
     killed = tmp_path / "killed"
     kill_args = [a if a != str(out) else str(killed) for a in args]
-    first_part = killed / "parts" / "step-000000004.parquet"
+    # a part is done once its .json marker is on disk (written after its tables): a kill
+    # between the two leaves an unfinished part, which is (rightly) not resumed
+    first_part = killed / "parts" / "step-000000004.json"
     child = subprocess.Popen([DIAG, *kill_args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 600
     while not first_part.exists() and child.poll() is None and time.monotonic() < deadline:
