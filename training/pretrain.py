@@ -105,6 +105,20 @@ PRESETS: dict[str, Preset] = {
         lr=4e-3,
         warmup_steps=40,
     ),
+    # head_dim 64 (128 / 2): vLLM's CPU attention rejects the 16 of `tiny` (tests/test_vllm.py)
+    "vllm": Preset(
+        vocab_size=1024,
+        hidden_size=128,
+        num_layers=2,
+        num_heads=2,
+        intermediate_size=344,
+        seq_len=128,
+        batch_size=16,
+        steps=40,
+        lr=3e-3,
+        warmup_steps=5,
+        max_files=120,
+    ),
     "small": Preset(
         vocab_size=4096,
         hidden_size=192,
@@ -125,7 +139,7 @@ class PretrainConfig:
     """Options of `diag pretrain`.
 
     Output:  out (model dir), overwrite
-    Model:   preset (tiny | toy | small); steps overrides the preset's step budget
+    Model:   preset (tiny | toy | vllm | small); steps overrides the preset's step budget
     Data:    site_packages (add installed packages' source), heldout_percent (by path hash),
              max_file_kb (skip generated data files); text (triples files: train split into
              the corpus, val split held out), stdlib (False: learn from text alone),
