@@ -154,8 +154,10 @@ def vllm_server(vllm_run, tmp_path_factory) -> Iterator[str]:
            "--port", str(port), "--dtype", "float32", "--max-model-len", "512",
            "--enforce-eager", "--served-model-name", "M", "--seed", "0"]  # fmt: skip
     with open(log, "w") as sink:
-        server = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **VLLM_ENV}, start_new_session=True)  # fmt: skip
+        server = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **VLLM_ENV},
+            start_new_session=True,  # its own process group: killed whole below
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + 300
         while True:
