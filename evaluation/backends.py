@@ -171,13 +171,24 @@ class VLLMGenerator(Generator):
     """In-process `vllm.LLM` over the model directory, fed the project's prompt token ids."""
 
     def __init__(self, model_dir: Path, tokenizer: Any, opts: BackendOptions):
+        import torch
+
+        from training.modeling import torch_dtype
+
         vllm = _import_vllm()
+        on_gpu = torch.cuda.is_available()
+        # the project's dtype names (fp32, bf16, ...) as vLLM's; auto: bf16 on GPU, fp32 on CPU
+        dtype = str(torch_dtype(opts.dtype, "cuda" if on_gpu else "cpu")).removeprefix("torch.")
         kwargs: dict[str, Any] = {
             "model": str(model_dir),
             "tokenizer": str(getattr(tokenizer, "name_or_path", "") or model_dir),
             "tensor_parallel_size": opts.tensor_parallel_size,
-            "dtype": opts.dtype,
+            "dtype": dtype,
             "seed": 0,
+            # on CPU, compiling the model costs 15-28 s per engine start (measured on the test's
+            # 0.47 M-parameter model) and buys little; on GPU vLLM's default (compiled, CUDA
+            # graphs) is the fast path
+            "enforce_eager": not on_gpu,
         }
         if opts.data_parallel_size > 1:
             kwargs["data_parallel_size"] = opts.data_parallel_size
