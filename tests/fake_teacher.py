@@ -26,7 +26,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from local_server import LocalServer
 
 
 @dataclass
@@ -38,13 +40,7 @@ class Fault:
     body: bytes = b""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-
-class FakeTeacher:
+class FakeTeacher(LocalServer):
     def __init__(
         self,
         answer: Callable[[str], str],
@@ -63,21 +59,7 @@ class FakeTeacher:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests the server was handling at once
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> FakeTeacher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._listen()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self

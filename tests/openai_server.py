@@ -22,37 +22,20 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+from local_server import LocalServer
 
 
-class CompletionsServer:
+class CompletionsServer(LocalServer):
     def __init__(self, model: Any, tokenizer: Any, *, served_model: str, fail_first: int = 0):
         self.model, self.tokenizer, self.served_model = model, tokenizer, served_model
         self.fail_first = fail_first
         self.prompts: list[list[int]] = []
         self.statuses: list[int] = []
         self._lock = threading.Lock()  # one generation at a time (and the counters)
-        self._server = _Server(("127.0.0.1", 0), self._handler())
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> CompletionsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._listen()
 
     def _choices(self, prompt: list[int], body: dict[str, Any]) -> tuple[list[dict], int]:
         import torch
