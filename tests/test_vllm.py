@@ -194,3 +194,37 @@ def test_vllm_serve_openai_backend_agrees_with_hf(vllm_run, hf_outs, vllm_server
         assert_agrees(f"vllm serve + openai, {mode}", out, hf_outs[mode])
         config = json.loads((out / "manifest.json").read_text())["config"]
         assert (config["backend"], config["served_model"]) == ("openai", "M")
+
+
+def _responses(out: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    return {row["seed_id"]: row for row in rows}
+
+
+def test_synth_hf_teacher_on_vllm_agrees_with_transformers(vllm_run, tmp_path):
+    """`diag synth --teacher hf:MODEL --teacher-backend vllm` asks the teacher with the same
+    prompt ids as the transformers path: greedy answers identical on >= 95% of seeds."""
+    from training.modeling import resolve_model_dir
+
+    run, triples = vllm_run
+    model = resolve_model_dir(run)
+    # a short prompt, close to what the model was fine-tuned on (the task, then its code)
+    template = tmp_path / "prompt.txt"
+    template.write_text("{instruction}\n{code}")
+    args = ["synth", "--source", f"jsonl:{triples}", "--teacher", f"hf:{model}", "--n", "24",
+            "--field", "answer=seed_answer", "--prompt-file", str(template), "--max-tokens",
+            "64", "--no-progress"]  # fmt: skip
+    run_diag(*args, "--out", str(tmp_path / "hf"), env=SINGLE_THREAD, check=True)
+    _diag_in(VLLM_BIN, *args, "--teacher-backend", "vllm", "--out", str(tmp_path / "vllm"),
+             env=VLLM_ENV)  # fmt: skip
+    hf, vllm = _responses(tmp_path / "hf"), _responses(tmp_path / "vllm")
+    assert sorted(hf) == sorted(vllm) and len(hf) >= 16  # the filters keep the same seeds
+    same = [seed for seed in hf if hf[seed]["text"] == vllm[seed]["text"]]
+    line = f"synth, hf teacher on vllm: same answer as transformers on {len(same)}/{len(hf)} seeds"
+    print(line)
+    assert len(same) >= 0.95 * len(hf), line
+    assert all(hf[s]["finish_reason"] == vllm[s]["finish_reason"] for s in same)
+    # it answers as it was fine-tuned to: the reasoning of the training triples
+    assert sum("Step 1:" in hf[s]["text"] for s in same) >= len(hf) // 2
+    manifest = json.loads((tmp_path / "vllm" / "manifest.json").read_text())
+    assert manifest["config"]["teacher_cfg"]["backend"] == "vllm"
