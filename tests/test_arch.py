@@ -227,6 +227,35 @@ def test_batched_left_padded_generation_equals_one_by_one(bases, triples_file, a
 
 
 @pytest.mark.parametrize("arch", list(ARCHS))
+def test_packed_rows_never_attend_across_examples(bases, triples_file, arch):
+    """`diag train --packing` restarts position_ids per example and passes no mask: each arch
+    must read packed sequence boundaries from them (the llama test is tests/test_sft.py's)."""
+    import torch
+
+    from synthesis.schema import load_triples
+    from training.data import PackCollator, PadCollator
+    from training.formats import encode_many
+    from training.modeling import load_model, load_tokenizer
+
+    tok = load_tokenizer(bases[arch])
+    model = load_model(bases[arch], dtype="fp32", device="cpu")
+    examples, _ = encode_many(load_triples(triples_file)[0][:3], "follow", tok)
+    feats = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+    padded = PadCollator(tok.pad_token_id)(feats)
+    packed = PackCollator(tok.pad_token_id)([{"pack": feats}])
+    with torch.no_grad():
+        alone = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"])
+        # no KV cache, as in training: HF reads packed boundaries only without one
+        together = model(**{k: packed[k] for k in ("input_ids", "position_ids")}, use_cache=False)
+    start = 0
+    for row, ex in enumerate(examples):
+        n = len(ex)
+        got = together.logits[0, start : start + n]
+        torch.testing.assert_close(got, alone.logits[row, :n], atol=1e-4, rtol=0)
+        start += n
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
 def test_hf_eager_attention_equals_transformerlens(bases, triples_file, arch):
     import torch
     from transformer_lens.model_bridge import TransformerBridge
@@ -312,11 +341,22 @@ def test_sft_eval_and_every_diagnostic_run_on_each_arch(runs, bases, triples_fil
     frame = pd.read_parquet(tmp_path / "vl" / "valloss.parquet")
     assert _finite(frame, "loss") and set(frame["step"]) == {0, 2, 4}  # the base is step 0
 
-    result = attn(AttnConfig(model=[str(run)], out=str(tmp_path / "attn"), max_examples=3, **few))
+    result = attn(
+        AttnConfig(
+            model=[str(run)],
+            out=str(tmp_path / "attn"),
+            max_examples=2,
+            attribution=True,  # captum through each arch's input embeddings
+            ig_steps=4,
+            **few,
+        )
+    )
     (info,) = result["models"].values()
     assert info["backend"] == "tl"  # TransformerLens bridges all four
     frame = pd.read_parquet(tmp_path / "attn" / "attn.parquet")
     assert _finite(frame, "mass") and set(frame["layer"]) == {0, 1}
+    frame = pd.read_parquet(tmp_path / "attn" / "attribution_examples.parquet")
+    assert _finite(frame, "score") and frame["method"].nunique() == 2
 
     gradnorm(GradNormConfig(model=[str(run)], out=str(tmp_path / "gn"), max_examples=2, **few))
     frame = pd.read_parquet(tmp_path / "gn" / "gradnorm.parquet")

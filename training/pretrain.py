@@ -228,9 +228,9 @@ def check_arch(arch: str) -> None:
 
 def build_model(preset: Preset, tokenizer: Any, seed: int, arch: str = "llama") -> Any:
     """A randomly initialised causal LM of `arch` with the preset's sizes (seeded)."""
+    check_arch(arch)
     from transformers import set_seed
 
-    check_arch(arch)
     model_class, config = ARCHS[arch](preset, tokenizer)
     set_seed(seed)
     return model_class(config)
@@ -511,9 +511,6 @@ def is_finished_base(out: str | Path, cfg: PretrainConfig) -> bool:
 
 
 def main(cfg: PretrainConfig) -> dict[str, Any]:
-    import torch
-    from transformers import Trainer, TrainingArguments
-
     if cfg.preset not in PRESETS:
         raise InputError(f"--preset {cfg.preset!r}: choose from {', '.join(PRESETS)}")
     check_arch(cfg.arch)
@@ -525,6 +522,9 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
         raise InputError("--no-stdlib needs --text: there would be nothing to learn from")
     for path in cfg.text + cfg.tokenizer_text:
         file_digest(path)  # a missing or unreadable file fails before anything is written
+    import torch  # after the checks: bad options fail at once, before these load
+    from transformers import Trainer, TrainingArguments
+
     preset = effective_preset(cfg)
     steps = preset.steps
     out = Path(cfg.out)
