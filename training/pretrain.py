@@ -141,19 +141,23 @@ def _special_ids(tokenizer: Any) -> dict[str, Any]:
     }
 
 
+def _sizes(preset: Preset, tokenizer: Any) -> dict[str, Any]:
+    """The preset's sizes under the config names Llama, Qwen2 and GPT-NeoX share."""
+    return {
+        "hidden_size": preset.hidden_size,
+        "intermediate_size": preset.intermediate_size,
+        "num_hidden_layers": preset.num_layers,
+        "num_attention_heads": preset.num_heads,
+        "max_position_embeddings": preset.max_position_embeddings,
+        **_special_ids(tokenizer),
+    }
+
+
 def _llama(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
     """Pre-norm RMSNorm, rotary positions on every head dim, gated SiLU MLP, no biases."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(
-        hidden_size=preset.hidden_size,
-        intermediate_size=preset.intermediate_size,
-        num_hidden_layers=preset.num_layers,
-        num_attention_heads=preset.num_heads,
-        num_key_value_heads=preset.num_heads,
-        max_position_embeddings=preset.max_position_embeddings,
-        **_special_ids(tokenizer),
-    )
+    config = LlamaConfig(num_key_value_heads=preset.num_heads, **_sizes(preset, tokenizer))
     return LlamaForCausalLM, config
 
 
@@ -161,15 +165,7 @@ def _qwen2(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
     """Llama's blocks plus biases on the q/k/v projections."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    config = Qwen2Config(
-        hidden_size=preset.hidden_size,
-        intermediate_size=preset.intermediate_size,
-        num_hidden_layers=preset.num_layers,
-        num_attention_heads=preset.num_heads,
-        num_key_value_heads=preset.num_heads,
-        max_position_embeddings=preset.max_position_embeddings,
-        **_special_ids(tokenizer),
-    )
+    config = Qwen2Config(num_key_value_heads=preset.num_heads, **_sizes(preset, tokenizer))
     return Qwen2ForCausalLM, config
 
 
@@ -197,14 +193,7 @@ def _gpt_neox(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
     head's dims, LayerNorm and biases, a plain GELU MLP; fused query_key_value projection."""
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    config = GPTNeoXConfig(
-        hidden_size=preset.hidden_size,
-        intermediate_size=preset.intermediate_size,
-        num_hidden_layers=preset.num_layers,
-        num_attention_heads=preset.num_heads,
-        max_position_embeddings=preset.max_position_embeddings,
-        **_special_ids(tokenizer),
-    )
+    config = GPTNeoXConfig(**_sizes(preset, tokenizer))
     return GPTNeoXForCausalLM, config
 
 
@@ -212,7 +201,9 @@ def _gpt_neox(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
 # heads (no grouped-query sharing), MLP width, max positions, tied input/output embeddings and
 # the tokenizer's bos/eos/pad ids for all. What differs is each architecture's own design (see
 # each builder's docstring); the MLP is gated (3 matrices) in llama/qwen2 and plain (2) in
-# gpt2/gpt_neox, so the same preset gives different parameter counts (README).
+# gpt2/gpt_neox, and GPT-2 learns a position embedding per max position, so the same preset
+# gives different parameter counts (tiny: llama 166 k, qwen2 167 k, gpt_neox 145 k, gpt2 276 k
+# of which 131 k are 2,048 learned positions).
 ARCHS: dict[str, Callable[[Preset, Any], tuple[type, Any]]] = {
     "llama": _llama,
     "gpt2": _gpt2,
