@@ -1,4 +1,4 @@
-"""`diag pretrain`: train the embedded default base model (tokenizer + tiny Llama) from scratch."""
+"""`diag pretrain`: train the embedded default base model (tokenizer + small LM) from scratch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import typer
 from cli.options import command_from_config
 
 # the command's --help (also the listing of `diag --help`, built without importing it)
-DOC = """Pretrain a BPE tokenizer and a small Llama on the stdlib's Python source.
+DOC = """Pretrain a BPE tokenizer and a small Llama (--arch: gpt2, qwen2, gpt_neox) on the
+stdlib's Python source.
 
 Example: diag pretrain --preset tiny --out /tmp/base
 

@@ -68,6 +68,29 @@ def has_tokenizer(model_dir: str | Path) -> bool:
     return any((Path(model_dir) / name).exists() for name in _TOKENIZER_FILES)
 
 
+# tokenizer_config.json classes that mean "tokenizer.json exactly as saved" (what
+# `diag pretrain` writes, transformers 5 and 4)
+_GENERIC_TOKENIZER_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
+def _declares_generic_tokenizer(model_dir: Path) -> bool:
+    """Whether the dir's tokenizer is a plain tokenizer.json with no model-specific class.
+
+    AutoTokenizer overrides that declaration for some model types (qwen2 among them: it
+    rebuilds the tokenizer as Qwen2Tokenizer, with Qwen's own pre-tokenizer regex), so a
+    Qwen2 base from `diag pretrain --arch qwen2` would split text differently from how it
+    was pretrained and from the other architectures sharing its tokenizer.json.
+    """
+    config = model_dir / "tokenizer_config.json"
+    if not (model_dir / "tokenizer.json").exists() or not config.exists():
+        return False
+    try:
+        declared = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return False
+    return declared in _GENERIC_TOKENIZER_CLASSES
+
+
 def load_tokenizer(path: str | Path, what: str = "--model") -> Any:
     """A fast tokenizer from a local model dir; clear errors when it is missing or slow."""
     from transformers import AutoTokenizer
@@ -80,7 +103,12 @@ def load_tokenizer(path: str | Path, what: str = "--model") -> Any:
             f"{what} {model_dir}: has no tokenizer (tokenizer.json / tokenizer_config.json)"
         )
     try:
-        tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        if _declares_generic_tokenizer(model_dir):
+            from transformers import PreTrainedTokenizerFast
+
+            tok = PreTrainedTokenizerFast.from_pretrained(str(model_dir), local_files_only=True)
+        else:
+            tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     except (OSError, ValueError) as err:
         raise InputError(f"{what} {model_dir}: tokenizer does not load ({err})") from None
     check_tokenizer(tok, f"{what} {model_dir}")

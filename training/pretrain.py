@@ -2,10 +2,11 @@
 
     diag pretrain --preset tiny  --out /tmp/base    # tests: seconds
     diag pretrain --preset small --out runs/base    # the demo's base: a few minutes on 2 cores
+    diag pretrain --preset tiny --arch gpt2 --out /tmp/base-gpt2   # llama | gpt2 | qwen2 | gpt_neox
 
-A byte-level BPE tokenizer (the `tokenizers` library) and a small Llama-architecture causal LM
-(`transformers.LlamaConfig`) are trained on Python source every machine has: the interpreter's own
-standard library (tests and idlelib excluded; `--site-packages` adds installed packages). Files
+A byte-level BPE tokenizer (the `tokenizers` library) and a small causal LM (`--arch`: Hugging
+Face's own Llama, GPT-2, Qwen2 or GPT-NeoX class, the preset's sizes; `ARCHS`) are trained on
+Python source every machine has: the interpreter's own standard library (tests and idlelib excluded; `--site-packages` adds installed packages). Files
 are split by a stable hash of their path into train and held-out sets; the held-out loss (mean
 next-token NLL over held-out stdlib files never trained on) goes into `pretrain.json` and the
 manifest. The output is a normal HF directory (safetensors, tokenizer, chat template) loadable
@@ -32,6 +33,7 @@ import math
 import shutil
 import sysconfig
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -124,12 +126,114 @@ PRESETS: dict[str, Preset] = {
 PRESETS["vllm"] = replace(PRESETS["tiny"], hidden_size=128, num_heads=2, intermediate_size=344)
 
 
+# ---------------------------------------------------------------------------------------------
+# architectures
+
+
+def _special_ids(tokenizer: Any) -> dict[str, Any]:
+    return {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": True,  # every arch: parameter counts stay comparable
+        "use_cache": True,
+    }
+
+
+def _sizes(preset: Preset, tokenizer: Any) -> dict[str, Any]:
+    """The preset's sizes under the config names Llama, Qwen2 and GPT-NeoX share."""
+    return {
+        "hidden_size": preset.hidden_size,
+        "intermediate_size": preset.intermediate_size,
+        "num_hidden_layers": preset.num_layers,
+        "num_attention_heads": preset.num_heads,
+        "max_position_embeddings": preset.max_position_embeddings,
+        **_special_ids(tokenizer),
+    }
+
+
+def _llama(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
+    """Pre-norm RMSNorm, rotary positions on every head dim, gated SiLU MLP, no biases."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(num_key_value_heads=preset.num_heads, **_sizes(preset, tokenizer))
+    return LlamaForCausalLM, config
+
+
+def _qwen2(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
+    """Llama's blocks plus biases on the q/k/v projections."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(num_key_value_heads=preset.num_heads, **_sizes(preset, tokenizer))
+    return Qwen2ForCausalLM, config
+
+
+def _gpt2(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
+    """Learned absolute positions, LayerNorm with biases, a plain GELU MLP (Conv1D weights)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        n_embd=preset.hidden_size,
+        n_inner=preset.intermediate_size,
+        n_layer=preset.num_layers,
+        n_head=preset.num_heads,
+        n_positions=preset.max_position_embeddings,
+        # GPT-2 defaults to dropout 0.1; Llama trains without dropout, so none here either
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        **_special_ids(tokenizer),
+    )
+    return GPT2LMHeadModel, config
+
+
+def _gpt_neox(preset: Preset, tokenizer: Any) -> tuple[type, Any]:
+    """Parallel residual (attention and MLP read the same input), rotary on a quarter of each
+    head's dims, LayerNorm and biases, a plain GELU MLP; fused query_key_value projection."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(**_sizes(preset, tokenizer))
+    return GPTNeoXForCausalLM, config
+
+
+# --arch -> (model class, config) from a preset's sizes: vocab = the tokenizer's, hidden, layers,
+# heads (no grouped-query sharing), MLP width, max positions, tied input/output embeddings and
+# the tokenizer's bos/eos/pad ids for all. What differs is each architecture's own design (see
+# each builder's docstring); the MLP is gated (3 matrices) in llama/qwen2 and plain (2) in
+# gpt2/gpt_neox, and GPT-2 learns a position embedding per max position, so the same preset
+# gives different parameter counts (tiny: llama 166 k, qwen2 167 k, gpt_neox 145 k, gpt2 276 k
+# of which 131 k are 2,048 learned positions).
+ARCHS: dict[str, Callable[[Preset, Any], tuple[type, Any]]] = {
+    "llama": _llama,
+    "gpt2": _gpt2,
+    "qwen2": _qwen2,
+    "gpt_neox": _gpt_neox,
+}
+
+
+def check_arch(arch: str) -> None:
+    if arch not in ARCHS:
+        raise InputError(f"--arch {arch!r}: choose from {', '.join(ARCHS)}")
+
+
+def build_model(preset: Preset, tokenizer: Any, seed: int, arch: str = "llama") -> Any:
+    """A randomly initialised causal LM of `arch` with the preset's sizes (seeded)."""
+    check_arch(arch)
+    from transformers import set_seed
+
+    model_class, config = ARCHS[arch](preset, tokenizer)
+    set_seed(seed)
+    return model_class(config)
+
+
 @dataclass
 class PretrainConfig:
     """Options of `diag pretrain`.
 
     Output:  out (model dir), overwrite
-    Model:   preset (tiny | toy | small | vllm); steps overrides the preset's step budget
+    Model:   preset (tiny | toy | small | vllm); steps overrides the preset's step budget;
+             arch (llama | gpt2 | qwen2 | gpt_neox: ARCHS) builds the preset's sizes
     Data:    site_packages (add installed packages' source), heldout_percent (by path hash),
              max_file_kb (skip generated data files); text (triples files: train split into
              the corpus, val split held out), stdlib (False: learn from text alone),
@@ -143,6 +247,13 @@ class PretrainConfig:
     preset: str = field(
         default="small",
         metadata={"help": "tiny (tests, seconds) | toy (the default demo's model) | small."},
+    )
+    arch: str = field(
+        default="llama",
+        metadata={
+            "help": f"Model architecture, the preset's sizes: {' | '.join(ARCHS)} "
+            "(Hugging Face's own model classes)."
+        },
     )
     steps: int | None = field(
         default=None,
@@ -348,27 +459,6 @@ class _Blocks:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def build_model(preset: Preset, tokenizer: Any, seed: int) -> Any:
-    from transformers import LlamaConfig, LlamaForCausalLM, set_seed
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=preset.hidden_size,
-        intermediate_size=preset.intermediate_size,
-        num_hidden_layers=preset.num_layers,
-        num_attention_heads=preset.num_heads,
-        num_key_value_heads=preset.num_heads,
-        max_position_embeddings=preset.max_position_embeddings,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        use_cache=True,
-    )
-    set_seed(seed)
-    return LlamaForCausalLM(config)
-
-
 def config_key(cfg: PretrainConfig) -> dict[str, Any]:
     """What decides the weights: reuse a finished base only when this matches."""
     preset = effective_preset(cfg)
@@ -382,6 +472,8 @@ def config_key(cfg: PretrainConfig) -> dict[str, Any]:
         "max_file_kb": cfg.max_file_kb,
         "packing": "whole-texts",  # pack_corpus (bases cut by plain concatenation differ)
     }
+    if cfg.arch != "llama":  # keys of older (Llama) bases stay valid
+        key["arch"] = cfg.arch
     if cfg.text or not cfg.stdlib:  # keys of older bases stay valid
         key.update(text=[file_digest(p) for p in cfg.text], stdlib=cfg.stdlib)
     if cfg.tokenizer_text:
@@ -410,11 +502,9 @@ def is_finished_base(out: str | Path, cfg: PretrainConfig) -> bool:
 
 
 def main(cfg: PretrainConfig) -> dict[str, Any]:
-    import torch
-    from transformers import Trainer, TrainingArguments
-
     if cfg.preset not in PRESETS:
         raise InputError(f"--preset {cfg.preset!r}: choose from {', '.join(PRESETS)}")
+    check_arch(cfg.arch)
     if cfg.steps is not None and cfg.steps < 0:
         raise InputError(f"--steps {cfg.steps}: must be 0 (no pretraining) or positive")
     if cfg.vocab_size is not None and cfg.vocab_size < 300:
@@ -423,6 +513,9 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
         raise InputError("--no-stdlib needs --text: there would be nothing to learn from")
     for path in cfg.text + cfg.tokenizer_text:
         file_digest(path)  # a missing or unreadable file fails before anything is written
+    import torch  # after the checks: bad options fail at once, before these load
+    from transformers import Trainer, TrainingArguments
+
     preset = effective_preset(cfg)
     steps = preset.steps
     out = Path(cfg.out)
@@ -470,7 +563,7 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
             )
 
     torch.manual_seed(cfg.seed)
-    model = build_model(preset, tokenizer, cfg.seed)
+    model = build_model(preset, tokenizer, cfg.seed, cfg.arch)
     n_params = sum(p.numel() for p in model.parameters())
     resume = work.is_dir() and any(work.glob("checkpoint-*"))
     args = TrainingArguments(
@@ -517,6 +610,7 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
     train_tokens = round(steps * preset.batch_size * preset.seq_len * fill)
     result = {
         "preset": cfg.preset,
+        "arch": cfg.arch,
         "n_params": n_params,
         "vocab_size": len(tokenizer),
         "steps": steps,
@@ -548,7 +642,7 @@ def main(cfg: PretrainConfig) -> dict[str, Any]:
         manifest.finish(key=config_key(cfg), result=result)
     shutil.rmtree(work, ignore_errors=True)
     print(
-        f"pretrained {cfg.preset}: {n_params / 1e6:.2f} M params, {steps} steps in "
+        f"pretrained {cfg.preset} ({cfg.arch}): {n_params / 1e6:.2f} M params, {steps} steps in "
         f"{train_s:.0f} s; held-out loss {heldout_loss:.3f} (ppl {math.exp(heldout_loss):.1f}) "
         f"-> {out}"
     )
