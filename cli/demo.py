@@ -1,14 +1,19 @@
 """`diag demo`: the whole study on the embedded default, end to end, resumable.
 
-    diag demo --out demo_out                       # default preset (<= 15 min on 2 cores)
+    diag demo --out demo_out                       # default preset (<= 11 min on 2 idle cores)
     diag demo --out /tmp/q --preset quick          # smoke test (<= 3 min): numbers meaningless
     diag demo --out runs/full --preset full --seeds 3   # the replication (README table)
+    diag demo --out runs/arch --preset arch        # the same study on bases of three architectures
+    diag demo --out runs/fx --preset full --archs llama,gpt2,gpt_neox   # full, cross-architecture
 
 Steps (each writes its own run folder under --out; a finished step is never redone, an
 interrupted one resumes where its command can):
   1. synth     the toy world through the full synthesis pipeline  -> data/
   2. pretrain  the base model (cached across demos by config)      -> base/
   3. train     seed, wo, follow, precede at the same budget        -> train/<fmt>-s<seed>/
+With several architectures (`archs`), steps 2-5 run once per architecture: its base in
+bases/<arch>/ (so result tables name the base by its architecture), the rest under <arch>/
+(<arch>/train/, <arch>/eval/, <arch>/diag/); the data, summary and report are shared.
   4. eval      every checkpoint on the toy test split, finals on OOD, the base too -> eval/
   5. ppl, kl + validation loss, attn, ablate                       -> diag/, ablate/
   6. summary   the replication table (pooled seeds, CIs, paired test) -> summary/
@@ -55,10 +60,10 @@ PIPELINE_WORLD = {
     "ood_families": ["pipe_spread"],
     "depth_weights": [0.4, 0.4, 0.2],
 }  # fmt: skip
-# A smaller cut of it for the 15-minute default: four terminals (spread held out), depth 1-2,
+# A smaller cut of it for the 11-minute default: four terminals (spread held out), depth 1-2,
 # six stage kinds, code in one style. From a base pretrained on whole tasks of BASE_WORLD every
-# format passes the pass@1 transition on it within 1,000 steps of 16 (16-23% on the clean-clone
-# default; README, Results); on PIPELINE_WORLD it needs several times longer.
+# format passes the pass@1 transition on it within 750 steps of 16 (README, Results); on
+# PIPELINE_WORLD it needs several times longer.
 COMPACT_WORLD = {
     "families": ["pipe_list", "pipe_sum", "pipe_count", "pipe_max", "pipe_spread"],
     "ood_families": ["pipe_spread"],
@@ -78,7 +83,9 @@ class DemoPreset:
 
     Data:     synth_n toy seeds through the pipeline (train/val/test/ood mix), toy_world
               (ToyWorld options; default: the compositional pipeline families)
-    Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's);
+    Base:     base_preset (training.pretrain.PRESETS), base_steps (None: the preset's); archs:
+              the architectures of training.pretrain.ARCHS to build it in (several: the whole
+              study per architecture, the report faceted by base);
               base_text: the tokenizer learns from the demo's own train split alone (no
               stdlib), base_vocab its size; with base_steps 0 SFT trains from the random init
               (the recipe that passed the pass@1 transition: README, Results); base_world
@@ -120,6 +127,7 @@ class DemoPreset:
     base_synth_n: int = 0
     ablate_verify: bool = True
     toy_world: dict = field(default_factory=lambda: dict(PIPELINE_WORLD))
+    archs: tuple[str, ...] = ("llama",)
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -144,7 +152,9 @@ PRESETS: dict[str, DemoPreset] = {
         ablate_save_steps=6,
     ),
     "default": DemoPreset(
-        # measured on 2 idle cores: README, "What the demo does"
+        # measured on 2 idle cores: README, "What the demo does". 750 SFT steps (1,000 until
+        # 2026-12-04: 12:41 on idle cores, over the 11-minute target; every format was past the
+        # transition at step 750 of those 1,000)
         synth_n=6000,
         base_preset="toy",
         base_steps=1000,
@@ -152,7 +162,7 @@ PRESETS: dict[str, DemoPreset] = {
         base_vocab=2048,
         base_world=dict(BASE_WORLD),
         base_synth_n=5000,
-        steps=1000,
+        steps=750,
         save_steps=250,
         batch_size=16,
         lr=3e-3,
@@ -167,7 +177,7 @@ PRESETS: dict[str, DemoPreset] = {
         ablate_variants=("signature",),  # comments too in `full`: ~100 s more
         ablate_steps=None,
         ablate_save_steps=None,
-        ablate_verify=False,  # the transforms' own tests check it; 73 s of a 15-minute budget
+        ablate_verify=False,  # the transforms' own tests check it; 73 s of an 11-minute budget
         attn_examples=20,
         toy_world=dict(COMPACT_WORLD),
     ),
@@ -189,18 +199,34 @@ PRESETS["full"] = replace(
     seeds=3,
     ablate_variants=("signature", "comments"),
 )
+# the default's data and sizes on bases of three architectures (Hugging Face's Llama, GPT-2 and
+# GPT-NeoX classes at the same widths and depth, one tokenizer and corpus): wo, follow and
+# precede on each, every checkpoint evaluated, smaller diagnostics, no ablation
+PRESETS["arch"] = replace(
+    PRESETS["default"],
+    archs=("llama", "gpt2", "gpt_neox"),
+    formats=("wo", "follow", "precede"),
+    ood_tasks=40,
+    diag_examples=24,
+    attn_examples=10,
+    attn_patterns=2,
+    ablate_formats=(),
+)
 
 
 @dataclass
 class DemoConfig:
-    """Options of `diag demo`: out, preset (quick | default | full), seeds (None: the
-    preset's), formats (None: all four), cache (where pretrained bases are kept across demos;
-    default $CODECOT_CACHE or ~/.cache/codecot), overwrite."""
+    """Options of `diag demo`: out, preset (quick | default | full | arch), seeds (None: the
+    preset's), formats (None: the preset's), archs (None: the preset's), cache (where pretrained
+    bases are kept across demos; default $CODECOT_CACHE or ~/.cache/codecot), overwrite."""
 
     out: str = field(metadata={"help": "Folder for every step's run folder."})
     preset: str = field(
         default="default",
-        metadata={"help": "quick (smoke, <= 3 min) | default (<= 15 min) | full (replication)."},
+        metadata={
+            "help": "quick (smoke, <= 3 min) | default (<= 11 min) | full (replication) | "
+            "arch (three base architectures)."
+        },
     )
     seeds: int | None = field(
         default=None, metadata={"help": "Seeds per format (default: the preset's)."}
@@ -208,6 +234,14 @@ class DemoConfig:
     formats: list[str] | None = field(
         default=None,
         metadata={"help": "Comma-separated subset of the four formats.", "comma": True},
+    )
+    archs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Comma-separated base architectures (llama, gpt2, qwen2, gpt_neox): the "
+            "study once per architecture, the report faceted by base.",
+            "comma": True,
+        },
     )
     cache: str | None = field(
         default=None, metadata={"help": "Cache of pretrained bases (default ~/.cache)."}
@@ -290,6 +324,13 @@ def resolve_preset(cfg: DemoConfig) -> DemoPreset:
         preset = replace(preset, seeds=cfg.seeds)
     if cfg.formats:
         preset = replace(preset, formats=tuple(check_format(f) for f in cfg.formats))
+    if cfg.archs:
+        from training.pretrain import ARCHS
+
+        unknown = [a for a in cfg.archs if a not in ARCHS]
+        if unknown:
+            raise InputError(f"--archs {','.join(unknown)}: choose from {', '.join(ARCHS)}")
+        preset = replace(preset, archs=tuple(dict.fromkeys(cfg.archs)))
     return preset
 
 
@@ -310,6 +351,8 @@ class DemoLayout:
     base_triples: Path
     base: Path
     diag: Path
+    runs: Path  # where train/, eval/ and ablate/ go: out, or out/<arch> with several archs
+    arch: str | None = None  # the base's architecture, when the demo has several
 
     @classmethod
     def under(cls, out: Path) -> DemoLayout:
@@ -322,16 +365,28 @@ class DemoLayout:
             base_triples=base_data / "triples.jsonl",
             base=out / "base",
             diag=out / "diag",
+            runs=out,
         )
 
+    def for_arch(self, arch: str) -> DemoLayout:
+        """The layout of one architecture's study: its base in bases/<arch>/ (the folder name is
+        how result tables name a run's base), its runs and diagnostics under <arch>/."""
+        runs = self.out / arch
+        base = self.out / "bases" / arch
+        return replace(self, base=base, diag=runs / "diag", runs=runs, arch=arch)
+
+    def tag(self, name: str) -> str:
+        """A step's name, with the architecture when the demo has several."""
+        return f"{name} [{self.arch}]" if self.arch else name
+
     def train_dir(self, fmt: str, seed: int) -> Path:
-        return self.out / "train" / f"{fmt}-s{seed}"
+        return self.runs / "train" / f"{fmt}-s{seed}"
 
     def eval_dir(self, name: str, split: str) -> Path:
-        return self.out / "eval" / f"{name}-{split}"
+        return self.runs / "eval" / f"{name}-{split}"
 
     def ablate_dir(self, fmt: str, seed: int) -> Path:
-        return self.out / "ablate" / f"{fmt}-s{seed}"
+        return self.runs / "ablate" / f"{fmt}-s{seed}"
 
 
 def sft_runs(preset: DemoPreset) -> list[tuple[str, int]]:
@@ -383,6 +438,8 @@ def pretrain_config(preset: DemoPreset, layout: DemoLayout) -> PretrainConfig:
     config = PretrainConfig(
         out=str(layout.base), preset=preset.base_preset, steps=preset.base_steps
     )
+    if layout.arch is not None:
+        config = replace(config, arch=layout.arch)
     if not preset.base_text:
         return config
     config = replace(config, stdlib=False, vocab_size=preset.base_vocab)
@@ -443,8 +500,9 @@ def pretrain_step(
     else:
         run = partial(pretrain_or_reuse, config, cached)
     steps_per_unit = {"small": 1.25, "toy": 0.4}.get(preset.base_preset, 0.15)
+    arch = f" {layout.arch}" if layout.arch else ""
     return Step(
-        f"pretrain: {preset.base_preset} base{corpus}",
+        f"pretrain: {preset.base_preset}{arch} base{corpus}",
         layout.base,
         run,
         # ~2.9 weight units a second, as the synth and train steps
@@ -475,7 +533,7 @@ def train_step(preset: DemoPreset, layout: DemoLayout, fmt: str, seed: int) -> S
         resume=True,
     )
     run = _call("training.sft:main", config)
-    return Step(f"train: {fmt} (seed {seed})", out, run, weight=preset.steps * 0.25)
+    return Step(layout.tag(f"train: {fmt} (seed {seed})"), out, run, weight=preset.steps * 0.25)
 
 
 # 4. evaluation: every checkpoint on test, the final model on OOD; the base on both
@@ -507,7 +565,7 @@ def eval_step(
         resume=True,
     )
     name = f"eval: {title} on {split}" + (" (every checkpoint)" if all_checkpoints else "")
-    return Step(name, out, _call("evaluation.run:main", config), weight)
+    return Step(layout.tag(name), out, _call("evaluation.run:main", config), weight)
 
 
 def run_eval_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
@@ -569,7 +627,8 @@ def ppl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
     models = final_models(preset, layout)
     config = PplConfig(model=models, **scoring_options(preset, layout, "ppl"))
     run = _call("diagnostics.ppl:main", config)
-    return Step("ppl: conditional perplexity", layout.diag / "ppl", run, weight=len(models) * 2)
+    name = layout.tag("ppl: conditional perplexity")
+    return Step(name, layout.diag / "ppl", run, weight=len(models) * 2)
 
 
 def kl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
@@ -578,7 +637,7 @@ def kl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
     models = final_models(preset, layout)
     config = KlConfig(model=models, save_tokens=True, **scoring_options(preset, layout, "kl"))
     run = _call("diagnostics.kl:main", config)
-    return Step("kl: KL to base", layout.diag / "kl", run, weight=len(models) * 3)
+    return Step(layout.tag("kl: KL to base"), layout.diag / "kl", run, weight=len(models) * 3)
 
 
 def valloss_step(preset: DemoPreset, layout: DemoLayout) -> Step:
@@ -587,7 +646,7 @@ def valloss_step(preset: DemoPreset, layout: DemoLayout) -> Step:
     runs = final_models(preset, layout)
     config = ValLossConfig(run=runs, **scoring_options(preset, layout, "valloss"))
     return Step(
-        "valloss: loss and KL over checkpoints",
+        layout.tag("valloss: loss and KL over checkpoints"),
         layout.diag / "valloss",
         _call("diagnostics.valloss:main", config),
         weight=len(runs) * n_checkpoints(preset) * 2,
@@ -608,7 +667,7 @@ def attn_step(preset: DemoPreset, layout: DemoLayout) -> Step:
         data=str(layout.triples),
         max_examples=preset.attn_examples or preset.diag_examples,
     )
-    name = "attn: span attention + attribution"
+    name = layout.tag("attn: span attention + attribution")
     return Step(name, out, _call("diagnostics.attn:main", config), weight=len(models) * 8)
 
 
@@ -637,7 +696,7 @@ def ablate_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
         retrain = (preset.ablate_steps or preset.steps) * 0.25 + preset.eval_tasks * 0.03 * 4
         steps.append(
             Step(
-                f"ablate: {fmt} (seed {seed}): {', '.join(preset.ablate_variants)}",
+                layout.tag(f"ablate: {fmt} (seed {seed}): {', '.join(preset.ablate_variants)}"),
                 out,
                 _call("diagnostics.ablate:main", config),
                 weight=len(preset.ablate_variants) * retrain,
@@ -665,15 +724,11 @@ def report_step(layout: DemoLayout) -> Step:
     return Step("report: figures", out, _call("reports.report:main", config), weight=10)
 
 
-def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
-    """The demo's steps for a preset, in order; nothing runs here."""
-    preset = resolve_preset(cfg)
-    layout = DemoLayout.under(Path(cfg.out))
+def study_steps(preset: DemoPreset, layout: DemoLayout, cache: str | None) -> list[Step]:
+    """One base's study: pretrain it, train every format and seed, evaluate, diagnose, ablate."""
     base_config = pretrain_config(preset, layout)
-    cached = base_location(preset, base_config, cfg.cache)
-    steps = [
-        data_step(preset, layout),
-        *base_corpus_steps(preset, layout),
+    cached = base_location(preset, base_config, cache)
+    return [
         pretrain_step(preset, layout, base_config, cached),
         *[train_step(preset, layout, fmt, seed) for fmt, seed in sft_runs(preset)],
         *run_eval_steps(preset, layout),
@@ -683,10 +738,24 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
         valloss_step(preset, layout),
         attn_step(preset, layout),
         *ablate_steps(preset, layout),
-        summary_step(layout),
-        report_step(layout),
     ]
-    return steps, {"preset": asdict(preset), "base_cache": str(cached)}
+
+
+def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
+    """The demo's steps for a preset, in order; nothing runs here."""
+    preset = resolve_preset(cfg)
+    layout = DemoLayout.under(Path(cfg.out))
+    # one architecture keeps the single-study layout (base/, train/, ...) of earlier demos
+    studies = [layout] if preset.archs == ("llama",) else [layout.for_arch(a) for a in preset.archs]
+    steps = [data_step(preset, layout), *base_corpus_steps(preset, layout)]
+    for study in studies:
+        steps += study_steps(preset, study, cfg.cache)
+    steps += [summary_step(layout), report_step(layout)]
+    caches = [str(base_location(preset, pretrain_config(preset, s), cfg.cache)) for s in studies]
+    return steps, {
+        "preset": asdict(preset),
+        "base_cache": caches[0] if len(caches) == 1 else caches,
+    }
 
 
 def main(cfg: DemoConfig) -> dict[str, Any]:

@@ -287,22 +287,22 @@ def text_base_steps(synth_n, base_synth_n, base_steps, synth_weights, base_weigh
 # What each preset trains, evaluates and diagnoses, and each step's ETA weight, written out.
 TRAIN = {  # seeds, steps, save_steps, logging_steps, weight
     "quick": (1, 24, 12, 1, 6.0),
-    "default": (1, 1000, 250, 50, 250.0),
+    "default": (1, 750, 250, 37, 187.5),
     "full": (3, 1500, 250, 75, 375.0),
 }
 EVAL = {  # test tasks, OOD tasks, max_new_tokens, weights: a run on test, on OOD, the base
     "quick": (24, 16, 160, 2.16, 0.48, 0.72),
-    "default": (80, 60, 200, 12.0, 1.8, 2.4),
+    "default": (80, 60, 200, 9.6, 1.8, 2.4),
     "full": (200, 200, 200, 42.0, 6.0, 6.0),
 }
 DIAG = {  # examples, attn examples, saved patterns, weights: ppl, kl, valloss, attn
     "quick": (12, 12, 2, (8, 12, 16, 32)),
-    "default": (48, 20, 3, (8, 12, 32, 32)),
+    "default": (48, 20, 3, (8, 12, 24, 32)),
     "full": (200, 60, 4, (24, 36, 144, 96)),
 }
 ABLATE = {  # precede on seed 0: variants, max_steps, save_steps, verify, weight
     "quick": ("signature,comments", 12, 6, True, 11.76),
-    "default": ("signature", None, None, False, 259.6),
+    "default": ("signature", None, None, False, 197.1),
     "full": ("signature,comments", None, None, False, 798.0),
 }
 
@@ -507,7 +507,8 @@ def test_the_base_cache_defaults_to_codecot_cache(recorder, monkeypatch):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"preset": "huge"}, "--preset 'huge': choose from quick, default, full"),
+        ({"preset": "huge"}, "--preset 'huge': choose from quick, default, full, arch"),
+        ({"preset": "quick", "archs": ["llama", "rwkv"]}, "--archs rwkv: choose from llama"),
         ({"preset": "quick", "seeds": 0}, "--seeds 0: must be at least 1"),
         ({"preset": "quick", "formats": ["cot"]}, "--format 'cot': unknown format"),
     ],
@@ -515,3 +516,47 @@ def test_the_base_cache_defaults_to_codecot_cache(recorder, monkeypatch):
 def test_bad_options_are_input_errors(recorder, options, message):
     with pytest.raises(InputError, match=re.escape(message)):
         demo.plan(demo.DemoConfig(out="demo", **options))
+
+
+def test_the_arch_preset_runs_the_study_once_per_architecture(recorder):
+    """Shared data; per architecture a base in bases/<arch> (its folder name is the base's name
+    in every result table) and its runs, evaluations and diagnostics under <arch>/; one summary
+    and one report over all of them."""
+    got, info = planned(recorder, preset="arch", cache="cache")
+    archs = ("llama", "gpt2", "gpt_neox")
+    three = ("wo", "follow", "precede")
+    assert info["preset"]["archs"] == archs and info["preset"]["formats"] == three
+    assert [s.out for s in got[:2]] == ["demo/data", "demo/base_data"]
+    assert [s.out for s in got[-2:]] == ["demo/summary", "demo/report"]
+    per_arch = got[2:-2]
+    assert len(per_arch) == 3 * (1 + 3 + 2 * 3 + 2 + 4)  # base, train, eval, base eval, diags
+    for k, arch in enumerate(archs):
+        study = per_arch[k * 16 : (k + 1) * 16]
+        assert all(s.name.endswith(f"[{arch}]") for s in study[1:]), [s.name for s in study]
+        pretrain = study[0]
+        assert pretrain.name.startswith(f"pretrain: toy {arch} base")
+        [(_, config)] = pretrain.calls
+        assert config == replace(
+            text_base(1000), out=f"demo/bases/{arch}", arch=arch, overwrite=True
+        )
+        trains = [c for s in study for (m, c) in s.calls if m == "training.sft"]
+        assert [(c.format, c.base, c.out) for c in trains] == [
+            (f, f"demo/bases/{arch}", f"demo/{arch}/train/{f}-s0") for f in three
+        ]
+        evals = [c for s in study for (m, c) in s.calls if m == "evaluation.run"]
+        assert {c.model for c in evals} == {f"demo/bases/{arch}"} | {
+            f"demo/{arch}/train/{f}-s0" for f in three
+        }
+        assert all(c.out.startswith(f"demo/{arch}/eval/") for c in evals)
+        diags = [c for s in study for (m, c) in s.calls if m.startswith("diagnostics.")]
+        assert [Path(c.out).parent.as_posix() for c in diags] == [f"demo/{arch}/diag"] * 4
+    assert not any(m == "diagnostics.ablate" for s in got for (m, _) in s.calls)
+
+
+def test_archs_option_turns_any_preset_cross_architecture(recorder):
+    steps, info = demo.plan(
+        demo.DemoConfig(out="demo", preset="quick", cache="cache", archs=["gpt2", "gpt2"])
+    )
+    assert info["preset"]["archs"] == ("gpt2",)
+    assert [s.out for s in steps if s.done] == [Path("demo/bases/gpt2")]
+    assert Path("demo/gpt2/train/precede-s0") in [s.out for s in steps]
