@@ -157,6 +157,12 @@ def model_label(path: str | Path) -> str:
 
 def train_manifest(model_dir: Path) -> tuple[Path | None, dict[str, Any]]:
     """(run folder, its manifest) of the `diag train` run a model dir belongs to, if any."""
+    return _owning_manifest(model_dir, "train")
+
+
+def _owning_manifest(model_dir: Path, command: str) -> tuple[Path | None, dict[str, Any]]:
+    """(folder, manifest) of the `diag COMMAND` run that holds a model dir (the dir itself or
+    the run folder around its final/ or checkpoint), if any."""
     for candidate in (model_dir, model_dir.parent):
         path = candidate / "manifest.json"
         if not path.exists():
@@ -165,7 +171,7 @@ def train_manifest(model_dir: Path) -> tuple[Path | None, dict[str, Any]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        if data.get("command") == "train":
+        if data.get("command") == command:
             return candidate, data
     return None, {}
 
@@ -199,17 +205,8 @@ def model_base(model_dir: Path) -> str | None:
     if manifest:
         base = manifest.get("config", {}).get("base")
         return base_name(base) if base else None
-    for candidate in (model_dir, model_dir.parent):
-        path = candidate / "manifest.json"
-        if not path.exists():
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            continue
-        if data.get("command") == "pretrain":
-            return candidate.name
-    return None
+    folder, _ = _owning_manifest(model_dir, "pretrain")
+    return folder.resolve().name if folder is not None else None
 
 
 @dataclass
