@@ -468,6 +468,9 @@ def render_curves(rs: ResultSet) -> None:
         ("kl_valloss", "Validation loss and KL to base"),
         ("ablation_curves", "Ablations"),
         ("train_loss", "Training loss"),
+        ("pass_at_1_bases", "pass@1 over checkpoints per base model"),
     ):
+        if not FIGURES[name].applies(rs):
+            continue  # the cross-base curve: only when the runs hold several base models
         st.subheader(heading)
         show_figure(rs, name, key=f"curve-{name}")

@@ -67,14 +67,14 @@ from training.modeling import ModelRef
 
 SAMPLES, PASS_AT_K, SUMMARY = "samples.parquet", "pass_at_k.parquet", "summary.json"
 SAMPLE_COLUMNS = (
-    "label", "format", "seed", "step", "loss_tokens_seen", "checkpoint", "bench", "split",
+    "label", "base", "format", "seed", "step", "loss_tokens_seen", "checkpoint", "bench", "split",
     "task_id", "sample", "completion", "code", "extraction", "truncated", "n_prompt_tokens",
     "n_new_tokens", "finish", "status", "detail", "passed", "wrong_entry_point",
     "passed_if_renamed", "renamed_from", "family", "difficulty", "duration_s", "base_status",
     "base_passed", "plus_status", "contest_date",
 )  # fmt: skip
 PASS_COLUMNS = (
-    "label", "format", "seed", "step", "loss_tokens_seen", "bench", "split", "suite", "group",
+    "label", "base", "format", "seed", "step", "loss_tokens_seen", "bench", "split", "suite", "group",
     "k", "pass_at_k", "ci_low", "ci_high", "n_tasks",
 )  # fmt: skip
 # pass_at_k.parquet's `suite`: "main" is the sample's verdict (`passed`; for evalplus the plus
@@ -408,6 +408,7 @@ def _judge_rows(
         rows.append(
             {
                 "label": entry.label,
+                "base": entry.base,
                 "format": entry.format,
                 "seed": entry.seed,
                 "step": entry.step,
@@ -539,7 +540,7 @@ def pass_at_k_rows(frame: Any, cfg: EvalConfig) -> list[dict[str, Any]]:
     from plumbing.stats import StatsOptions, bootstrap_mean
 
     rows = []
-    keys = ["label", "format", "seed", "step", "loss_tokens_seen", "bench", "split"]
+    keys = ["label", "base", "format", "seed", "step", "loss_tokens_seen", "bench", "split"]
     for key, model_frame in scored(frame).groupby(keys, dropna=False, sort=False):
         meta = dict(zip(keys, key))
         for suite, suite_frame in suite_frames(model_frame):
@@ -742,7 +743,7 @@ def summarise(cfg: EvalConfig, ctx: RunContext) -> dict[str, Any]:
     import pandas as pd
 
     out, units = ctx.out, ctx.plan.units
-    frame = _typed(ctx.parts.read([u.key for u in units]))
+    frame = _with_base(_typed(ctx.parts.read([u.key for u in units])), units)
     pak = pd.DataFrame(pass_at_k_rows(frame, cfg), columns=list(PASS_COLUMNS))
     models = []
     for unit in units:
@@ -783,6 +784,20 @@ def main(cfg: EvalConfig) -> dict[str, Any]:
 
 def _eq(series: Any, value: Any) -> Any:
     return series.isna() if value is None else series == value
+
+
+def _with_base(frame: Any, units: list[Unit]) -> Any:
+    """samples with a `base` on every row: parts written before the column existed (a resumed
+    run) get their model's base, so pass@k groups each model once."""
+    bases = {(u.data.label, u.data.checkpoint): u.data.base for u in units}
+    if "base" not in frame.columns:
+        frame["base"] = None
+    missing = frame["base"].isna()
+    if missing.any():
+        pairs = zip(frame.loc[missing, "label"], frame.loc[missing, "checkpoint"])
+        frame.loc[missing, "base"] = [bases.get(pair) for pair in pairs]
+    order = [c for c in SAMPLE_COLUMNS if c in frame.columns]
+    return frame[order + [c for c in frame.columns if c not in order]]
 
 
 def _typed(frame: Any) -> Any:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from plumbing.stats import SUMMARY_COLUMNS
-from reports.results import ResultSet, sort_labels
+from reports.results import ResultSet, sort_labels, split_label
 
 SPAN_ORDER = ("sink", "prompt", "cot", "code", "glue", "eos", "other", "response", "gap", "all")
 DIFFICULTY_ORDER = ("easy", "medium", "hard")
@@ -36,8 +36,9 @@ class Skip(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 
 def label_format(label: str) -> str:
-    """The training format of a model label: 'follow-s1' -> 'follow'."""
-    return str(label).split("-", 1)[0]
+    """The training format of a model label: 'follow-s1' -> 'follow', 'gpt2/follow-s1' ->
+    'follow' (a label naming its base model, reports.results.display_label)."""
+    return split_label(label)[1].split("-", 1)[0]
 
 
 def span_sorted(spans: Sequence[str]) -> list[str]:
@@ -235,6 +236,69 @@ def pass1_table(frame: Any) -> Any:
                         n_tasks=int(r["n_tasks"]),
                     )
                 )
+    return pd.DataFrame(rows)
+
+
+# the formats of the cross-base curve (the paper's: code-first vs CoT-first, and no CoT)
+CROSS_BASE_FORMATS = ("wo", "follow", "precede")
+
+
+def cross_base_split(frame: Any) -> tuple[str, str]:
+    """The (bench, split) the cross-base curve draws: the first with split `test`, else the
+    first of all."""
+    pairs = bench_splits(frame)
+    tests = [pair for pair in pairs if pair[1] == "test"]
+    return (tests or pairs)[0]
+
+
+def base_pass1_curves(rs: ResultSet) -> Any:
+    """pass@1 over checkpoints per base model and format (precede, follow, wo), seeds pooled:
+    each task's pass rate averaged over samples, then over seeds, then a bootstrap CI over
+    tasks; on one bench/split (cross_base_split). Columns: base, format, step, bench, split,
+    pass_at_1, ci_low, ci_high, n_tasks, seeds. Skip with fewer than two bases."""
+    import pandas as pd
+
+    from plumbing.stats import bootstrap_mean
+
+    if not rs.several_bases:
+        raise Skip(
+            f"the runs hold models of one base model ({join_values(rs.bases())}): the cross-base "
+            "curve needs two or more (diag train --base B2 ..., then diag eval --all-checkpoints)"
+        )
+    frame = rs.table("samples")
+    keep = frame["format"].isin(CROSS_BASE_FORMATS) & frame["base"].notna() & frame["step"].notna()
+    frame = frame[keep & (frame["status"] != "skipped")]
+    if frame.empty:
+        raise Skip("samples.parquet has no precede/follow/wo rows at a training step")
+    bench, split = cross_base_split(frame)
+    frame = frame[(frame["bench"].astype(str) == bench) & (frame["split"].astype(str) == split)]
+    frame = frame.assign(seed=frame["seed"].fillna(0).astype(int), step=frame["step"].astype(int))
+    steps = frame.groupby(["base", "format"])["step"].nunique()
+    if not (steps > 1).any():
+        raise Skip(
+            "no base model's runs were evaluated at more than one checkpoint: run diag eval "
+            "--all-checkpoints on the training runs"
+        )
+    keys = ["base", "format", "step"]
+    per_task = frame.groupby([*keys, "seed", "task_id"])["passed"].mean().reset_index()
+    rows = []
+    for (base, fmt, step), group in per_task.groupby(keys, sort=True):
+        values = group.groupby("task_id")["passed"].mean()  # seeds averaged per task
+        est = bootstrap_mean(values.to_numpy(float), stats_opts())
+        rows.append(
+            dict(
+                base=str(base),
+                format=str(fmt),
+                step=int(step),
+                bench=bench,
+                split=split,
+                pass_at_1=est.mean,
+                ci_low=est.ci_low,
+                ci_high=est.ci_high,
+                n_tasks=est.n,
+                seeds=int(group["seed"].nunique()),
+            )
+        )
     return pd.DataFrame(rows)
 
 

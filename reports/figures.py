@@ -8,7 +8,8 @@ Each entry names a drawing function of reports/draw/ (one module per diagnostic)
 (`diag report --help` lists them) and the result tables it needs (reports.results.TABLES): the
 report skips a figure with the exact command to run when one is missing; `needs_any` when any
 one of several tables is enough (the figure marks the missing panel). A function raises `Skip`
-when the tables exist but do not hold what it draws (e.g. one checkpoint only). `Made.data` is
+when the tables exist but do not hold what it draws (e.g. one checkpoint only); a figure marked
+`several_bases` (the cross-base curve) is only attempted when the runs hold several base models. `Made.data` is
 the tidy frame of the numbers drawn (written beside the figure as CSV), so a figure can be
 checked against its inputs; those numbers come from reports.figure_data, which the dashboard
 reads too. Every mean carries a seeded percentile-bootstrap CI over examples (plumbing.stats),
@@ -36,6 +37,9 @@ class FigureSpec:
     func: Callable[[ResultSet], Made]
     needs: tuple[str, ...] = ()
     needs_any: tuple[str, ...] = ()
+    # drawn only when the runs hold models of two or more base models (reports.results
+    # ResultSet.several_bases); with one base it is not attempted and not listed as skipped
+    several_bases: bool = False
 
     def __post_init__(self) -> None:
         for table in (*self.needs, *self.needs_any):
@@ -47,6 +51,10 @@ class FigureSpec:
         inputs = self.needs or self.needs_any
         joiner = " + " if self.needs else " and/or "
         return f"{self.title} (from {joiner.join(TABLES[t].pattern for t in inputs)})"
+
+    def applies(self, rs: ResultSet) -> bool:
+        """Whether this figure is meant for these runs (a cross-base figure needs 2+ bases)."""
+        return not self.several_bases or rs.several_bases
 
     def missing(self, rs: ResultSet) -> list[str]:
         """Tables this figure lacks (empty when it can be drawn)."""
@@ -141,6 +149,13 @@ _SPECS = (
         "pass@1 over training checkpoints per format (main curve)",
         evaluation.pass_at_1_checkpoints,
         needs=("pass_at_k",),
+    ),
+    FigureSpec(
+        "pass_at_1_bases",
+        "pass@1 over checkpoints per base model, precede vs follow (cross-base curve)",
+        evaluation.pass_at_1_bases,
+        needs=("samples",),
+        several_bases=True,
     ),
 )
 FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in _SPECS}

@@ -16,7 +16,9 @@ Reads (via reports.results) the eval samples, ppl, kl and attn tables of every r
   (mean over layers and heads of each example's span mass).
 Outputs: `replication.parquet` (metric, format, split, mean, ci_low, ci_high, n, seeds),
 `comparisons.parquet` (the summary_* columns), `replication.md` (the README table), and
-`manifest.json`.
+`manifest.json`. When the runs hold models fine-tuned from several base models, all of the
+above is computed within each base (formats are compared only to formats of the same base):
+both parquet files gain a first column `base` and replication.md has one section per base.
 """
 
 from __future__ import annotations
@@ -113,16 +115,69 @@ def _span_means(frame: Any, value: str, spans: tuple[str, ...]) -> Any:
 
 
 def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
-    import numpy as np
+    """(replication table, paired comparisons, markdown) of the runs under `cfg.runs`: per base
+    model when they hold several (a `base` column, comparisons only within a base, a markdown
+    section per base), else exactly one table over all of them."""
     import pandas as pd
 
-    from plumbing.stats import StatsOptions, bootstrap_mean, compare_pooled
+    from plumbing.stats import StatsOptions
     from reports.results import ResultSet
 
     opts = StatsOptions(
         n_resamples=cfg.n_resamples, confidence=cfg.confidence, seed=cfg.stats_seed, test=cfg.test
     )
     rs = ResultSet.load(cfg.runs)
+    tables = {name: rs.table(name) for name in ("samples", "ppl", "kl", "attn_examples")}
+    if tables["samples"].empty:
+        raise InputError(f"--runs {', '.join(cfg.runs)}: no eval samples found (run diag eval)")
+    if not rs.several_bases:
+        rows, comparisons, budget, picked = replicate(tables, opts)
+        table, comp = pd.DataFrame(rows), pd.DataFrame(comparisons)
+        return table, comp, markdown(table, comp, budget, picked)
+    tables_out, comps_out, sections = [], [], []
+    for base in rs.bases():
+        mine = {name: _of_base(frame, base) for name, frame in tables.items()}
+        if mine["samples"].empty:
+            continue
+        rows, comparisons, budget, picked = replicate(mine, opts)
+        table = pd.DataFrame(rows)
+        comp = pd.DataFrame(comparisons)
+        sections.append(f"## Base model: {base}\n\n" + markdown(table, comp, budget, picked))
+        tables_out.append(table.assign(base=base))
+        comps_out.append(comp.assign(base=base))
+    table = _base_first(pd.concat(tables_out, ignore_index=True))
+    comp = _base_first(pd.concat(comps_out, ignore_index=True))
+    return table, comp, "\n".join(sections)
+
+
+def _of_base(frame: Any, base: str) -> Any:
+    """The rows of one base model, with their labels as that base's own study names them
+    ('gpt2/precede-s0' -> 'precede-s0')."""
+    if frame.empty or "base" not in frame.columns:
+        return frame.iloc[0:0]
+    rows = frame[frame["base"] == base].copy()
+    prefix = f"{base}/"
+    rows["label"] = [
+        lb[len(prefix) :] if isinstance(lb, str) and lb.startswith(prefix) else lb
+        for lb in rows["label"]
+    ]
+    return rows
+
+
+def _base_first(frame: Any) -> Any:
+    return frame[["base", *[c for c in frame.columns if c != "base"]]]
+
+
+def replicate(
+    tables: dict[str, Any], opts: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict]:
+    """The replication rows and paired comparisons of one study (the eval `samples` and the
+    `ppl`, `kl`, `attn_examples` tables of one base model): (rows, comparisons, token budget,
+    {label: (step, loss tokens)} of the token-matched reading)."""
+    import numpy as np
+
+    from plumbing.stats import bootstrap_mean, compare_pooled
+
     rows: list[dict[str, Any]] = []
     comparisons: list[dict[str, Any]] = []
 
@@ -141,12 +196,10 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
             }
         )
 
-    passes = final_pass_matrix(rs.table("samples"))
-    if not passes:
-        raise InputError(f"--runs {', '.join(cfg.runs)}: no eval samples found (run diag eval)")
+    passes = final_pass_matrix(tables["samples"])
     for (fmt, split), mat in sorted(passes.items(), key=lambda kv: (kv[0][1], _fmt_key(kv[0][0]))):
         add("pass@1", fmt, split, mat.mean(axis=1).to_numpy(), mat.shape[1])
-    matched, budget, picked = token_matched_pass_matrix(rs.table("samples"))
+    matched, budget, picked = token_matched_pass_matrix(tables["samples"])
     for (fmt, _), mat in sorted(matched.items(), key=lambda kv: _fmt_key(kv[0][0])):
         add("pass@1:tokens", fmt, "test", mat.mean(axis=1).to_numpy(), mat.shape[1])
 
@@ -173,7 +226,7 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
         by_ex = frame.groupby(["example_id"])[value].mean()
         return by_ex.to_numpy(), frame["seed"].nunique()
 
-    ppl = _span_means(rs.table("ppl"), "log_ppl", ("cot", "code"))
+    ppl = _span_means(tables["ppl"], "log_ppl", ("cot", "code"))
     if not ppl.empty:
         for fmt, group in ppl.groupby("format"):
             for span in ("cot", "code"):
@@ -186,12 +239,12 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
             if {"cot", "code"} <= set(wide.columns):
                 gap = (wide["cot"] - wide["code"]).groupby("example_id").mean()
                 add("log_ppl_gap:cot-code", fmt, "diag", gap.to_numpy(), group["seed"].nunique())
-    kl = _span_means(rs.table("kl"), "kl_mean", ("cot", "code", "response"))
+    kl = _span_means(tables["kl"], "kl_mean", ("cot", "code", "response"))
     if not kl.empty:
         for (fmt, span), group in kl.groupby(["format", "span"]):
             vals, seeds = seed_mean(group, "kl_mean")
             add(f"kl:{span}", fmt, "diag", vals, seeds)
-    attn = rs.table("attn_examples")
+    attn = tables["attn_examples"]
     if not attn.empty and {"src", "dst", "mass", "example_id"} <= set(attn.columns):
         for fmt, group in attn.groupby("format"):
             for src, dst in (("cot", "code"), ("code", "cot")):
@@ -201,9 +254,7 @@ def build(cfg: ReplicationConfig) -> tuple[Any, Any, str]:
                 per_ex = pair.groupby(["seed", "example_id"])["mass"].mean()
                 vals = per_ex.groupby("example_id").mean().to_numpy()
                 add(f"attn:{src}->{dst}", fmt, "diag", vals, pair["seed"].nunique())
-    table = pd.DataFrame(rows)
-    comp = pd.DataFrame(comparisons)
-    return table, comp, markdown(table, comp, budget, picked)
+    return rows, comparisons, budget, picked
 
 
 def markdown(table: Any, comp: Any, budget: int = 0, picked: dict | None = None) -> str:
@@ -281,7 +332,13 @@ def markdown(table: Any, comp: Any, budget: int = 0, picked: dict | None = None)
 
 
 def ordering(table: Any) -> str:
-    """Formats by pass@1 on the test split, best first: 'precede > wo = seed > follow'."""
+    """Formats by pass@1 on the test split, best first: 'precede > wo = seed > follow'; per base
+    model when the table has a `base` column: 'gpt2: precede > follow; llama: follow > precede'."""
+    if "base" in table.columns:
+        parts = (
+            f"{base}: {ordering(sub.drop(columns='base'))}" for base, sub in table.groupby("base")
+        )
+        return "; ".join(parts)
     sel = table[(table["metric"] == "pass@1") & (table["split"] == "test")]
     sel = sel[sel["format"] != "base"].sort_values("mean", ascending=False, kind="stable")
     text = ""

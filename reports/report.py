@@ -237,6 +237,10 @@ def build_figures(
     skipped: dict[str, str] = {}
     for name in names:
         spec = FIGURES[name]
+        if not spec.applies(rs):
+            if only:
+                skipped[name] = f"needs runs of two or more base models (found: {rs.bases()})"
+            continue
         missing = spec.missing(rs)
         if missing:
             skipped[name] = "; ".join(rs.missing(t) for t in missing)

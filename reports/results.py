@@ -9,7 +9,12 @@
 A run is a folder holding a finished `manifest.json` (written last by every command). Each
 table a run holds is read from its parquet file and tagged with the run's identity: `run` (the
 folder, relative to the `--runs` root it was found under) and `command`; tables without the
-`label`/`format`/`seed` columns (a training run's train_log) get them from the run's manifest.
+`label`/`base`/`format`/`seed` columns (a training run's train_log, tables written before the
+`base` column) get them from the run's manifest.
+
+Runs are keyed by their base model: when the runs hold models fine-tuned from more than one base,
+every table's `label` is shown as `<base>/<format>-s<seed>` (`display_label`), so two studies on
+two bases never share a label; with one base, labels are unchanged (`precede-s0`).
 Nothing here imports torch or plotly: the dashboard imports this module on page load.
 """
 
@@ -26,7 +31,10 @@ from typing import Any
 from plumbing import MANIFEST, InputError
 
 # The identity columns every result table carries (CONTRACTS.md, "Result files").
-IDENTITY = ("label", "format", "seed", "step")
+IDENTITY = ("label", "base", "format", "seed", "step")
+# Large tables whose models every run also names in a small one (pass_at_k, kl, attn): the set
+# of bases is read from the small ones.
+_LARGE_TABLES = ("samples", "kl_tokens", "attn_examples")
 
 
 @dataclass(frozen=True)
@@ -157,17 +165,46 @@ class Run:
         return self.manifest.get("config") or {}
 
     def identity(self) -> dict[str, Any]:
-        """label/format/seed from the manifest (for tables that do not carry them)."""
+        """label/base/format/seed from the manifest (for tables that do not carry them)."""
+        from training.modeling import base_name
+
         cfg = self.config
         fmt = cfg.get("format")
         seed = cfg.get("seed", self.manifest.get("seed"))
+        base = None
         if fmt is not None:
             label = f"{fmt}-s{seed if seed is not None else 0}"
         elif "preset" in cfg:
             label = "base"
         else:
             label = self.path.name
-        return {"label": label, "format": fmt, "seed": seed}
+        if fmt is not None and cfg.get("base"):  # train, ablate: the base fine-tuned from
+            base = base_name(cfg["base"])
+        elif self.command == "pretrain":
+            base = self.path.resolve().name
+        return {"label": label, "base": base, "format": fmt, "seed": seed}
+
+    def manifest_bases(self) -> dict[str, str | None]:
+        """label -> base of the models this run names in its manifest: itself for a train or
+        pretrain run, else the models of its config (`model`, `run`) that still exist (a table
+        written before the `base` column gets its bases from here)."""
+        from training.modeling import model_base, model_label, resolve_model_dir
+
+        if self.command in ("train", "pretrain", "ablate"):
+            ident = self.identity()
+            return {ident["label"]: ident["base"]}
+        out: dict[str, str | None] = {}
+        label = self.config.get("label")  # diag eval --label names its one model
+        for key in ("model", "run"):
+            given = self.config.get(key)
+            for path in [given] if isinstance(given, str) else given or []:
+                try:
+                    model_dir = resolve_model_dir(path)
+                except (InputError, OSError):
+                    continue
+                name = label if isinstance(label, str) and label else model_label(model_dir)
+                out.setdefault(name, model_base(model_dir))
+        return out
 
     def files(self, table: str) -> list[Path]:
         return sorted(self.path.glob(TABLES[table].pattern))
@@ -238,11 +275,47 @@ def find_runs(roots: Sequence[str | Path]) -> tuple[list[Run], list[str]]:
     return out, notes
 
 
-def _read_parquet(path: Path) -> Any:
+def display_label(label: Any, base: Any, several_bases: bool) -> Any:
+    """A model's label as reports and the app show it: `<base>/<label>` (gpt2/precede-s0) when
+    the result set holds runs of more than one base, else the label unchanged."""
+    if not several_bases or not isinstance(base, str) or not base or not isinstance(label, str):
+        return label
+    return f"{base}/{label}"
+
+
+def split_label(label: str) -> tuple[str, str]:
+    """(base, label without it) of a display label: 'gpt2/precede-s0' -> ('gpt2', 'precede-s0');
+    ('', label) when it names no base."""
+    base, _, rest = str(label).rpartition("/")
+    return base, rest
+
+
+def format_key(label: str) -> str:
+    """A label's base and format: 'gpt2/precede-s0' -> 'gpt2/precede', 'follow-s1' -> 'follow'."""
+    base, rest = split_label(label)
+    fmt = rest.split("-", 1)[0]
+    return f"{base}/{fmt}" if base else fmt
+
+
+def _label_bases(path: Path) -> dict[str, str | None]:
+    """label -> base of a result file that carries both columns ({} when it does not)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = set(pq.read_schema(path).names)
+    except Exception:  # a damaged file: reading the table says so
+        return {}
+    if not {"label", "base"} <= names:
+        return {}
+    pairs = _read_parquet(path, columns=["label", "base"]).drop_duplicates()
+    return {str(lb): (b if isinstance(b, str) else None) for lb, b in pairs.itertuples(index=False)}
+
+
+def _read_parquet(path: Path, columns: list[str] | None = None) -> Any:
     import pandas as pd
 
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, columns=columns)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise InputError(f"{path}: not a readable parquet file ({err})") from None
 
@@ -255,6 +328,8 @@ class ResultSet:
     notes: list[str] = field(default_factory=list)
     keep_labels: frozenset[str] | None = None  # subset(): only rows of these labels
     _tables: dict[str, Any] = field(default_factory=dict, repr=False)
+    _run_bases: dict[str, dict[str, str | None]] = field(default_factory=dict, repr=False)
+    _bases: list[str] | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, roots: Sequence[str | Path]) -> ResultSet:
@@ -287,6 +362,9 @@ class ResultSet:
                     for col in ("label", "format", "seed"):
                         if col not in frame.columns:
                             frame[col] = ident[col]
+                    if "base" not in frame.columns or frame["base"].isna().all():
+                        frame["base"] = self._manifest_base(run, frame["label"])
+                frame = self._display(run, table, frame)
                 frame["run"] = run.name
                 frame["command"] = run.command
                 frames.append(frame)
@@ -294,6 +372,69 @@ class ResultSet:
         out = self._filter(table, out)
         self._tables[table] = out
         return out
+
+    def run_bases(self, run: Run) -> dict[str, str | None]:
+        """label -> base of the models of one run: from its manifest, then from the `label` and
+        `base` columns of its small tables (read once)."""
+        if run.name in self._run_bases:
+            return self._run_bases[run.name]
+        found = run.manifest_bases()
+        for table in TABLES:
+            if table in ("comparisons", *_LARGE_TABLES):
+                continue
+            for path in run.files(table):
+                found.update(_label_bases(path))
+        self._run_bases[run.name] = found
+        return found
+
+    def bases(self) -> list[str]:
+        """The distinct base models of the runs' models, sorted."""
+        if self._bases is None:
+            found = set()
+            for run in self.runs:
+                if not run.summarised:
+                    found.update(b for b in self.run_bases(run).values() if b)
+            self._bases = sorted(found)
+        return self._bases
+
+    @property
+    def several_bases(self) -> bool:
+        """Whether the runs hold models of more than one base (labels then name their base)."""
+        return len(self.bases()) > 1
+
+    def _manifest_base(self, run: Run, labels: Any) -> list[str | None]:
+        """The base of each row of a table without a `base` column, from the run's manifest:
+        the base of its label, else the run's only base, else None."""
+        bases = self.run_bases(run)
+        known = {b for b in bases.values() if b}
+        only = next(iter(known)) if len(known) == 1 else None
+        return [bases.get(str(label)) or only for label in labels]
+
+    def _display(self, run: Run, table: str, frame: Any) -> Any:
+        """Labels as shown: `<base>/<label>` when the runs hold several bases (display_label);
+        comparison sides (label[@stepN][[fmt]], or a pooled format) get their model's base."""
+        if not self.several_bases:
+            return frame
+        if table != "comparisons":
+            frame["label"] = [
+                display_label(lb, b, True) for lb, b in zip(frame["label"], frame["base"])
+            ]
+            return frame
+        bases = self.run_bases(run)
+        known = {b for b in bases.values() if b}
+        only = next(iter(known)) if len(known) == 1 else None
+
+        def side(text: Any) -> Any:
+            if not isinstance(text, str) or not text:
+                return text
+            head = re.split(r"[@\[ ]", text, maxsplit=1)[0]
+            base = bases.get(head) or only
+            return f"{base}/{text}" if base else text
+
+        for col in ("a", "b"):
+            if col in frame.columns:
+                frame[col] = frame[col].map(side)
+        return frame
 
     def load_all(self, skip: Sequence[str] = ()) -> ResultSet:
         """Read every table now (except `skip`); returns self."""
@@ -306,6 +447,7 @@ class ResultSet:
         """A ResultSet over the same runs whose tables keep only rows of these model labels
         (tables read later are filtered as they are read)."""
         out = ResultSet(runs=self.runs, notes=self.notes, keep_labels=frozenset(map(str, labels)))
+        out._run_bases, out._bases = self._run_bases, self._bases
         for name, frame in self._tables.items():
             out._tables[name] = out._filter(name, frame)
         return out
@@ -314,7 +456,7 @@ class ResultSet:
         if self.keep_labels is None or frame.empty:
             return frame
         keep = self.keep_labels
-        formats = {x.split("-", 1)[0] for x in keep}
+        formats = {format_key(x) for x in keep}
 
         def mentioned(side: Any) -> bool:
             # comparison sides (diagnostics.scoring.condition): label[@stepN][[score_format]],
@@ -370,11 +512,13 @@ FORMAT_ORDER = ("base", "seed", "wo", "follow", "precede")
 
 
 def sort_labels(labels: Iterable[str]) -> list[str]:
-    """Labels in study order: base, then seed, wo, follow, precede; ties by name."""
+    """Labels in study order: by base model (when labels name one), then base, seed, wo, follow,
+    precede; ties by name."""
 
-    def key(label: str) -> tuple[int, str]:
-        head = str(label).split("-", 1)[0]
+    def key(label: str) -> tuple[str, int, str]:
+        base, rest = split_label(label)
+        head = rest.split("-", 1)[0]
         rank = FORMAT_ORDER.index(head) if head in FORMAT_ORDER else len(FORMAT_ORDER)
-        return rank, str(label)
+        return base, rank, str(label)
 
     return sorted({str(x) for x in labels}, key=key)

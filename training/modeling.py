@@ -185,6 +185,12 @@ def model_label(path: str | Path) -> str:
 
 def train_manifest(model_dir: Path) -> tuple[Path | None, dict[str, Any]]:
     """(run folder, its manifest) of the `diag train` run a model dir belongs to, if any."""
+    return _owning_manifest(model_dir, "train")
+
+
+def _owning_manifest(model_dir: Path, command: str) -> tuple[Path | None, dict[str, Any]]:
+    """(folder, manifest) of the `diag COMMAND` run that holds a model dir (the dir itself or
+    the run folder around its final/ or checkpoint), if any."""
     for candidate in (model_dir, model_dir.parent):
         path = candidate / "manifest.json"
         if not path.exists():
@@ -193,7 +199,7 @@ def train_manifest(model_dir: Path) -> tuple[Path | None, dict[str, Any]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-        if data.get("command") == "train":
+        if data.get("command") == command:
             return candidate, data
     return None, {}
 
@@ -210,9 +216,34 @@ def checkpoint_index(run_dir: Path) -> dict[int, dict[str, Any]]:
     return {int(e["step"]): e for e in entries if isinstance(e, dict) and "step" in e}
 
 
+def base_name(base_path: str | Path) -> str:
+    """The name of a base model given by its path: the folder's name, or the run folder's name
+    when the path is one of its model dirs (`bases/gpt2/final` -> gpt2)."""
+    path = Path(str(base_path).rstrip("/"))
+    if (path.name == "final" or _CKPT_RE.match(path.name)) and path.parent.name:
+        path = path.parent
+    return path.name
+
+
+def model_base(model_dir: Path) -> str | None:
+    """The base model a model dir descends from: for a model of a `diag train` run, the name of
+    the base its manifest records (config `base`); for a base model itself (a `diag pretrain`
+    folder, or its final/ or checkpoint), its own folder's name; None when unknown."""
+    _, manifest = train_manifest(model_dir)
+    if manifest:
+        base = manifest.get("config", {}).get("base")
+        return base_name(base) if base else None
+    folder, _ = _owning_manifest(model_dir, "pretrain")
+    return folder.resolve().name if folder is not None else None
+
+
 @dataclass
 class ModelRef:
-    """A model as every result table names it (label, format, seed, step).
+    """A model as every result table names it (label, base, format, seed, step).
+
+    `base` is the name of the base model a fine-tuned model was trained from (a base model's own
+    folder name for a base model; None when unknown): two studies on two bases share labels
+    (`precede-s0`), and `base` tells their rows apart.
 
     `step` is the training step the weights were saved at: N for `checkpoint-N/`, and for a
     run's `final/` the step its train manifest records (so a final model and the checkpoint of
@@ -227,6 +258,7 @@ class ModelRef:
     run_dir: Path | None  # the training run folder, if any
     checkpoint: str = ""  # the model dir's name: checkpoint-8, final, ...
     loss_tokens_seen: int | None = None  # response tokens trained on up to `step`
+    base: str | None = None  # the base model's name (see the class docstring)
 
     @classmethod
     def from_path(cls, path: str | Path, what: str = "--model") -> ModelRef:
@@ -249,11 +281,18 @@ class ModelRef:
             run_dir=run_dir,
             checkpoint=model_dir.name,
             loss_tokens_seen=tokens_seen(run_dir, step),
+            base=model_base(model_dir),
         )
 
     def columns(self) -> dict[str, Any]:
         """The identifying columns every result row carries."""
-        return {"label": self.label, "format": self.format, "seed": self.seed, "step": self.step}
+        return {
+            "label": self.label,
+            "base": self.base,
+            "format": self.format,
+            "seed": self.seed,
+            "step": self.step,
+        }
 
     @property
     def key(self) -> str:

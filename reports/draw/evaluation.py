@@ -1,5 +1,6 @@
 """Figures of pass@1 (diag eval, pass_at_k.parquet): the results table, the table by
-difficulty, and pass@1 over training checkpoints.
+difficulty, pass@1 over training checkpoints, and the cross-base curve (samples.parquet: one
+panel per base model).
 
     from reports.draw.evaluation import results_table
     made = results_table(ResultSet.load(["demo_out"]))   # Made(fig, caption, data) or Skip
@@ -12,6 +13,7 @@ from typing import Any
 from reports.draw.common import Made, apply_layout, best_fills, curve_figure, table_figure
 from reports.figure_data import (
     Skip,
+    base_pass1_curves,
     bench_name,
     bench_splits,
     bench_title,
@@ -25,7 +27,7 @@ from reports.figure_data import (
     pass1_table,
     seeds_text,
 )
-from reports.results import ResultSet, sort_labels
+from reports.results import ResultSet, sort_labels, split_label
 
 
 def _pass_column(table: Any, labels: list[str]) -> tuple[list[str], list[float]]:
@@ -88,7 +90,10 @@ def results_table(rs: ResultSet) -> Made:
         [label_format(x) for x in labels],
         [seeds_text(frame[frame["label"] == x]) for x in labels],
     ]
-    fills = [["white"] * len(labels)] * 3
+    if rs.several_bases:  # runs of several base models: say which each model was trained from
+        header.insert(1, "base")
+        columns.insert(1, [split_label(x)[0] or "–" for x in labels])
+    fills = [["white"] * len(labels)] * len(columns)
     row_numbers: list[list[float]] = [[] for _ in labels]
     for bench, split in benches:
         sub = table[(table["bench"] == bench) & (table["split"] == split)]
@@ -133,6 +138,10 @@ def difficulty_table(rs: ResultSet) -> Made:
     levels = difficulty_levels(frame)
     labels = sort_labels(frame["label"])
     header, columns, fills = ["model"], [labels], [["white"] * len(labels)]
+    if rs.several_bases:
+        header.append("base")
+        columns.append([split_label(x)[0] or "–" for x in labels])
+        fills.append(["white"] * len(labels))
     for bench, split in bench_splits(frame):
         for level in levels:
             sub = table[
@@ -198,3 +207,31 @@ def pass_at_1_checkpoints(rs: ResultSet) -> Made:
     ]
     data = frame[cols].sort_values(["label", "bench", "split", "step"]).reset_index(drop=True)
     return Made(fig, caption, data, width, 480)
+
+
+def pass_at_1_bases(rs: ResultSet) -> Made:
+    """The paper's cross-base curve: pass@1 over checkpoints, one panel per base model,
+    precede vs follow (and wo when present), seeds pooled, with 95% CI bands."""
+    from reports.results import sort_labels as study_order
+
+    data = base_pass1_curves(rs)
+    # one line per format: curve_figure colors a `label` group by its format
+    fig, width = curve_figure(
+        data.assign(label=data["format"]),
+        "step",
+        "pass_at_1",
+        "label",
+        "base",
+        "pass@1 over training checkpoints per base model (95% CI band)",
+        "pass@1",
+    )
+    fig.update_yaxes(range=[-0.02, 1.02])
+    bench, split = data["bench"].iloc[0], data["split"].iloc[0]
+    caption = (
+        f"pass@1 at every evaluated checkpoint of {', '.join(study_order(data['format']))}, one "
+        f"panel per base model ({join_values(data['base'])}) on {bench_name(bench)}/{split} "
+        f"(n tasks {join_values(data['n_tasks'])}; seeds per point {join_values(data['seeds'])}"
+        "): each task's pass rate averaged over samples and seeds; bands: 95% bootstrap CI over "
+        "tasks."
+    )
+    return Made(fig, caption, data.reset_index(drop=True), width, 480)

@@ -112,7 +112,9 @@ def kl_valloss(rs: ResultSet) -> Made:
         fig.update_yaxes(title_text="loss (nats/token)", row=1, col=2)
         fig.update_yaxes(title_text="KL (nats/token)", row=2, col=2)
         fig.update_xaxes(title_text="training step", row=2, col=2)
-        drawn = vl.drop(columns=["run", "command", "checkpoint"], errors="ignore")
+        # the base model is in the numbers only when there are several (labels name it then)
+        dropped = ["run", "command", "checkpoint", *([] if rs.several_bases else ["base"])]
+        drawn = vl.drop(columns=dropped, errors="ignore")
         parts.append(drawn.assign(panel="valloss"))
         captions.append(
             f"Right: validation loss (solid: all response tokens; dotted: CoT; dashed: code) and "
