@@ -125,21 +125,28 @@ def resolve_refs(paths: Sequence[str], what: str = "--model") -> list[ModelRef]:
 
 
 def unique_labels(refs: list[ModelRef]) -> list[ModelRef]:
-    """Models that would share a label and step (two runs both `follow-s0`, e.g. an ablation)
-    get their run folder's name appended, `follow-s0(runA)`, then their position if needed, so
-    tables and comparisons never merge two models."""
+    """Models that would share a label and step get told apart, so tables and comparisons never
+    merge two models: runs of different bases by their base (`gpt2/follow-s0`, the reports'
+    display label), then by their run folder's name (`follow-s0(runA)`, e.g. an ablation), then
+    by their position."""
 
     def key(r: ModelRef) -> tuple[str, Any]:
         return (r.label, r.step)
 
-    for attempt in ("folder", "index"):
+    for attempt in ("base", "folder", "index"):
         counts: dict[tuple[str, Any], int] = {}
+        bases: dict[tuple[str, Any], set[Any]] = {}
         for r in refs:
             counts[key(r)] = counts.get(key(r), 0) + 1
+            bases.setdefault(key(r), set()).add(r.base)
         clashing = [i for i, r in enumerate(refs) if counts[key(r)] > 1]
+        if attempt == "base":
+            clashing = [i for i in clashing if refs[i].base and len(bases[key(refs[i])]) > 1]
         for i in clashing:
             ref = refs[i]
-            if attempt == "folder":
+            if attempt == "base":
+                ref.label = f"{ref.base}/{ref.label}"
+            elif attempt == "folder":
                 ref.label = f"{ref.label}({(ref.run_dir or ref.path).name})"
             else:
                 ref.label = f"{ref.label}#{i}"

@@ -53,6 +53,7 @@ from plumbing.stats import bootstrap_ratio, stats_options
 VALLOSS_SPANS = {"all": "response", "cot": "cot", "code": "code"}  # valloss name -> span
 VALLOSS_COLUMNS = (
     "label",
+    "base",
     "format",
     "seed",
     "step",
@@ -241,6 +242,7 @@ def summarise(cfg: ValLossConfig, ctx: RunContext) -> dict[str, Any]:
     for key, ref, ck in context["curve"]:
         part = ctx.parts.read([key])
         part["label"], part["format"], part["seed"] = ref.label, ref.format, ref.seed
+        part["base"] = ref.base
         part["step"] = 0 if ck is None else ck.step
         part["loss_tokens_seen"] = 0 if ck is None else ck.loss_tokens_seen
         part["input_tokens_seen"] = 0 if ck is None else ck.input_tokens_seen

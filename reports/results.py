@@ -280,6 +280,8 @@ def display_label(label: Any, base: Any, several_bases: bool) -> Any:
     the result set holds runs of more than one base, else the label unchanged."""
     if not several_bases or not isinstance(base, str) or not base or not isinstance(label, str):
         return label
+    if label.startswith(f"{base}/"):  # named by its base already (diagnostics.unique_labels)
+        return label
     return f"{base}/{label}"
 
 

@@ -306,3 +306,23 @@ def test_eval_resume_fills_base_of_parts_written_before_it():
     assert frame["base"].tolist() == ["gpt2"]
     assert list(frame.columns)[:2] == ["label", "base"]
     assert list(frame.columns) == [c for c in SAMPLE_COLUMNS if c in frame.columns]
+
+
+def test_diagnostics_tell_same_named_runs_of_two_bases_apart_by_base() -> None:
+    """One `diag ppl` over precede-s0 of two bases: labels gpt2/precede-s0 and llama/precede-s0
+    (which the reports then show unchanged); same base and label: the run folder decides."""
+    from pathlib import Path
+
+    from diagnostics.scoring import unique_labels
+    from reports.results import display_label
+    from training.modeling import ModelRef
+
+    def ref(base: str, run: str) -> ModelRef:
+        path = Path(run) / "final"
+        return ModelRef(path, "precede-s0", "precede", 0, 750, Path(run), "final", base=base)
+
+    refs = unique_labels([ref("gpt2", "a/precede-s0"), ref("llama", "b/precede-s0")])
+    assert [r.label for r in refs] == ["gpt2/precede-s0", "llama/precede-s0"]
+    assert display_label(refs[0].label, "gpt2", True) == "gpt2/precede-s0"
+    refs = unique_labels([ref("gpt2", "a/runA"), ref("gpt2", "b/runB")])
+    assert [r.label for r in refs] == ["precede-s0(runA)", "precede-s0(runB)"]
