@@ -152,18 +152,19 @@ PRESETS: dict[str, DemoPreset] = {
         ablate_save_steps=6,
     ),
     "default": DemoPreset(
-        # measured on 2 idle cores: README, "What the demo does". 750 SFT steps (1,000 until
-        # 2026-12-04: 12:41 on idle cores, over the 11-minute target; every format was past the
-        # transition at step 750 of those 1,000)
-        synth_n=6000,
+        # measured on 2 idle cores: README, "What the demo does". Sized for make demo <= 11 min
+        # on idle cores, venv included: until 2026-12-04 it was 6,000 + 5,000 seeds, a 1,000-step
+        # base and 1,000 SFT steps (12:41 then; per-step costs measured 2026-12-04: base 0.18 s,
+        # SFT 0.07-0.12 s per format, synth ~10 ms per seed)
+        synth_n=5000,
         base_preset="toy",
-        base_steps=1000,
+        base_steps=600,
         base_text=True,
         base_vocab=2048,
         base_world=dict(BASE_WORLD),
-        base_synth_n=5000,
-        steps=750,
-        save_steps=250,
+        base_synth_n=4000,
+        steps=600,
+        save_steps=200,
         batch_size=16,
         lr=3e-3,
         max_len=512,
@@ -191,6 +192,7 @@ PRESETS["full"] = replace(
     base_steps=1500,
     base_synth_n=8000,
     steps=1500,
+    save_steps=250,
     eval_tasks=200,
     ood_tasks=200,
     diag_examples=200,
@@ -199,11 +201,17 @@ PRESETS["full"] = replace(
     seeds=3,
     ablate_variants=("signature", "comments"),
 )
-# the default's data and sizes on bases of three architectures (Hugging Face's Llama, GPT-2 and
-# GPT-NeoX classes at the same widths and depth, one tokenizer and corpus): wo, follow and
-# precede on each, every checkpoint evaluated, smaller diagnostics, no ablation
+# the default's world and model on bases of three architectures (Hugging Face's Llama, GPT-2 and
+# GPT-NeoX classes at the same widths and depth, one tokenizer and corpus), at the budget the
+# default had until 2026-12-04 (6,000 + 5,000 seeds, 1,000-step bases, 750 SFT steps): wo,
+# follow and precede on each, every checkpoint evaluated, smaller diagnostics, no ablation
 PRESETS["arch"] = replace(
     PRESETS["default"],
+    synth_n=6000,
+    base_synth_n=5000,
+    base_steps=1000,
+    steps=750,
+    save_steps=250,
     archs=("llama", "gpt2", "gpt_neox"),
     formats=("wo", "follow", "precede"),
     ood_tasks=40,

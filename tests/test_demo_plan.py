@@ -287,7 +287,7 @@ def text_base_steps(synth_n, base_synth_n, base_steps, synth_weights, base_weigh
 # What each preset trains, evaluates and diagnoses, and each step's ETA weight, written out.
 TRAIN = {  # seeds, steps, save_steps, logging_steps, weight
     "quick": (1, 24, 12, 1, 6.0),
-    "default": (1, 750, 250, 37, 187.5),
+    "default": (1, 600, 200, 30, 150.0),
     "full": (3, 1500, 250, 75, 375.0),
 }
 EVAL = {  # test tasks, OOD tasks, max_new_tokens, weights: a run on test, on OOD, the base
@@ -302,7 +302,7 @@ DIAG = {  # examples, attn examples, saved patterns, weights: ppl, kl, valloss, 
 }
 ABLATE = {  # precede on seed 0: variants, max_steps, save_steps, verify, weight
     "quick": ("signature,comments", 12, 6, True, 11.76),
-    "default": ("signature", None, None, False, 197.1),
+    "default": ("signature", None, None, False, 159.6),
     "full": ("signature,comments", None, None, False, 798.0),
 }
 
@@ -376,7 +376,7 @@ def expected_quick(cached: str) -> list[Planned]:
 
 def expected_default() -> list[Planned]:
     return [
-        *text_base_steps(6000, 5000, 1000, (150.0, 125.0), 400.0),
+        *text_base_steps(5000, 4000, 600, (125.0, 100.0), 240.0),
         *expected_after_the_base("default"),
     ]
 
@@ -448,7 +448,7 @@ def test_the_base_is_finished_only_with_its_data_there(recorder, preset):
         Path(data).mkdir(parents=True)
         (Path(data) / "triples.jsonl").write_text("")
     assert base.done()
-    want = text_base(1000 if preset == "default" else 1500)
+    want = text_base(600 if preset == "default" else 1500)
     [(what, where, config)] = recorder.calls
     assert (what, where) == ("is_finished_base", "demo/base")
     assert config == (PretrainConfig(out="demo/base", preset="tiny") if preset == "quick" else want)
