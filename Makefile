@@ -78,7 +78,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 test: setup chromium parity vllm-env lint
-	CODECOT_STRICT=1 $(BIN)/python -m pytest -q -x --timeout=900 --durations=8 tests
+	CODECOT_STRICT=1 $(BIN)/python -m pytest -q -x --timeout=900 --durations=20 tests
 
 demo: setup chromium
 	$(BIN)/diag demo --out $(OUT) --preset $(PRESET)
