@@ -287,22 +287,22 @@ def text_base_steps(synth_n, base_synth_n, base_steps, synth_weights, base_weigh
 # What each preset trains, evaluates and diagnoses, and each step's ETA weight, written out.
 TRAIN = {  # seeds, steps, save_steps, logging_steps, weight
     "quick": (1, 24, 12, 1, 6.0),
-    "default": (1, 600, 200, 30, 150.0),
+    "default": (1, 1000, 250, 50, 250.0),
     "full": (3, 1500, 250, 75, 375.0),
 }
 EVAL = {  # test tasks, OOD tasks, max_new_tokens, weights: a run on test, on OOD, the base
     "quick": (24, 16, 160, 2.16, 0.48, 0.72),
-    "default": (80, 60, 200, 9.6, 1.8, 2.4),
+    "default": (80, 60, 200, 12.0, 1.8, 2.4),
     "full": (200, 200, 200, 42.0, 6.0, 6.0),
 }
 DIAG = {  # examples, attn examples, saved patterns, weights: ppl, kl, valloss, attn
     "quick": (12, 12, 2, (8, 12, 16, 32)),
-    "default": (48, 20, 3, (8, 12, 24, 32)),
+    "default": (48, 20, 3, (8, 12, 32, 32)),
     "full": (200, 60, 4, (24, 36, 144, 96)),
 }
 ABLATE = {  # precede on seed 0: variants, max_steps, save_steps, verify, weight
     "quick": ("signature,comments", 12, 6, True, 11.76),
-    "default": ("signature", None, None, False, 159.6),
+    "default": ("signature", None, None, False, 259.6),
     "full": ("signature,comments", None, None, False, 798.0),
 }
 
@@ -376,7 +376,7 @@ def expected_quick(cached: str) -> list[Planned]:
 
 def expected_default() -> list[Planned]:
     return [
-        *text_base_steps(5000, 4000, 600, (125.0, 100.0), 240.0),
+        *text_base_steps(6000, 5000, 1000, (150.0, 125.0), 400.0),
         *expected_after_the_base("default"),
     ]
 
@@ -448,7 +448,7 @@ def test_the_base_is_finished_only_with_its_data_there(recorder, preset):
         Path(data).mkdir(parents=True)
         (Path(data) / "triples.jsonl").write_text("")
     assert base.done()
-    want = text_base(600 if preset == "default" else 1500)
+    want = text_base(1000 if preset == "default" else 1500)
     [(what, where, config)] = recorder.calls
     assert (what, where) == ("is_finished_base", "demo/base")
     assert config == (PretrainConfig(out="demo/base", preset="tiny") if preset == "quick" else want)
