@@ -48,7 +48,7 @@ from plumbing import (
 
 NONE = "none"
 CURVE_COLUMNS = (
-    "label", "format", "seed", "variant", "step", "loss_tokens_seen", "bench", "split",
+    "label", "base", "format", "seed", "variant", "step", "loss_tokens_seen", "bench", "split",
     "pass_at_1", "ci_low", "ci_high", "n_tasks",
 )  # fmt: skip
 

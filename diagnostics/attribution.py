@@ -226,10 +226,21 @@ def attribution_table(per_example: Any) -> Any:
     """attribution.parquet: mean score over examples per model x method x src x dst."""
     import pandas as pd
 
-    cols = ["label", "format", "seed", "step", "method", "src", "dst", "score", "n_examples"]
+    cols = [
+        "label",
+        "base",
+        "format",
+        "seed",
+        "step",
+        "method",
+        "src",
+        "dst",
+        "score",
+        "n_examples",
+    ]
     if per_example is None or len(per_example) == 0:
         return pd.DataFrame(columns=cols)
-    keys = ["model", "label", "format", "seed", "step", "method", "src", "dst"]
+    keys = ["model", "label", "base", "format", "seed", "step", "method", "src", "dst"]
     table = (
         per_example.groupby(keys, dropna=False, sort=False)
         .agg(score=("score", "mean"), n_examples=("example_id", "nunique"))

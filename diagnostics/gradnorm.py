@@ -187,7 +187,7 @@ def summarise(cfg: GradNormConfig, ctx: RunContext) -> dict[str, Any]:
     frame = ctx.parts.read([u.key for u in ctx.plan.units])
     if frame.empty:
         raise InputError("gradnorm: no example had a token in the requested spans")
-    order = ["label", "format", "seed", "step", "example_id", "span", "group", "n_tokens"]
+    order = ["label", "base", "format", "seed", "step", "example_id", "span", "group", "n_tokens"]
     table = frame[[*order, "loss", "grad_norm"]]
     atomic_write_parquet(ctx.out / "gradnorm.parquet", table)
     atomic_write_parquet(

@@ -59,6 +59,7 @@ from training.formats import SPAN_NAMES
 KL_SPANS = ("prompt", "cot", "code", "response")
 KL_COLUMNS = (
     "label",
+    "base",
     "format",
     "seed",
     "step",
@@ -76,6 +77,7 @@ KL_COLUMNS = (
 )
 TOKEN_COLUMNS = (
     "label",
+    "base",
     "format",
     "seed",
     "step",

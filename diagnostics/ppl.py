@@ -58,6 +58,7 @@ PPL_SPANS = ("cot", "code", "response")
 SUMMARY_SPANS = ("cot", "code", "response", "gap")
 PPL_COLUMNS = (
     "label",
+    "base",
     "format",
     "score_format",
     "seed",

@@ -64,6 +64,7 @@ def test_ablate_end_to_end_curves_same_budget_and_resume(tiny_runs, triples_file
     curves = pd.read_parquet(out / "ablate_curves.parquet")
     assert list(curves.columns) == [
         "label",
+        "base",
         "format",
         "seed",
         "variant",

@@ -192,6 +192,7 @@ def test_attn_cli_end_to_end_with_attribution_patterns_and_resume(
     attn = pd.read_parquet(out / "attn.parquet")
     assert list(attn.columns) == [
         "label",
+        "base",
         "format",
         "seed",
         "step",
@@ -220,6 +221,7 @@ def test_attn_cli_end_to_end_with_attribution_patterns_and_resume(
     attribution = pd.read_parquet(out / "attribution.parquet")
     assert list(attribution.columns) == [
         "label",
+        "base",
         "format",
         "seed",
         "step",

@@ -70,6 +70,7 @@ def test_gradnorm_cli_tables_and_bad_input(tiny_runs, triples_file, tmp_path):
     table = pd.read_parquet(out / "gradnorm.parquet")
     assert list(table.columns) == [
         "label",
+        "base",
         "format",
         "seed",
         "step",
