@@ -301,7 +301,7 @@ DIAG = {  # examples, attn examples, saved patterns, weights: ppl, kl, valloss, 
     "full": (200, 60, 4, (24, 36, 144, 96)),
 }
 ABLATE = {  # precede on seed 0: variants, max_steps, save_steps, verify, weight
-    "quick": ("signature,comments", 12, 6, True, 11.76),
+    "quick": ("signature", 12, 6, True, 5.88),
     "default": ("signature", None, None, False, 259.6),
     "full": ("signature,comments", None, None, False, 798.0),
 }

@@ -50,17 +50,17 @@ VLLM_ENV = {
 @pytest.fixture(scope="module")
 def vllm_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(precede run dir, triples file with 40 test tasks): a base pretrained on the triples'
-    own text (so it writes code, not noise) and 60 SFT steps, about a minute on one core."""
+    own text (so it writes code, not noise) and 60 SFT steps, about 30 s on the 2 cores."""
     if not (VLLM_BIN / "python").exists():
         skip_or_fail("vLLM is not installed: run `make vllm-env`")
     root = tmp_path_factory.mktemp("vllm")
     triples = write_test_triples(root / "triples.jsonl", n=200)
     base, run = root / "base", root / "run"
     run_diag("pretrain", "--preset", "vllm", "--text", str(triples), "--no-stdlib",
-             "--out", str(base), env=SINGLE_THREAD, check=True)  # fmt: skip
+             "--out", str(base), check=True)  # fmt: skip
     run_diag("train", "--data", str(triples), "--format", "precede", "--base", str(base),
              "--out", str(run), "--max-steps", "60", "--save-steps", "60", "--batch-size", "8",
-             "--lr", "5e-3", env=SINGLE_THREAD, check=True)  # fmt: skip
+             "--lr", "5e-3", check=True)  # fmt: skip
     return run, triples
 
 
@@ -211,14 +211,14 @@ def test_synth_hf_teacher_on_vllm_agrees_with_transformers(vllm_run, tmp_path):
     # a short prompt, close to what the model was fine-tuned on (the task, then its code)
     template = tmp_path / "prompt.txt"
     template.write_text("{instruction}\n{code}")
-    args = ["synth", "--source", f"jsonl:{triples}", "--teacher", f"hf:{model}", "--n", "24",
+    args = ["synth", "--source", f"jsonl:{triples}", "--teacher", f"hf:{model}", "--n", "12",
             "--field", "answer=seed_answer", "--prompt-file", str(template), "--max-tokens",
             "64", "--no-progress"]  # fmt: skip
     run_diag(*args, "--out", str(tmp_path / "hf"), env=SINGLE_THREAD, check=True)
     _diag_in(VLLM_BIN, *args, "--teacher-backend", "vllm", "--out", str(tmp_path / "vllm"),
              env=VLLM_ENV)  # fmt: skip
     hf, vllm = _responses(tmp_path / "hf"), _responses(tmp_path / "vllm")
-    assert sorted(hf) == sorted(vllm) and len(hf) >= 16  # the filters keep the same seeds
+    assert sorted(hf) == sorted(vllm) and len(hf) >= 8  # the filters keep the same seeds
     same = [seed for seed in hf if hf[seed]["text"] == vllm[seed]["text"]]
     line = f"synth, hf teacher on vllm: same answer as transformers on {len(same)}/{len(hf)} seeds"
     print(line)
