@@ -206,11 +206,7 @@ PRESETS["full"] = replace(
 # evaluated, smaller diagnostics, no ablation
 PRESETS["arch"] = replace(
     PRESETS["default"],
-    synth_n=6000,
-    base_synth_n=5000,
-    base_steps=1000,
     steps=750,
-    save_steps=250,
     archs=("llama", "gpt2", "gpt_neox"),
     formats=("wo", "follow", "precede"),
     ood_tasks=40,
