@@ -22,7 +22,7 @@ export TRITON_CACHE_DIR := $(CURDIR)/.cache/triton
 export PYTHONDONTWRITEBYTECODE := 1
 export VLLM_CACHE_ROOT := $(CURDIR)/.cache/vllm
 
-.PHONY: setup chromium parity vllm-env test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval bench-gen clean
+.PHONY: setup chromium parity vllm-env test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval bench-gen bench-scale clean
 
 setup: $(STAMP)
 
@@ -104,6 +104,9 @@ bench-eval: setup parity
 
 bench-gen: setup vllm-env
 	$(BIN)/python bench/bench_gen.py
+
+bench-scale: setup
+	$(BIN)/python bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) $(PARITY) $(VLLM) .cache .pytest_cache .ruff_cache *.egg-info

@@ -35,7 +35,7 @@ BigCodeBench requirements list)
 
 
 def _echo_pass_at_1(summary: dict[str, Any], cfg: Any) -> None:
-    for m in summary["models"]:
+    for m in summary.get("models", []):  # empty on ranks other than 0 (rank 0 summarises)
         p1 = m["pass_at_k"].get("pass@1", {}).get("value")
         base = (m.get("pass_at_k_base") or {}).get("pass@1", {}).get("value")
         base_text = f" (base tests: {base})" if base is not None else ""

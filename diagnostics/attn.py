@@ -650,9 +650,9 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     import pandas as pd
 
     plan = unit.data
-    ref, key, fmt, tok, examples = (
-        plan[k] for k in ("ref", "key", "format", "tokenizer", "examples")
-    )
+    ref, key, fmt, tok = (plan[k] for k in ("ref", "key", "format", "tokenizer"))
+    keep = {ex.id for ex in plan["examples"][: cfg.save_patterns]}  # the first N of the data
+    examples = ctx.take(plan["examples"])
     where = str(ref.path)
     cols = {**ref.columns(), "format": fmt, "model": key}
     result = UnitResult(meta={"model": where, "format": fmt, "data": plan["data"]})
@@ -673,7 +673,6 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     result.meta["backend"] = backend.name
     if why_not_tl:
         result.meta["backend_note"] = why_not_tl
-    keep = {ex.id for ex in examples[: cfg.save_patterns]}
     masses, patterns = attention_masses(
         backend,
         examples,
@@ -684,7 +683,10 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
         keep_patterns=keep,
         desc=f"attn {key}",
     )
-    layer_head, per_example = tidy_masses(cols, examples, masses, plan["spans"], cfg.sink)
+    if examples:
+        layer_head, per_example = tidy_masses(cols, examples, masses, plan["spans"], cfg.sink)
+    else:  # a rank with no share (more ranks than examples)
+        layer_head, per_example = pd.DataFrame(), pd.DataFrame()
     result.tables[MAIN_TABLE] = layer_head
     result.tables["examples"] = per_example
     if patterns:
@@ -698,6 +700,32 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     )
     del model, backend
     return result
+
+
+def merge_layer_heads(cfg: AttnConfig, unit: Unit, results: list[UnitResult]) -> UnitResult:
+    """attn.parquet's rows of a unit scored on several ranks: each layer x head x pair's mean
+    mass over all examples (the ranks' means weighted by their example counts), visible where
+    any rank saw it, in the order one process writes them."""
+    import pandas as pd
+
+    frames = [r.tables[MAIN_TABLE] for r in results if len(r.tables[MAIN_TABLE])]
+    if not frames:
+        return UnitResult({MAIN_TABLE: pd.DataFrame()})
+    rows = pd.concat(frames, ignore_index=True)
+    columns = list(rows.columns)
+    rows["mass_sum"] = rows["mass"] * rows["n_examples"]
+    keys = [c for c in columns if c not in ("mass", "n_examples", "visible")]
+    merged = rows.groupby(keys, sort=False, dropna=False).agg(
+        mass_sum=("mass_sum", "sum"), n_examples=("n_examples", "sum"), visible=("visible", "any")
+    )
+    merged = merged.reset_index()
+    merged["mass"] = merged["mass_sum"] / merged["n_examples"]
+    src_rank = {s: i for i, s in enumerate(QUERY_SPANS)}
+    dst_rank = {d: i for i, d in enumerate(key_span_names(cfg.sink))}
+    merged = merged.assign(
+        _src=merged["src"].map(src_rank), _dst=merged["dst"].map(dst_rank)
+    ).sort_values(["_src", "_dst", "layer", "head"], kind="stable")
+    return UnitResult({MAIN_TABLE: merged[columns].reset_index(drop=True)})
 
 
 def summarise(cfg: AttnConfig, ctx: RunContext) -> dict[str, Any]:
@@ -744,7 +772,7 @@ def plan(cfg: AttnConfig) -> Plan:
     return model_plan(cfg)
 
 
-COMMAND = Command("attn", plan, run_unit, summarise)
+COMMAND = Command("attn", plan, run_unit, summarise, merge=merge_layer_heads)
 
 
 def main(cfg: AttnConfig) -> dict[str, Any]:

@@ -142,14 +142,15 @@ def run_unit(cfg: GradNormConfig, unit: Unit, ctx: RunContext) -> UnitResult:
         params.append(param)
         groups.append(param_group(name, param is embed, head is not None and param is head))
     rows = []
-    for example in progress(plan["examples"], total=len(plan["examples"]), desc=f"gradnorm {key}"):
+    examples = ctx.take(plan["examples"])
+    for example in progress(examples, total=len(examples), desc=f"gradnorm {key}"):
         rows.extend(example_grad_norms(model, example, plan["spans"], groups, params))
     cols = {**ref.columns(), "format": fmt, "model": key}
     meta = {
         "model": str(ref.path),
         "format": fmt,
         "spans": plan["spans"],
-        "n_examples": len(plan["examples"]),
+        "n_examples": len(examples),
         "n_params": int(sum(p.numel() for p in params)),
         "tied_embeddings": head is not None and head is embed,
         "data": plan["data"],

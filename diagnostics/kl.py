@@ -52,7 +52,16 @@ from diagnostics.scoring import (
     resolve_refs,
 )
 from plumbing import InputError, atomic_write_parquet
-from plumbing.runner import MAIN_TABLE, Command, Plan, RunContext, Unit, UnitResult, run_command
+from plumbing.runner import (
+    ITEM_COLUMN,
+    MAIN_TABLE,
+    Command,
+    Plan,
+    RunContext,
+    Unit,
+    UnitResult,
+    run_command,
+)
 from plumbing.stats import mean_table, stats_options, summary_frame
 from training.formats import SPAN_NAMES
 
@@ -225,8 +234,15 @@ def token_texts(token_ids: np.ndarray, tokenizer: Any) -> list[str]:
 
 def pooled_token_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per reported span: the distribution of token KL pooled over all examples of one model."""
-    span_ids = np.concatenate([it["span"] for it in items])
-    kl = np.concatenate([it["kl"] for it in items])
+    if not items:
+        return []
+    return pooled_rows(
+        np.concatenate([it["span"] for it in items]), np.concatenate([it["kl"] for it in items])
+    )
+
+
+def pooled_rows(span_ids: np.ndarray, kl: np.ndarray) -> list[dict[str, Any]]:
+    """`pooled_token_rows` from the pooled arrays (span id and KL of every scored token)."""
     rows = []
     for span in KL_SPANS:
         values = kl[span_mask(span_ids, span)]
@@ -287,16 +303,56 @@ def kl_items(
             desc=desc,
         )
     )
-    dropped = np.concatenate([it["mass_dropped"] for it in items])
+    dropped = [it["mass_dropped"] for it in items]
     record = {
         "vocab_model": scorer.vocab_size,
         "vocab_base": base.vocab_size,
         "vocab_common": vocab,
-        "mass_dropped_mean": float(dropped.mean()),
-        "mass_dropped_max": float(dropped.max()),
+        **mass_dropped_record(np.concatenate(dropped) if dropped else np.zeros(0)),
         "scoring_mode": scorer.mode,
     }
     return items, record
+
+
+def mass_dropped_record(dropped: np.ndarray) -> dict[str, float]:
+    """Probability mass outside the common vocabulary, over every scored token (0 unsliced)."""
+    if dropped.size == 0:
+        return {"mass_dropped_mean": 0.0, "mass_dropped_max": 0.0}
+    return {"mass_dropped_mean": float(dropped.mean()), "mass_dropped_max": float(dropped.max())}
+
+
+POOL_TABLE = "pool"  # a rank's scored tokens (span id, KL, mass dropped): pooled when merged
+
+
+def pool_frame(items: list[dict[str, Any]]) -> Any:
+    """The token arrays the pooled statistics need, one row per scored token (rank parts)."""
+    import pandas as pd
+
+    columns = {"example_id": [], "span_id": [], "kl": [], "mass_dropped": []}
+    for it in items:
+        columns["example_id"].append(np.full(len(it["kl"]), it["example"].id, dtype=object))
+        columns["span_id"].append(np.asarray(it["span"], dtype=np.int8))
+        columns["kl"].append(it["kl"])
+        columns["mass_dropped"].append(it["mass_dropped"])
+    empty = {"example_id": object, "span_id": np.int8, "kl": np.float32, "mass_dropped": np.float32}
+    return pd.DataFrame(
+        {k: np.concatenate(v) if v else np.zeros(0, dtype=empty[k]) for k, v in columns.items()}
+    )
+
+
+def merge_ranks(cfg: Any, unit: Unit, results: list[UnitResult]) -> UnitResult:
+    """A unit scored on several ranks: the pooled token statistics and the mass dropped from
+    every rank's tokens (in planned order, so as one process would pool them)."""
+    import pandas as pd
+
+    pool = pd.concat([r.tables[POOL_TABLE] for r in results], ignore_index=True)
+    pool = pool.sort_values(ITEM_COLUMN, kind="stable")
+    vocab = {**results[0].meta["vocab"], **mass_dropped_record(pool["mass_dropped"].to_numpy())}
+    meta = {
+        "vocab": vocab,
+        "pooled": pooled_rows(pool["span_id"].to_numpy(), pool["kl"].to_numpy()),
+    }
+    return UnitResult({POOL_TABLE: None}, meta)
 
 
 def prepare_base(cfg: Any, refs: list[ModelRef]) -> tuple[ModelRef, Any]:
@@ -337,13 +393,15 @@ def run_unit(cfg: KlConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     columns = ref.columns() | {"direction": cfg.direction}
     base = loaded_scorer(ctx, context["base"], cfg, slot="base")
     scorer = loaded_scorer(ctx, ref, cfg)
-    examples, _ = context["cache"].get(fmt, base_tok)
+    examples = ctx.take(context["cache"].get(fmt, base_tok)[0])
     with ctx.manifest.timed("score"):
         items, record = kl_items(scorer, base, examples, cfg, base_tok, f"kl {ref.label} [{fmt}]")
     frame = pd.DataFrame([row for it in items for row in example_rows(it)]).assign(**columns)
     tables = {MAIN_TABLE: frame.reindex(columns=list(KL_COLUMNS))}
     if cfg.save_tokens:  # one row per token: only when asked (large)
         tables["tokens"] = token_frame(items).assign(**columns)
+    if ctx.ranks.active:  # pooled over every rank's tokens when the parts are merged
+        tables[POOL_TABLE] = pool_frame(items)
     return UnitResult(tables, {"vocab": record, "pooled": pooled_token_rows(items)})
 
 
@@ -389,7 +447,7 @@ def summarise(cfg: KlConfig, ctx: RunContext) -> dict[str, Any]:
     }
 
 
-COMMAND = Command("kl", plan, run_unit, summarise, finish=release_scorers)
+COMMAND = Command("kl", plan, run_unit, summarise, finish=release_scorers, merge=merge_ranks)
 
 
 def main(cfg: KlConfig) -> dict[str, Any]:

@@ -179,7 +179,7 @@ def run_unit(cfg: PplConfig, unit: Unit, ctx: RunContext) -> UnitResult:
 
     ref, tokenizer, fmt = unit.data
     scorer = loaded_scorer(ctx, ref, cfg)
-    examples, _ = ctx.plan.context["cache"].get(fmt, tokenizer)
+    examples = ctx.take(ctx.plan.context["cache"].get(fmt, tokenizer)[0])
     with ctx.manifest.timed("score"):
         rows = score_model(
             scorer,

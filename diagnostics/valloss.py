@@ -211,7 +211,7 @@ def run_unit(cfg: ValLossConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     ref, fmt, ck = unit.data
     context = ctx.plan.context
     base_tok = context["tokenizer"]
-    examples, _ = context["cache"].get(fmt, base_tok)
+    examples = ctx.take(context["cache"].get(fmt, base_tok)[0])
     base = loaded_scorer(ctx, context["base"], cfg, slot="base")
     if ck is None:
         with ctx.manifest.timed("score"):

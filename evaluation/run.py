@@ -719,7 +719,7 @@ def run_unit(cfg: EvalConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     import pandas as pd
 
     entry, context = unit.data, ctx.plan.context
-    tasks = context["tasks"]
+    tasks = ctx.take(context["tasks"], column="task_id", id_of=lambda task: task.task_id)
     with ctx.manifest.timed(f"model:{unit.key}"):
         if entry.path is None:
             timings = PartTimings()
@@ -779,7 +779,7 @@ COMMAND = Command("eval", plan, run_unit, summarise, resume_by_default=True)
 
 def main(cfg: EvalConfig) -> dict[str, Any]:
     """Run `diag eval`; returns the summary written to summary.json."""
-    return run_command_context(COMMAND, cfg, progress=cfg.progress).state["summary"]
+    return run_command_context(COMMAND, cfg, progress=cfg.progress).state.get("summary", {})
 
 
 def _eq(series: Any, value: Any) -> Any:

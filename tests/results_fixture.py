@@ -106,17 +106,14 @@ def final_pass_at_1(info: ResultInfo) -> dict[str, dict]:
     return out
 
 
-def build_result_set(
-    tiny_runs: dict[str, Path], tiny_base: Path, triples_file: Path, root: Path
-) -> ResultInfo:
-    results = root / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    bench = _bench_with_difficulty(triples_file, root / "bench.jsonl")
-    info = ResultInfo(roots=[tiny_runs["follow"].parent, results], results=results, bench=bench)
-    have = available_commands()
+def producer_calls(
+    tiny_runs: dict[str, Path], tiny_base: Path, triples_file: Path, bench: Path, results: Path
+) -> dict[str, list[list[str]]]:
+    """The `diag` calls (argv without `diag`) that make the result set under `results`, by
+    command (tests/test_ranks.py reruns some of them on two ranks)."""
     follow, precede = str(tiny_runs["follow"]), str(tiny_runs["precede"])
     data = ["--data", str(triples_file), "--split", "test"]
-    plan = {
+    return {
         "eval": [
             ["eval", "--model", follow, "--all-checkpoints", "--bench", f"jsonl:{bench}",
              "--split", "test", "--max-new-tokens", "48", "--n-boot", "500", "--no-progress",
@@ -151,6 +148,17 @@ def build_result_set(
              "--n-boot", "500", "--n-resamples", "500", "--out", str(results / "ablate-precede")],
         ],
     }  # fmt: skip
+
+
+def build_result_set(
+    tiny_runs: dict[str, Path], tiny_base: Path, triples_file: Path, root: Path
+) -> ResultInfo:
+    results = root / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    bench = _bench_with_difficulty(triples_file, root / "bench.jsonl")
+    info = ResultInfo(roots=[tiny_runs["follow"].parent, results], results=results, bench=bench)
+    have = available_commands()
+    plan = producer_calls(tiny_runs, tiny_base, triples_file, bench, results)
     for command, calls in plan.items():
         if command not in have:
             info.missing[command] = (

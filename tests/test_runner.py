@@ -70,7 +70,7 @@ def surprise_unit(cfg: SurpriseConfig, unit: Unit, ctx: RunContext) -> UnitResul
     from diagnostics.forward import score_examples
 
     ref, tokenizer, fmt = unit.data
-    examples, _ = ctx.plan.context.get(fmt, tokenizer)
+    examples = ctx.take(ctx.plan.context.get(fmt, tokenizer)[0])  # this rank's share
     scorer = loaded_scorer(ctx, ref, cfg)
     rows = []
     for item in score_examples(
