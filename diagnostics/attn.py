@@ -123,6 +123,17 @@ class AttnConfig:
     max_len: int | None = None
     dtype: str = "auto"
     device: str | None = None
+    device_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "Spread the model over the visible GPUs, then CPU, then disk (accelerate): "
+            "auto | balanced | balanced_low_0 | sequential; --backend hf only."
+        },
+    )
+    max_memory: str | None = field(
+        default=None,
+        metadata={"help": "With --device-map: memory per device, e.g. 0=20GiB,1=20GiB,cpu=60GiB."},
+    )
     save_patterns: int = field(
         default=0,
         metadata={"help": "Keep full patterns of the first N examples (npz, heatmaps)."},
@@ -357,12 +368,27 @@ class TLPatterns:
             )
 
 
-def load_attention_model(path: Path, dtype: str, device: str | None, where: str) -> Any:
-    """An HF model with eager attention; a clear error when the architecture cannot do it."""
-    from training.modeling import load_model
+def load_attention_model(
+    path: Path,
+    dtype: str,
+    device: str | None,
+    where: str,
+    device_map: str | None = None,
+    max_memory: str | None = None,
+) -> Any:
+    """An HF model with eager attention (on `device`, or spread by `device_map` within
+    `max_memory`); a clear error when the architecture cannot do it."""
+    from training.modeling import load_model, parse_max_memory
 
     try:
-        model = load_model(path, dtype=dtype, device=device, attn_implementation="eager")
+        model = load_model(
+            path,
+            dtype=dtype,
+            device=device,
+            attn_implementation="eager",
+            device_map=device_map,
+            max_memory=parse_max_memory(max_memory),
+        )
     except InputError as err:
         raise InputError(f"{err} (attn loads it with attn_implementation='eager')") from None
     impl = getattr(model.config, "_attn_implementation", None)
@@ -380,6 +406,9 @@ def make_backend(
     """The pattern source; (backend, why TL was not used). `model` must not be used after TL."""
     if name not in BACKENDS:
         raise InputError(f"--backend {name!r}: choose from {', '.join(BACKENDS)}")
+    if name == "auto" and getattr(model, "hf_device_map", None):
+        why = "--device-map: TransformerLens cannot run a dispatched model"
+        return HFPatterns(model, where), why
     if name in ("auto", "tl"):
         try:
             from transformer_lens.model_bridge import TransformerBridge
@@ -741,7 +770,22 @@ def plan(cfg: AttnConfig) -> Plan:
         raise InputError(f"--batch-size {cfg.batch_size}: must be at least 1")
     if cfg.save_patterns < 0:
         raise InputError(f"--save-patterns {cfg.save_patterns}: must be >= 0")
+    check_placement(cfg)
     return model_plan(cfg)
+
+
+def check_placement(cfg: AttnConfig) -> None:
+    """--device / --device-map / --max-memory agree, and a device map goes with the HF backend:
+    TransformerLens builds its bridge around a model on one device and cannot run one whose
+    layers accelerate dispatched over several."""
+    from diagnostics.scoring import Placement
+
+    Placement(cfg.device, cfg.device_map, cfg.max_memory).check()
+    if cfg.device_map is not None and cfg.backend == "tl":
+        raise InputError(
+            f"--device-map {cfg.device_map} with --backend tl: TransformerLens cannot load a "
+            "model dispatched over several devices; use --backend hf (or auto, which then uses hf)"
+        )
 
 
 COMMAND = Command("attn", plan, run_unit, summarise)
