@@ -62,6 +62,7 @@ from diagnostics.common import (
     progress,
     summary_rows,
 )
+from diagnostics.scoring import DEVICE_MAP_HELP, MAX_MEMORY_HELP, Placement
 from plumbing import (
     InputError,
     atomic_write_parquet,
@@ -124,16 +125,9 @@ class AttnConfig:
     dtype: str = "auto"
     device: str | None = None
     device_map: str | None = field(
-        default=None,
-        metadata={
-            "help": "Spread the model over the visible GPUs, then CPU, then disk (accelerate): "
-            "auto | balanced | balanced_low_0 | sequential; --backend hf only."
-        },
+        default=None, metadata={"help": f"{DEVICE_MAP_HELP} With --backend hf (or auto) only."}
     )
-    max_memory: str | None = field(
-        default=None,
-        metadata={"help": "With --device-map: memory per device, e.g. 0=20GiB,1=20GiB,cpu=60GiB."},
-    )
+    max_memory: str | None = field(default=None, metadata={"help": MAX_MEMORY_HELP})
     save_patterns: int = field(
         default=0,
         metadata={"help": "Keep full patterns of the first N examples (npz, heatmaps)."},
@@ -778,8 +772,6 @@ def check_placement(cfg: AttnConfig) -> None:
     """--device / --device-map / --max-memory agree, and a device map goes with the HF backend:
     TransformerLens builds its bridge around a model on one device and cannot run one whose
     layers accelerate dispatched over several."""
-    from diagnostics.scoring import Placement
-
     Placement(cfg.device, cfg.device_map, cfg.max_memory).check()
     if cfg.device_map is not None and cfg.backend == "tl":
         raise InputError(

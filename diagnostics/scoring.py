@@ -33,6 +33,13 @@ from plumbing.runner import run_identity, safe_key
 from plumbing.stats import STATS_FIELDS, StatsOptions, comparison_rows
 from training.modeling import check_device_map, parse_max_memory
 
+# the help of --device-map and --max-memory (the scoring commands, attn)
+DEVICE_MAP_HELP = (
+    "Spread the model over the visible GPUs, then CPU, then disk (accelerate): "
+    "auto | balanced | balanced_low_0 | sequential. Default: whole model on --device."
+)
+MAX_MEMORY_HELP = "With --device-map: memory per device, e.g. 0=20GiB,1=20GiB,cpu=60GiB."
+
 
 @dataclass
 class ScoringOptions:
@@ -51,17 +58,8 @@ class ScoringOptions:
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16."}
     )
     device: str | None = None  # default: cuda if available
-    device_map: str | None = field(
-        default=None,
-        metadata={
-            "help": "Spread each model over the visible GPUs, then CPU, then disk (accelerate): "
-            "auto | balanced | balanced_low_0 | sequential. Default: whole model on --device."
-        },
-    )
-    max_memory: str | None = field(
-        default=None,
-        metadata={"help": "With --device-map: memory per device, e.g. 0=20GiB,1=20GiB,cpu=60GiB."},
-    )
+    device_map: str | None = field(default=None, metadata={"help": DEVICE_MAP_HELP})
+    max_memory: str | None = field(default=None, metadata={"help": MAX_MEMORY_HELP})
     base_device: str | None = field(
         default=None,
         metadata={"help": "kl, valloss: device of the base model (default: as the model)."},
