@@ -37,7 +37,7 @@ from diagnostics.ppl import PplConfig
 from diagnostics.ppl import main as ppl_main
 from diagnostics.scoring import ExampleCache
 from plumbing import InputError
-from training.modeling import load_model, load_tokenizer, parse_max_memory
+from training.modeling import load_model, load_tokenizer, offloaded_modules, parse_max_memory
 
 KEYS = ["example_id", "span"]
 
@@ -82,6 +82,9 @@ def test_the_cpu_budget_really_splits_both_models(tiny_base, tuned) -> None:
     assert untied.hf_device_map["lm_head"] == "disk"
     # offloaded weights wait on the meta device: the model was not moved after dispatch
     assert untied.lm_head.weight.device.type == "meta"
+    offloaded = offloaded_modules(untied)
+    assert "lm_head" in offloaded and "model.embed_tokens" not in offloaded
+    assert offloaded_modules(load_model(tuned, dtype="fp32", device="cpu")) == []
 
 
 def test_parse_max_memory_reads_devices_and_units_and_names_the_option_when_bad() -> None:

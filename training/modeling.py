@@ -221,6 +221,16 @@ def execution_device(module: Any) -> Any:
     return param.device
 
 
+def offloaded_modules(model: Any) -> list[str]:
+    """Modules of a dispatched model whose weights are offloaded (loaded only while they run):
+    those on "disk", and those on "cpu" when the model computes on a GPU. Their parameters are
+    `meta` tensors in between, so nothing can take gradients with respect to them (gradnorm)."""
+    placed = getattr(model, "hf_device_map", None) or {}
+    on_gpu = any(device not in ("cpu", "disk") for device in placed.values())
+    offloaded = ("cpu", "disk") if on_gpu else ("disk",)
+    return [name for name, device in placed.items() if device in offloaded]
+
+
 def load_model(
     path: str | Path,
     *,
