@@ -62,6 +62,7 @@ from diagnostics.common import (
     progress,
     summary_rows,
 )
+from diagnostics.scoring import DEVICE_MAP_HELP, MAX_MEMORY_HELP, Placement
 from plumbing import (
     InputError,
     atomic_write_parquet,
@@ -77,6 +78,7 @@ from plumbing.runner import (
 )
 from plumbing.stats import stats_options
 from training.formats import SPAN_ID, SPAN_NAMES
+from training.modeling import execution_device
 
 OTHER = "other"  # glue + eos as keys
 SINK = "sink"  # the first token as a key, with --sink
@@ -123,6 +125,10 @@ class AttnConfig:
     max_len: int | None = None
     dtype: str = "auto"
     device: str | None = None
+    device_map: str | None = field(
+        default=None, metadata={"help": f"{DEVICE_MAP_HELP} With --backend hf (or auto) only."}
+    )
+    max_memory: str | None = field(default=None, metadata={"help": MAX_MEMORY_HELP})
     save_patterns: int = field(
         default=0,
         metadata={"help": "Keep full patterns of the first N examples (npz, heatmaps)."},
@@ -357,12 +363,27 @@ class TLPatterns:
             )
 
 
-def load_attention_model(path: Path, dtype: str, device: str | None, where: str) -> Any:
-    """An HF model with eager attention; a clear error when the architecture cannot do it."""
-    from training.modeling import load_model
+def load_attention_model(
+    path: Path,
+    dtype: str,
+    device: str | None,
+    where: str,
+    device_map: str | None = None,
+    max_memory: str | None = None,
+) -> Any:
+    """An HF model with eager attention (on `device`, or spread by `device_map` within
+    `max_memory`); a clear error when the architecture cannot do it."""
+    from training.modeling import load_model, parse_max_memory
 
     try:
-        model = load_model(path, dtype=dtype, device=device, attn_implementation="eager")
+        model = load_model(
+            path,
+            dtype=dtype,
+            device=device,
+            attn_implementation="eager",
+            device_map=device_map,
+            max_memory=parse_max_memory(max_memory),
+        )
     except InputError as err:
         raise InputError(f"{err} (attn loads it with attn_implementation='eager')") from None
     impl = getattr(model.config, "_attn_implementation", None)
@@ -380,6 +401,9 @@ def make_backend(
     """The pattern source; (backend, why TL was not used). `model` must not be used after TL."""
     if name not in BACKENDS:
         raise InputError(f"--backend {name!r}: choose from {', '.join(BACKENDS)}")
+    if name == "auto" and getattr(model, "hf_device_map", None):
+        why = "--device-map: TransformerLens cannot run a dispatched model"
+        return HFPatterns(model, where), why
     if name in ("auto", "tl"):
         try:
             from transformer_lens.model_bridge import TransformerBridge
@@ -656,8 +680,10 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     where = str(ref.path)
     cols = {**ref.columns(), "format": fmt, "model": key}
     result = UnitResult(meta={"model": where, "format": fmt, "data": plan["data"]})
-    model = load_attention_model(ref.path, cfg.dtype, cfg.device, where)
-    device = next(model.parameters()).device
+    model = load_attention_model(
+        ref.path, cfg.dtype, cfg.device, where, cfg.device_map, cfg.max_memory
+    )
+    device = execution_device(model.get_input_embeddings())  # where the ids go in
     if cfg.attribution:
         from diagnostics.attribution import AttributionOptions, span_attribution
 
@@ -769,7 +795,20 @@ def plan(cfg: AttnConfig) -> Plan:
         raise InputError(f"--batch-size {cfg.batch_size}: must be at least 1")
     if cfg.save_patterns < 0:
         raise InputError(f"--save-patterns {cfg.save_patterns}: must be >= 0")
+    check_placement(cfg)
     return model_plan(cfg)
+
+
+def check_placement(cfg: AttnConfig) -> None:
+    """--device / --device-map / --max-memory agree, and a device map goes with the HF backend:
+    TransformerLens builds its bridge around a model on one device and cannot run one whose
+    layers accelerate dispatched over several."""
+    Placement(cfg.device, cfg.device_map, cfg.max_memory).check()
+    if cfg.device_map is not None and cfg.backend == "tl":
+        raise InputError(
+            f"--device-map {cfg.device_map} with --backend tl: TransformerLens cannot load a "
+            "model dispatched over several devices; use --backend hf (or auto, which then uses hf)"
+        )
 
 
 COMMAND = Command("attn", plan, run_unit, summarise, merge=merge_layer_heads)

@@ -21,6 +21,11 @@ fp32 `[rows, vocab]` block of about `CHUNK_BYTES`: 2 MiB on CPU, 256 MiB on GPU)
 V is the common vocabulary (see `common_vocab`). Padding and (optionally) prompt positions are
 never computed.
 
+Devices: a model may be dispatched over several devices (`load_model(device_map=...)`): its
+input goes to the device of its embedding (`CausalScorer.device`), the hidden rows are moved to
+the device of its output head (`CausalScorer.head_device`) in chunks, and a base model on other
+devices has its logits moved to the model's head device for the KL; targets follow the logits.
+
 The head path is checked once per scorer against the model's own `forward()` logits on a short
 prefix of the first sequence (a causal model's prefix logits do not depend on what follows); a
 model whose forward does more than `head(base_model(x))` (known extras, Gemma-style final logit
@@ -40,6 +45,7 @@ import numpy as np
 
 from plumbing import InputError
 from training.formats import PAD_SPAN, SPAN_ID
+from training.modeling import execution_device
 
 # auto chunk: one fp32 [rows, vocab] block of about this many bytes (at least 16 rows). On CPU a
 # cache-sized block is 2-3x faster than a large one (measured: vocab 1024, 512 vs 16k rows;
@@ -69,16 +75,24 @@ class CausalScorer:
 
     @property
     def device(self) -> Any:
-        return next(self.model.parameters()).device
+        """Where the input ids go: the device the embedding computes on."""
+        embeddings = self.model.get_input_embeddings()
+        return execution_device(embeddings if embeddings is not None else self.model)
+
+    @property
+    def head_device(self) -> Any:
+        """Where the output head computes (another device than the input's when dispatched)."""
+        return execution_device(self._head) if self.mode == "head" else self.device
 
     def chunk_rows(self, vocab: int) -> int:
         if self._chunk_rows > 0:
             return self._chunk_rows
-        budget = CHUNK_BYTES.get(self.device.type, CHUNK_BYTES["cpu"])
+        budget = CHUNK_BYTES.get(self.head_device.type, CHUNK_BYTES["cpu"])
         return max(16, budget // (4 * max(vocab, 1)))
 
     def hidden(self, input_ids: Any, attention_mask: Any) -> Any:
-        """[batch, seq, hidden] (head mode) or [batch, seq, vocab] logits (full mode)."""
+        """[batch, seq, hidden] (head mode) or [batch, seq, vocab] logits (full mode), on the
+        device the model's last block left them on."""
         import torch
 
         if not self._checked:
@@ -95,13 +109,13 @@ class CausalScorer:
             return out.last_hidden_state
 
     def logits(self, rows: Any) -> Any:
-        """[rows, vocab] fp32 logits from `hidden()` rows."""
+        """[rows, vocab] fp32 logits from `hidden()` rows (on the head's device)."""
         import torch
 
         with torch.inference_mode():
             if self.mode == "full":
                 return rows.float().clone()  # callers may work in place
-            z = self._head(rows).float()
+            z = self._head(rows.to(self.head_device)).float()
             if self._scale is not None:
                 z = z * float(self._scale)
             if self._softcap:
@@ -116,7 +130,7 @@ class CausalScorer:
             return
         with torch.inference_mode():
             ref = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits[0].float()
-            mine = self.logits(self.hidden(ids, mask)[0])
+            mine = self.logits(self.hidden(ids, mask)[0]).to(ref.device)
         scale = max(1.0, float(ref.abs().max()))
         tol = (1e-4 if self.model.dtype == torch.float32 else 3e-2) * scale
         err = float((ref - mine).abs().max())
@@ -183,18 +197,12 @@ def score_batch(
 
     if direction not in DIRECTIONS:
         raise InputError(f"--direction {direction!r}: choose from {', '.join(DIRECTIONS)}")
-    device = model.device
-    ids = batch.input_ids.to(device)
-    mask = batch.attention_mask.to(device)
     rows, pos = select_positions(batch, skip_prompt)
-    rows, pos = rows.to(device), pos.to(device)
-    targets = ids[rows, pos]  # [N]
-    h_model = model.hidden(ids, mask)[rows, pos - 1]  # [N, hidden] (or [N, vocab_model])
+    targets = batch.input_ids[rows.to(batch.input_ids.device), pos.to(batch.input_ids.device)]
+    h_model = scored_rows(model, batch, rows, pos)  # [N, hidden] (or [N, vocab_model])
     h_base = None
     if base is not None:
-        h_base = base.hidden(ids.to(base.device), mask.to(base.device))[
-            rows.to(base.device), pos.to(base.device) - 1
-        ]
+        h_base = scored_rows(base, batch, rows, pos)
         vocab = vocab or min(model.vocab_size, base.vocab_size)
     n = int(targets.shape[0])
     nll = torch.empty(n, dtype=torch.float64)
@@ -205,10 +213,10 @@ def score_batch(
     with torch.inference_mode():
         for lo in range(0, n, step):
             hi = min(n, lo + step)
-            y = targets[lo:hi, None]  # [c, 1]
             # log_softmax is one fused kernel: on a small model's CPU run the KL math costs about
             # half of what logsumexp + in-place arithmetic did (bench/bench_diag.py part a)
             lp = torch.log_softmax(model.logits(h_model[lo:hi]), dim=-1)  # [c, V_model] fp32
+            y = targets[lo:hi, None].to(lp.device)  # [c, 1]
             nll[lo:hi] = lp.gather(-1, y)[:, 0].neg().double().cpu()
             if base is None:
                 del lp
@@ -237,6 +245,15 @@ def score_batch(
         kl=to_np(kl),
         mass_dropped=to_np(dropped),
     )
+
+
+def scored_rows(scorer: CausalScorer, batch: Any, rows: Any, pos: Any) -> Any:
+    """[N, hidden] (or [N, vocab] in full mode): the hidden state that predicts each scored
+    target (row, pos), i.e. at pos - 1, left on the device the model's last block computed on
+    (the index tensors follow it there; `logits()` moves the rows on to the head)."""
+    device = scorer.device
+    hidden = scorer.hidden(batch.input_ids.to(device), batch.attention_mask.to(device))
+    return hidden[rows.to(hidden.device), (pos - 1).to(hidden.device)]
 
 
 def _renormalise(logp: Any, vocab: int) -> tuple[Any, Any]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diagnostics.common import model_infos, model_plan, summary_rows
+from diagnostics.scoring import DEVICE_MAP_HELP, MAX_MEMORY_HELP, Placement
 from plumbing import InputError, atomic_write_parquet
 from plumbing.runner import MAIN_TABLE, Command, RunContext, Unit, UnitResult, run_command
 from plumbing.stats import stats_options
@@ -39,7 +40,8 @@ _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
 class GradNormConfig:
     """Options of `diag gradnorm`.
 
-    Models: model (one or more), format (default: each model's), dtype, device
+    Models: model (one or more), format (default: each model's), dtype, device, device_map
+            (layers over several GPUs; every weight must stay resident: no offload), max_memory
     Data:   data, split, max_examples, max_len, spans (cot,code,response; default: present)
     Stats:  n_resamples, confidence, test, stats_seed
     Run:    out, resume, overwrite
@@ -58,6 +60,8 @@ class GradNormConfig:
     max_len: int | None = None
     dtype: str = "auto"
     device: str | None = None
+    device_map: str | None = field(default=None, metadata={"help": DEVICE_MAP_HELP})
+    max_memory: str | None = field(default=None, metadata={"help": MAX_MEMORY_HELP})
     n_resamples: int = 2000
     confidence: float = 0.95
     test: str = "wilcoxon"
@@ -88,11 +92,14 @@ def example_grad_norms(
     """Rows (span, group, n_tokens, loss, grad_norm) of one example."""
     import torch
 
-    device = params[0].device
-    ids = torch.tensor([example.input_ids], device=device)  # [1, T]
+    from training.modeling import execution_device
+
+    ids = torch.tensor([example.input_ids], device=execution_device(model.get_input_embeddings()))
     logits = model(input_ids=ids, use_cache=False).logits[0]  # [T, vocab]
     logp = torch.log_softmax(logits[:-1].float(), dim=-1)  # [T-1, vocab]: predicts 1..T-1
-    nll = -logp.gather(-1, ids[0, 1:, None]).squeeze(-1)  # [T-1]
+    # with a device map the logits come out on the last device
+    device = logp.device
+    nll = -logp.gather(-1, ids[0, 1:, None].to(device)).squeeze(-1)  # [T-1]
     rows = []
     todo = [(s, span_positions(example.span_ids, s)) for s in spans]
     todo = [(s, pos) for s, pos in todo if pos]
@@ -125,11 +132,19 @@ def run_unit(cfg: GradNormConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     import pandas as pd
 
     from diagnostics.common import progress
-    from training.modeling import load_model
+    from training.modeling import load_model, offloaded_modules
 
     plan = unit.data
     ref, key, fmt = plan["ref"], plan["key"], plan["format"]
-    model = load_model(ref.path, dtype=cfg.dtype, device=cfg.device)
+    placement = Placement(cfg.device, cfg.device_map, cfg.max_memory)
+    model = load_model(ref.path, dtype=cfg.dtype, **placement.load_kwargs())
+    offloaded = offloaded_modules(model)
+    if offloaded:  # their weights are meta tensors between forwards: no gradient exists
+        raise InputError(
+            f"--device-map {cfg.device_map}: {len(offloaded)} module(s) of {ref.path} do not fit "
+            f"on the devices and were offloaded ({', '.join(offloaded[:3])}, ...); gradnorm needs "
+            "every weight resident: give --max-memory more room or use more GPUs"
+        )
     model.eval()
     embed = model.get_input_embeddings().weight
     output = model.get_output_embeddings()
@@ -204,7 +219,15 @@ def summarise(cfg: GradNormConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 CONFIG = GradNormConfig  # the options of `diag gradnorm` (cli.main.DIAGNOSTICS)
-COMMAND = Command("gradnorm", lambda cfg: model_plan(cfg, GRAD_SPANS), run_unit, summarise)
+
+
+def plan(cfg: GradNormConfig) -> Any:
+    """One unit per model (placement options checked first)."""
+    Placement(cfg.device, cfg.device_map, cfg.max_memory).check()
+    return model_plan(cfg, GRAD_SPANS)
+
+
+COMMAND = Command("gradnorm", plan, run_unit, summarise)
 
 
 def main(cfg: GradNormConfig) -> dict[str, Any]:

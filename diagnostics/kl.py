@@ -43,7 +43,7 @@ from diagnostics.forward import (
 )
 from diagnostics.scoring import (
     ExampleCache,
-    ScoringOptions,
+    PairOptions,
     add_condition,
     loaded_scorer,
     pairwise_summary,
@@ -103,8 +103,8 @@ TOKEN_COLUMNS = (
 
 
 @dataclass
-class KlConfig(ScoringOptions):
-    """Options of `diag kl` (shared ones in ScoringOptions)."""
+class KlConfig(PairOptions):
+    """Options of `diag kl` (shared ones in ScoringOptions and PairOptions)."""
 
     model: list[str] = field(
         default_factory=list,

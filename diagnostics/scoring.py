@@ -5,6 +5,14 @@
     refs = resolve_refs(cfg.model)                  # ModelRefs with unique labels
     key = part_name(0, refs[0], "precede")          # the unit of work's part key
     rows = pairwise_summary(frame, value="log_ppl", spans=[...], opts=opts)
+    scorer = loaded_scorer(ctx, ref, cfg)                # slot "model": --device / --device-map
+    base = loaded_scorer(ctx, base_ref, cfg, slot="base")  # --base-device / --base-device-map
+
+Big models: `--device-map auto` (or balanced, balanced_low_0, sequential) loads each model with
+accelerate's device map, its layers over the visible GPUs within `--max-memory`
+(`0=20GiB,1=20GiB,cpu=60GiB`), the CPU and then the disk taking the rest; `--base-device` /
+`--base-device-map` / `--base-max-memory` place the base of kl and valloss apart from the model
+(default: where the model goes).
 
 Resume, parts and manifests are the runner's: each unit of work (one model x format, one
 checkpoint) is a part under `<out>/parts/`, and the final tables are built from the parts.
@@ -23,6 +31,14 @@ from diagnostics.common import ModelRef, load_examples
 from plumbing import InputError
 from plumbing.runner import run_identity, safe_key
 from plumbing.stats import STATS_FIELDS, StatsOptions, comparison_rows
+from training.modeling import check_device_map, parse_max_memory
+
+# the help of --device-map and --max-memory (the scoring commands, attn)
+DEVICE_MAP_HELP = (
+    "Spread the model over the visible GPUs, then CPU, then disk (accelerate): "
+    "auto | balanced | balanced_low_0 | sequential. Default: whole model on --device."
+)
+MAX_MEMORY_HELP = "With --device-map: memory per device, e.g. 0=20GiB,1=20GiB,cpu=60GiB."
 
 
 @dataclass
@@ -42,6 +58,8 @@ class ScoringOptions:
         default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16."}
     )
     device: str | None = None  # default: cuda if available
+    device_map: str | None = field(default=None, metadata={"help": DEVICE_MAP_HELP})
+    max_memory: str | None = field(default=None, metadata={"help": MAX_MEMORY_HELP})
     chunk_tokens: int = field(
         default=0,
         metadata={"help": "Positions per vocab chunk (0 = auto: ~2 MiB fp32 on CPU, 256 MiB GPU)."},
@@ -63,10 +81,73 @@ class ScoringOptions:
     resume: bool = False
     overwrite: bool = False
 
+    def __post_init__(self) -> None:
+        # bad placement options fail here, before a run folder is touched
+        Placement(self.device, self.device_map, self.max_memory).check("--")
+
+    def placement(self, slot: str = "model") -> Placement:
+        """Where the model of `slot` loads (PairOptions gives the base its own options)."""
+        return Placement(self.device, self.device_map, self.max_memory)
+
     def run_key(self, *ignore: str) -> dict[str, Any]:
         """The options that decide the per-part numbers (what --resume must match); summaries
         (bootstrap, tests) are rebuilt from the parts on every run, so they may change."""
         return run_identity(self, *STATS_FIELDS, *ignore)
+
+
+@dataclass
+class PairOptions(ScoringOptions):
+    """The options of the commands that hold a model and its base (kl, valloss): where the
+    base loads, apart from the model when given."""
+
+    base_device: str | None = field(
+        default=None, metadata={"help": "Device of the base model (default: as the model)."}
+    )
+    base_device_map: str | None = field(
+        default=None, metadata={"help": "--device-map of the base model (default: the model's)."}
+    )
+    base_max_memory: str | None = field(
+        default=None, metadata={"help": "--max-memory of the base model (default: the model's)."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        Placement(self.base_device, self.base_device_map, self.base_max_memory).check("--base-")
+
+    def placement(self, slot: str = "model") -> Placement:
+        """Slot "model", or "base": its own options if any is given, else the model's."""
+        own = (self.base_device, self.base_device_map, self.base_max_memory)
+        if slot == "base" and any(value is not None for value in own):
+            return Placement(*own)
+        return super().placement(slot)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One model's placement options: a device, or a device map with its memory budget."""
+
+    device: str | None = None
+    device_map: str | None = None
+    max_memory: str | None = None
+
+    def check(self, prefix: str = "--") -> None:
+        """InputError, naming the option (`prefix` + device-map, ...), on a bad combination."""
+        check_device_map(self.device_map, f"{prefix}device-map")
+        parse_max_memory(self.max_memory, f"{prefix}max-memory")
+        if self.device is not None and self.device_map is not None:
+            raise InputError(
+                f"{prefix}device {self.device} and {prefix}device-map {self.device_map}: give one"
+            )
+        if self.max_memory is not None and self.device_map is None:
+            raise InputError(f"{prefix}max-memory: only with {prefix}device-map")
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """The placement arguments of `training.modeling.load_model`."""
+        return {
+            "device": self.device,
+            "device_map": self.device_map,
+            "max_memory": parse_max_memory(self.max_memory),
+        }
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -217,12 +298,21 @@ def pairwise_summary(
     )
 
 
-def load_scorer(ref: ModelRef, *, dtype: str, device: str | None, chunk_rows: int) -> Any:
-    """Load a model for scoring (no attention outputs needed: default attention kernel)."""
+def load_scorer(
+    ref: ModelRef,
+    *,
+    dtype: str,
+    device: str | None,
+    chunk_rows: int,
+    placement: Placement | None = None,
+) -> Any:
+    """Load a model for scoring (no attention outputs needed: default attention kernel), on
+    `device`, or where `placement` says (a device or a device map)."""
     from diagnostics.forward import CausalScorer
     from training.modeling import load_model
 
-    model = load_model(ref.path, dtype=dtype, device=device, what=str(ref.path))
+    where = (placement or Placement(device=device)).load_kwargs()
+    model = load_model(ref.path, dtype=dtype, what=str(ref.path), **where)
     return CausalScorer(model, name=ref.label, chunk_rows=chunk_rows)
 
 
@@ -241,14 +331,21 @@ def free(scorer: Any) -> None:
 
 def loaded_scorer(ctx: Any, ref: ModelRef, cfg: Any, slot: str = "model") -> Any:
     """The scorer of `ref`, kept in the run's state across units (a model scored on several
-    formats or against one base loads once); another model in the same slot frees it first."""
+    formats or against one base loads once); another model in the same slot frees it first.
+    Placed by `cfg.placement(slot)` (the base's own options in slot "base")."""
     held = ctx.state.get(slot)
     if held is not None and held[0] == ref.path:
         return held[1]
     if held is not None:
         free(held[1])
     with ctx.manifest.timed("load"):
-        scorer = load_scorer(ref, dtype=cfg.dtype, device=cfg.device, chunk_rows=cfg.chunk_tokens)
+        scorer = load_scorer(
+            ref,
+            dtype=cfg.dtype,
+            device=cfg.device,
+            chunk_rows=cfg.chunk_tokens,
+            placement=cfg.placement(slot),
+        )
     ctx.state[slot] = (ref.path, scorer)
     return scorer
 

@@ -32,7 +32,7 @@ from diagnostics.forward import DIRECTIONS, score_examples, span_mask
 from diagnostics.kl import check_pair, kl_items, prepare_base
 from diagnostics.scoring import (
     ExampleCache,
-    ScoringOptions,
+    PairOptions,
     loaded_scorer,
     release_scorers,
     unique_labels,
@@ -74,8 +74,8 @@ VALLOSS_COLUMNS = (
 
 
 @dataclass
-class ValLossConfig(ScoringOptions):
-    """Options of `diag valloss` (shared ones in ScoringOptions)."""
+class ValLossConfig(PairOptions):
+    """Options of `diag valloss` (shared ones in ScoringOptions and PairOptions)."""
 
     split: str = "val"  # --help of the field in ScoringOptions
     run: list[str] = field(

@@ -3,6 +3,10 @@
     resolve_model_dir("runs/precede")            -> runs/precede/final
     resolve_model_dir("runs/precede/checkpoint-20") -> itself
     list_checkpoints("runs/precede")             -> [(10, .../checkpoint-10), (20, ...)]
+    load_model("runs/precede", device="cuda:1")  # the whole model on one device
+    load_model("runs/precede", device_map="auto",
+               max_memory=parse_max_memory("0=20GiB,1=20GiB,cpu=60GiB"))  # spread (accelerate)
+    execution_device(model.get_output_embeddings())  # where a (maybe dispatched) module computes
 
 Nothing here reaches a model hub: paths must exist locally (a hub name is refused unless the
 caller opts in with `allow_hub=True`).
@@ -136,6 +140,97 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+# ---------------------------------------------------------------------------------------------
+# big models: accelerate's device maps (layers over the visible GPUs, then CPU, then disk)
+
+# the placement strategies `from_pretrained(device_map=...)` accepts by name
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([a-z]*)$", re.IGNORECASE)
+
+
+def check_device_map(device_map: str | None, what: str = "--device-map") -> None:
+    """InputError unless `device_map` is None or one of DEVICE_MAPS."""
+    if device_map is not None and device_map not in DEVICE_MAPS:
+        raise InputError(f"{what} {device_map!r}: choose from {', '.join(DEVICE_MAPS)}")
+
+
+def parse_max_memory(text: str | None, what: str = "--max-memory") -> dict[int | str, int] | None:
+    """`0=20GiB,1=20GiB,cpu=60GiB` -> {0: 21474836480, 1: ..., "cpu": ...} (bytes per device).
+
+    Keys: a GPU index (`0`, or `cuda:0`), `cpu`, `mps` or `disk`, as accelerate names them.
+    Sizes: a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB,
+    GiB, TiB (powers of 1024); unit letters in any case, and always bytes (accelerate would read
+    a lower-case `b` as bits).
+    """
+    if text is None or not text.strip():
+        return None
+    budget: dict[int | str, int] = {}
+    for item in text.split(","):
+        key_text, sep, size_text = (part.strip() for part in item.partition("="))
+        if not sep or not key_text or not size_text:
+            raise InputError(f"{what} {text!r}: expected DEVICE=SIZE[,...], e.g. 0=20GiB,cpu=60GiB")
+        low = key_text.lower()
+        if low.isdigit() or (low.startswith("cuda:") and low[5:].isdigit()):
+            key: int | str = int(low.removeprefix("cuda:"))
+        elif low in ("cpu", "mps", "disk"):
+            key = low
+        else:
+            raise InputError(
+                f"{what} {text!r}: device {key_text!r} is none of a GPU index, cuda:N, cpu, "
+                "mps, disk"
+            )
+        match = _SIZE_RE.match(size_text)
+        unit = match.group(2).lower() if match else ""
+        if not match or (unit and unit not in _SIZE_UNITS):
+            raise InputError(
+                f"{what} {text!r}: size {size_text!r} is not a number of bytes or a number with "
+                "B, KB, MB, GB, TB, KiB, MiB, GiB, TiB"
+            )
+        if key in budget:
+            raise InputError(f"{what} {text!r}: device {key_text!r} given twice")
+        budget[key] = int(float(match.group(1)) * _SIZE_UNITS[unit or "b"])
+    return budget
+
+
+def map_starts_on_gpu(max_memory: dict[int | str, int] | None) -> bool:
+    """Whether accelerate will put the first layers of a device map on a GPU: it fills the
+    visible GPUs first, so yes when CUDA is available and `max_memory` leaves a GPU in."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    return max_memory is None or any(isinstance(k, int) and v > 0 for k, v in max_memory.items())
+
+
+def execution_device(module: Any) -> Any:
+    """The device `module` computes on: the execution device of accelerate's hook when the model
+    was dispatched (its weights may sit on the CPU or disk, i.e. `meta` here, until it runs),
+    else the device of its first parameter (CPU for a module without parameters)."""
+    import torch
+
+    hook = getattr(module, "_hf_hook", None)
+    for part in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):
+        device = getattr(part, "execution_device", None)
+        if device is not None:
+            return torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+    param = next(module.parameters(), None)
+    if param is None or param.device.type == "meta":
+        return torch.device("cpu")
+    return param.device
+
+
+def offloaded_modules(model: Any) -> list[str]:
+    """Modules of a dispatched model whose weights are offloaded (loaded only while they run):
+    those on "disk", and those on "cpu" when the model computes on a GPU. Their parameters are
+    `meta` tensors in between, so nothing can take gradients with respect to them (gradnorm)."""
+    placed = getattr(model, "hf_device_map", None) or {}
+    on_gpu = any(device not in ("cpu", "disk") for device in placed.values())
+    offloaded = ("cpu", "disk") if on_gpu else ("disk",)
+    return [name for name, device in placed.items() if device in offloaded]
+
+
 def load_model(
     path: str | Path,
     *,
@@ -143,13 +238,34 @@ def load_model(
     device: str | None = None,
     attn_implementation: str | None = None,
     what: str = "--model",
+    device_map: str | None = None,
+    max_memory: dict[int | str, int] | None = None,
 ) -> Any:
-    """A causal LM from a local dir, in eval mode, on `device`."""
+    """A causal LM from a local dir, in eval mode: on `device`, or, with `device_map` (one of
+    DEVICE_MAPS), spread by accelerate over the visible GPUs within `max_memory` (bytes per
+    device, see parse_max_memory), the CPU and the disk taking what does not fit. A dispatched
+    model stays where accelerate put it (moving it would break its hooks); its
+    `hf_device_map` says where each block went. `dtype="auto"` is bf16 when the map starts on a
+    GPU, as for `device="cuda"`."""
     from transformers import AutoModelForCausalLM
 
     model_dir = resolve_model_dir(path, what)
-    device = device or default_device()
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, device), "local_files_only": True}
+    check_device_map(device_map)
+    if device_map is not None and device is not None:
+        raise InputError(
+            f"{what} {model_dir}: device {device} and device map {device_map}: give one"
+        )
+    if max_memory is not None and device_map is None:
+        raise InputError(f"{what} {model_dir}: a memory budget needs a device map")
+    if device_map is None:
+        device = device or default_device()
+        kwargs: dict[str, Any] = {"dtype": torch_dtype(dtype, device)}
+    else:
+        map_device = "cuda" if map_starts_on_gpu(max_memory) else "cpu"
+        kwargs = {"dtype": torch_dtype(dtype, map_device), "device_map": device_map}
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
+    kwargs["local_files_only"] = True
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     try:
@@ -159,6 +275,8 @@ def load_model(
             raise
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"{what} {model_dir}: model does not load ({msg})") from None
+    if device_map is not None:
+        return model.eval()
     return model.to(device).eval()
 
 
