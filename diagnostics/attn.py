@@ -78,6 +78,7 @@ from plumbing.runner import (
 )
 from plumbing.stats import stats_options
 from training.formats import SPAN_ID, SPAN_NAMES
+from training.memory import DRY_RUN_HELP
 from training.modeling import execution_device
 
 OTHER = "other"  # glue + eos as keys
@@ -149,6 +150,7 @@ class AttnConfig:
     confidence: float = 0.95
     test: str = "wilcoxon"
     stats_seed: int = 0
+    dry_run: bool = field(default=False, metadata={"help": DRY_RUN_HELP})
     resume: bool = False
     overwrite: bool = False
 
@@ -815,5 +817,12 @@ COMMAND = Command("attn", plan, run_unit, summarise, merge=merge_layer_heads)
 
 
 def main(cfg: AttnConfig) -> dict[str, Any]:
-    """Run `diag attn`; returns the summary written into the manifest."""
+    """Run `diag attn`; returns the summary written into the manifest (--dry-run: the memory
+    estimate)."""
+    if cfg.dry_run:
+        from training.memory import dry_run
+
+        return dry_run(
+            "attn", cfg.model, dtype=cfg.dtype, batch=cfg.batch_size, max_len=cfg.max_len
+        )
     return run_command(COMMAND, cfg)

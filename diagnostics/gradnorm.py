@@ -31,6 +31,7 @@ from plumbing import InputError, atomic_write_parquet
 from plumbing.runner import MAIN_TABLE, Command, RunContext, Unit, UnitResult, run_command
 from plumbing.stats import stats_options
 from training.formats import SPAN_ID
+from training.memory import DRY_RUN_HELP
 
 GRAD_SPANS = ("cot", "code", "response")
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|blocks|layer)\.(\d+)\.")
@@ -66,6 +67,7 @@ class GradNormConfig:
     confidence: float = 0.95
     test: str = "wilcoxon"
     stats_seed: int = 0
+    dry_run: bool = field(default=False, metadata={"help": DRY_RUN_HELP})
     resume: bool = False
     overwrite: bool = False
 
@@ -231,5 +233,10 @@ COMMAND = Command("gradnorm", plan, run_unit, summarise)
 
 
 def main(cfg: GradNormConfig) -> dict[str, Any]:
-    """Run `diag gradnorm`; returns the summary written into the manifest."""
+    """Run `diag gradnorm`; returns the summary written into the manifest (--dry-run: the
+    memory estimate)."""
+    if cfg.dry_run:
+        from training.memory import dry_run
+
+        return dry_run("gradnorm", cfg.model, dtype=cfg.dtype, batch=1, max_len=cfg.max_len)
     return run_command(COMMAND, cfg)

@@ -451,5 +451,23 @@ COMMAND = Command("kl", plan, run_unit, summarise, finish=release_scorers, merge
 
 
 def main(cfg: KlConfig) -> dict[str, Any]:
-    """Run `diag kl`; returns the manifest's result summary."""
+    """Run `diag kl`; returns the manifest's result summary (--dry-run: the memory estimate)."""
+    if cfg.dry_run:
+        return pair_dry_run("kl", cfg, cfg.model)
     return run_command(COMMAND, cfg)
+
+
+def pair_dry_run(command: str, cfg: Any, models: list[str]) -> dict[str, Any]:
+    """--dry-run of kl and valloss: each model with its base resident beside it."""
+    from training.memory import dry_run
+
+    refs = [ModelRef.from_path(m) for m in models]
+    return dry_run(
+        command,
+        models,
+        dtype=cfg.dtype,
+        batch=cfg.batch_size,
+        max_len=cfg.max_len,
+        base=cfg.base or recorded_base(refs),
+        chunk_tokens=cfg.chunk_tokens,
+    )

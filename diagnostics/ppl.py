@@ -219,5 +219,16 @@ COMMAND = Command("ppl", plan, run_unit, summarise, finish=release_scorers)
 
 
 def main(cfg: PplConfig) -> dict[str, Any]:
-    """Run `diag ppl`; returns the manifest's result summary."""
+    """Run `diag ppl`; returns the manifest's result summary (--dry-run: the memory estimate)."""
+    if cfg.dry_run:
+        from training.memory import dry_run
+
+        return dry_run(
+            "ppl",
+            cfg.model,
+            dtype=cfg.dtype,
+            batch=cfg.batch_size,
+            max_len=cfg.max_len,
+            chunk_tokens=cfg.chunk_tokens,
+        )
     return run_command(COMMAND, cfg)

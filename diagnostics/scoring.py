@@ -31,6 +31,7 @@ from diagnostics.common import ModelRef, load_examples
 from plumbing import InputError
 from plumbing.runner import run_identity, safe_key
 from plumbing.stats import STATS_FIELDS, StatsOptions, comparison_rows
+from training.memory import DRY_RUN_HELP
 from training.modeling import check_device_map, parse_max_memory
 
 # the help of --device-map and --max-memory (the scoring commands, attn)
@@ -78,6 +79,7 @@ class ScoringOptions:
         metadata={"help": "Several seeds of a format: average (per example) | hierarchical."},
     )
     stats_seed: int = 0
+    dry_run: bool = field(default=False, metadata={"help": DRY_RUN_HELP})
     resume: bool = False
     overwrite: bool = False
 

@@ -275,5 +275,10 @@ COMMAND = Command("valloss", plan, run_unit, summarise, finish=release_scorers)
 
 
 def main(cfg: ValLossConfig) -> dict[str, Any]:
-    """Run `diag valloss`; returns the manifest's result summary."""
+    """Run `diag valloss`; returns the manifest's result summary (--dry-run: the memory
+    estimate, each run's last checkpoint beside the base)."""
+    if cfg.dry_run:
+        from diagnostics.kl import pair_dry_run
+
+        return pair_dry_run("valloss", cfg, cfg.run)
     return run_command(COMMAND, cfg)

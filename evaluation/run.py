@@ -63,6 +63,7 @@ from plumbing.runner import (
     UnitResult,
     run_command_context,
 )
+from training.memory import DRY_RUN_HELP, PROMPT_TOKENS
 from training.modeling import ModelRef
 
 SAMPLES, PASS_AT_K, SUMMARY = "samples.parquet", "pass_at_k.parquet", "summary.json"
@@ -217,6 +218,10 @@ class EvalConfig:
             "help": "Bootstrap resamples for the CIs.",
             "aliases": ["--n-boot"],
         },
+    )
+    dry_run: bool = field(
+        default=False,
+        metadata={"help": f"{DRY_RUN_HELP} Assumes {PROMPT_TOKENS}-token prompts; hf backend."},
     )
     overwrite: bool = False
     resume: bool = field(default=False, metadata={"help": "Continue a finished run in --out."})
@@ -778,7 +783,22 @@ COMMAND = Command("eval", plan, run_unit, summarise, resume_by_default=True)
 
 
 def main(cfg: EvalConfig) -> dict[str, Any]:
-    """Run `diag eval`; returns the summary written to summary.json."""
+    """Run `diag eval`; returns the summary written to summary.json (--dry-run: the memory
+    estimate of generation)."""
+    if cfg.dry_run:
+        from training.memory import dry_run
+
+        if cfg.model is None:
+            raise InputError("--dry-run: needs --model (a samples file needs no model memory)")
+        rows = cfg.batch_size
+        return dry_run(
+            "eval",
+            [cfg.model],
+            dtype=cfg.dtype,
+            batch=rows,
+            rows=rows,
+            new_tokens=cfg.max_new_tokens,
+        )
     return run_command_context(COMMAND, cfg, progress=cfg.progress).state.get("summary", {})
 
 
