@@ -10,7 +10,7 @@ start, imports, tokenising, loading, scoring, merging the ranks' parts, summarie
   GPU machine each rank has its own device, so rank scaling is what one rank's resources buy;
 - one process with two threads, printed for context (what the same cores give without ranks).
 The model is a randomly initialised Llama big enough for the forward passes to dominate
-(default hidden 512, 8 layers, 25 M parameters with the tiny tokenizer's 1,024-token vocabulary);
+(default hidden 512, 8 layers: 26.2 M parameters with the tiny tokenizer's vocabulary);
 its base for `kl` is a second random Llama of the same shape. The 2-rank tables are checked
 equal to the 1-process ones (floats to 1e-6). Target: (1 process) / (2 ranks) >= 1.6x.
 Timings take the best of --repeats runs; the load average is printed beside them.
