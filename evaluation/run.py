@@ -54,6 +54,7 @@ from evaluation.backends import BackendOptions, Generator, backend_help, check_b
 from evaluation.benchmarks import BenchSpec, BenchTask, bench_split, load_tasks
 from evaluation.extract import EXTRACT_FORMATS, extract_code
 from plumbing import InputError, atomic_write_json, atomic_write_parquet, iter_jsonl, require_file
+from plumbing.ranks import Ranks
 from plumbing.runner import (
     MAIN_TABLE,
     Command,
@@ -663,6 +664,12 @@ def _validate(cfg: EvalConfig) -> None:
         )
     if cfg.n_samples < 1:
         raise InputError(f"--n-samples {cfg.n_samples}: need at least 1")
+    if cfg.backend == "vllm" and Ranks.from_env().active:
+        # every rank would start its own engine over the same GPUs; vLLM shards by itself
+        raise InputError(
+            "--backend vllm under several ranks (torchrun / accelerate launch): run one process "
+            "and give vLLM the GPUs with --data-parallel-size / --tensor-parallel-size"
+        )
     if cfg.n_samples > 1 and cfg.temperature <= 0:
         raise InputError(
             f"--n-samples {cfg.n_samples} needs --temperature > 0 (greedy samples are identical)"

@@ -20,6 +20,7 @@ by-difficulty table exists. Built once per session by the `results` fixture (tes
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,20 +160,24 @@ def build_result_set(
     info = ResultInfo(roots=[tiny_runs["follow"].parent, results], results=results, bench=bench)
     have = available_commands()
     plan = producer_calls(tiny_runs, tiny_base, triples_file, bench, results)
+    todo: list[list[str]] = []
     for command, calls in plan.items():
         if command not in have:
             info.missing[command] = (
                 f"cli/main.py registers no `diag {command}`: its results are missing"
             )
             continue
-        for args in calls:
-            diag(*args)
+        todo += calls
     if "eval" in have:
         samples = root / "oracle_samples.jsonl"
         info.oracle_pass = _oracle_samples(bench, samples)
-        diag(
-            "eval", "--samples", str(samples), "--bench", f"jsonl:{bench}", "--split", "test",
-            "--label", "oracle", "--n-boot", "500", "--no-progress",
-            "--out", str(results / "eval-oracle"),
+        todo.append(
+            ["eval", "--samples", str(samples), "--bench", f"jsonl:{bench}", "--split", "test",
+             "--label", "oracle", "--n-boot", "500", "--no-progress",
+             "--out", str(results / "eval-oracle")]
         )  # fmt: skip
+    # The producers are independent one-thread processes: two at a time use both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(diag, *args) for args in todo]:
+            done.result()  # a producer's failure fails the set, with its stderr tail
     return info

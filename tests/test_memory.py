@@ -2,7 +2,7 @@
 
 Parameter counts from the meta-device build are checked against the closed form of a Llama
 (DeepSeek-Coder 6.7B's and 33B's published shapes: 6.74 B and 33.34 B), the parts of an
-estimate against their formulas, and `diag kl --dry-run` end to end on config-only folders
+estimate against their formulas, and `diag kl --dry-run` through the command line on config-only folders
 (no weights on disk at all): it prints the table, exits 0 and writes nothing.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_diag
 
 from plumbing import InputError
 from training.memory import GIB, ModelShape, memory_need, model_shape
@@ -88,16 +87,21 @@ def test_estimate_parts_follow_their_formulas(shapes) -> None:
 
 
 def test_kl_dry_run_prints_the_estimate_and_writes_nothing(configs, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
     out = tmp_path / "kl"
-    proc = run_diag(
-        "kl", "--dry-run", "--model", str(configs["6.7b"]), "--base", str(configs["6.7b"]),
-        "--format", "follow", "--data", str(tmp_path / "never-read.jsonl"), "--max-len", "2048",
-        "--out", str(out),
+    result = CliRunner().invoke(
+        app,
+        ["kl", "--dry-run", "--model", str(configs["6.7b"]), "--base", str(configs["6.7b"]),
+         "--format", "follow", "--data", str(tmp_path / "never-read.jsonl"), "--max-len", "2048",
+         "--out", str(out)],
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "6.741 B parameters, bf16, batch 8 x seq 2048" in proc.stdout
-    assert "weights                    25.11 GiB" in proc.stdout
-    assert "total                      28.24 GiB" in proc.stdout
+    assert result.exit_code == 0, result.output[-2000:]
+    assert "6.741 B parameters, bf16, batch 8 x seq 2048" in result.output
+    assert "weights                    25.11 GiB" in result.output
+    assert "total                      28.24 GiB" in result.output
     assert not out.exists()
 
 

@@ -4,7 +4,7 @@ What is checked:
 - the sharding rule (strided, uneven counts fine), how ranks' metas merge, RANK parsing;
 - the runner on a model-free command (tests/rank_toy.py) as two real processes over gloo: a
   rank killed mid-run leaves its finished parts, a relaunch with other options is refused by
-  every rank, a relaunch with --resume computes only what was missing, and the merged table
+  the check every rank runs first, a relaunch with --resume computes only what was missing, and the merged table
   equals the one-process table;
 - `diag eval | ppl | kl | valloss | attn | gradnorm` launched with `accelerate launch
   --multi_gpu --num_processes 2` (CPU, gloo) write the tables of the one-process result set
@@ -144,9 +144,10 @@ def test_a_killed_rank_keeps_its_parts_and_the_relaunch_computes_only_the_rest(t
     assert not (out / "manifest.json").exists()
     assert sorted(_calls(out)) == ["0 u1", "0 u2", "0 u3", "1 u1"]
 
-    # other options than the parts were made with: every rank refuses, nothing is run
-    for code, err in _finish(_launch_toy(out, "--resume", "--scale", "2")):
-        assert code == 2 and "holds a run with other settings (scale)" in err, err
+    # other options than the parts were made with: refused before any rank logic (every rank
+    # runs this same check first), nothing is run
+    with pytest.raises(InputError, match=r"holds a run with other settings \(scale\)"):
+        run_command(COMMAND, ToyConfig(out=str(out), scale=2, resume=True), progress=False)
     assert len(_calls(out)) == 4
 
     # --resume: only rank 1's missing shares are computed, then rank 0 merges and summarises
@@ -234,3 +235,13 @@ def test_every_command_launched_on_two_ranks_writes_the_one_process_tables(
         manifest = json.loads((two / "manifest.json").read_text(encoding="utf-8"))
         assert manifest["status"] == "finished" and manifest["world_size"] == 2, two.name
         assert not list((two / "parts").glob("*@rank*")), two.name
+
+
+def test_eval_on_vllm_refuses_several_ranks(monkeypatch, tmp_path):
+    from evaluation.run import EvalConfig, _validate
+
+    cfg = EvalConfig(model=str(tmp_path), backend="vllm", out=str(tmp_path / "out"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(InputError, match="--backend vllm under several ranks"):
+        _validate(cfg)
