@@ -4,6 +4,7 @@ triples, short SFT runs, the real result set of every `diag` command, and a runn
     from conftest import run_diag, skip_or_fail
 
     proc = run_diag("ppl", "--model", str(run), "--out", str(out))      # never raises on exit != 0
+    proc = run_diag_here("kl", "--model", "bad", ...)                   # the same, in this process
     assert proc.returncode == 0, proc.stderr[-2000:]
     run_diag("eval", ..., check=True)                                   # raises with the stderr tail
     if shutil.which("chromium") is None:
@@ -73,6 +74,28 @@ def run_diag(
             f"diag {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
         )
     return proc
+
+
+def run_diag_here(*args: str) -> subprocess.CompletedProcess:
+    """`diag ARGS...` in this process, through the console script's own entry (`cli.main.run`:
+    InputError -> one `error:` line, exit 2), output captured: for bad-input checks, the same
+    exit code and stderr as `run_diag` without starting an interpreter (~3 s) per call."""
+    import contextlib
+    import io
+
+    from cli.main import run
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, sys.argv = sys.argv, ["diag", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            run()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["diag", *args], code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

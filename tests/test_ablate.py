@@ -9,7 +9,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import run_diag
+from conftest import run_diag, run_diag_here
 
 from synthesis.schema import load_triples
 
@@ -144,7 +144,7 @@ def test_ablate_bad_input_exits_2_and_writes_nothing(tiny_runs, triples_file, tm
     }
     for name, (extra, message) in cases.items():
         out = tmp_path / name.replace(" ", "_")
-        proc = run_diag("ablate", *extra, "--out", str(out))
+        proc = run_diag_here("ablate", *extra, "--out", str(out))
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
         assert message in proc.stderr, (name, proc.stderr[-2000:])
         assert not out.exists(), name

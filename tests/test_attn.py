@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_diag
+from conftest import run_diag, run_diag_here
 
 from diagnostics.attn import (
     QUERY_SPANS,
@@ -285,7 +285,9 @@ def test_attn_cli_bad_input_exits_2_and_writes_nothing(
     }
     for name, (extra, message) in cases.items():
         out = tmp_path / name.replace(" ", "_")
-        proc = run_diag("attn", *extra, "--data", data, "--out", str(out), "--max-examples", "2")
+        proc = run_diag_here(
+            "attn", *extra, "--data", data, "--out", str(out), "--max-examples", "2"
+        )
         assert proc.returncode == 2, (name, proc.stderr[-2000:])
         assert message in proc.stderr, (name, proc.stderr[-2000:])
         assert proc.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import DIAG, run_diag
+from conftest import DIAG, run_diag, run_diag_here
 
 from sandbox import STATUSES
 from synthesis.schema import load_triples
@@ -92,7 +92,7 @@ def test_eval_model_cli_precede(tiny_runs, triples_file, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "finished" and manifest["config"]["format"] == "precede"
     # a finished run is refused without --overwrite / --resume, and left as it is
-    again = run_diag(*args)
+    again = run_diag_here(*args)
     assert again.returncode == 2 and "already holds a finished eval run" in again.stderr
 
 
@@ -141,7 +141,7 @@ def test_eval_all_checkpoints_resumes_after_a_kill(tiny_runs, triples_file, tmp_
         for name in ("step-000000008.parquet", "step-000000008.json"):
             (killed / "parts" / name).unlink()
     assert not (killed / "samples.parquet").exists()
-    changed = run_diag(*[a if a != "32" else "33" for a in kill_args])
+    changed = run_diag_here(*[a if a != "32" else "33" for a in kill_args])
     assert changed.returncode == 2 and "other settings (max_new_tokens)" in changed.stderr
     proc = run_diag(*kill_args)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -158,13 +158,15 @@ def test_model_that_does_not_load_exit_2_nothing_written(tiny_base, triples_file
     shutil.copytree(tiny_base, broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     out = tmp_path / "out"
-    proc = run_diag("eval", "--model", str(broken), "--bench", f"jsonl:{triples_file}",
-                     "--format", "wo", "--out", str(out), "--no-progress")  # fmt: skip
+    proc = run_diag_here("eval", "--model", str(broken), "--bench", f"jsonl:{triples_file}",
+                         "--format", "wo", "--out", str(out), "--no-progress")  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "model does not load" in proc.stderr and str(broken) in proc.stderr
     assert not out.exists()
-    no_format = run_diag("eval", "--model", str(tiny_base), "--bench", f"jsonl:{triples_file}",
-                          "--out", str(out), "--no-progress")  # fmt: skip
+    no_format = run_diag_here(
+        "eval", "--model", str(tiny_base), "--bench", f"jsonl:{triples_file}",
+        "--out", str(out), "--no-progress",
+    )  # fmt: skip
     assert no_format.returncode == 2 and "--format: not given" in no_format.stderr
     assert not out.exists()
 

@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 import pytest
-from conftest import run_diag
+from conftest import run_diag, run_diag_here
 
 from diagnostics.common import load_examples
 from diagnostics.gradnorm import example_grad_norms, param_group, span_positions
@@ -90,7 +90,7 @@ def test_gradnorm_cli_tables_and_bad_input(tiny_runs, triples_file, tmp_path):
     assert json.loads((out / "manifest.json").read_text())["status"] == "finished"
 
     bad = tmp_path / "bad"
-    proc = run_diag(
+    proc = run_diag_here(
         "gradnorm",
         "--model",
         str(tiny_runs["follow"]),

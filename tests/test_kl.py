@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_diag
+from conftest import run_diag_here
 
 from diagnostics.forward import CausalScorer, common_vocab, per_example, score_batch
 from diagnostics.kl import KlConfig
@@ -252,7 +252,7 @@ def test_cli_bad_inputs_exit_2_and_write_nothing(tiny_runs, tiny_base, triples_f
     ]  # fmt: skip
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"out{i}"
-        done = run_diag(*args, "--data", str(triples_file), "--out", str(out), timeout=300)
+        done = run_diag_here(*args, "--data", str(triples_file), "--out", str(out))
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert not out.exists()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import run_diag
+from conftest import run_diag, run_diag_here
 
 from diagnostics.forward import CausalScorer
 from diagnostics.ppl import PplConfig, main, score_model
@@ -141,9 +141,9 @@ def test_cli_pair_writes_tables_summary_and_resumes(tiny_runs, triples_file, tmp
     assert {p: p.stat().st_mtime_ns for p in parts} == parts
     pd.testing.assert_frame_equal(pd.read_parquet(out / "ppl.parquet"), frame)
     # a finished run is refused without --overwrite / --resume; a changed option on resume too
-    done = run_diag(*args, timeout=300)
+    done = run_diag_here(*args)
     assert done.returncode == 2 and "already holds a finished ppl run" in done.stderr
-    done = run_diag(*args, "--resume", "--max-examples", "3")
+    done = run_diag_here(*args, "--resume", "--max-examples", "3")
     assert done.returncode == 2 and "options changed" in done.stderr
 
 
@@ -160,7 +160,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
 ):
     out = tmp_path / "never"
     args = ["ppl", "--model", str(tiny_runs["follow"]), "--data", str(triples_file)]
-    done = run_diag(*args, "--out", str(out), *extra)
+    done = run_diag_here(*args, "--out", str(out), *extra)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr and done.stderr.startswith("error: ")
     assert len(done.stderr.strip().splitlines()) == 1

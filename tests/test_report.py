@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_diag
+from conftest import run_diag, run_diag_here
 from results_fixture import final_pass_at_1, need
 
 from plumbing import InputError, Manifest
@@ -122,11 +122,11 @@ def test_help_lists_every_figure():
 
 def test_only_unknown_figure_and_foreign_out(tiny_runs, tmp_path):
     runs = str(tiny_runs["follow"].parent)
-    proc = run_diag("report", "--runs", runs, "--out", str(tmp_path / "r"), "--only", "nope")
+    proc = run_diag_here("report", "--runs", runs, "--out", str(tmp_path / "r"), "--only", "nope")
     assert proc.returncode == 2 and "--only nope: unknown figure" in proc.stderr
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    proc = run_diag("report", "--runs", runs, "--out", str(tmp_path / "mine"))
+    proc = run_diag_here("report", "--runs", runs, "--out", str(tmp_path / "mine"))
     assert proc.returncode == 2 and "not a previous report" in proc.stderr
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
