@@ -634,7 +634,7 @@ def seed_dataset(
     logical fields (instruction, answer or code, lang, meta) and does the dataset's cleaning."""
 
     def register(func: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable:
-        summary = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        summary = (func.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ").rstrip(".")
         SEED_DATASETS[name] = SeedDataset(name, hub_id, files, columns, func, summary)
         SOURCES[name] = f"{name}:PATH — {hub_id} ({files}): {summary}"
         return func

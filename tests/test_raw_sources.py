@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_diag
 from fake_teacher import FakeTeacher, sectioned
+from test_synth_pipeline import _check_accounting, _records
 
 from plumbing import InputError
 from synthesis.pipeline import SynthConfig, main
@@ -70,19 +71,6 @@ def _config(out: Path, sources: list[str], url: str, **kw) -> SynthConfig:
     )
 
 
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _ended_once(out: Path) -> dict:
-    stats = json.loads((out / "stats.json").read_text())
-    kept = [r["id"] for r in _records(out / "triples.jsonl")]
-    rejected = [r["id"] for r in _records(out / "rejected.jsonl")]
-    assert not set(kept) & set(rejected) and len(set(kept + rejected)) == len(kept + rejected)
-    assert len(kept) + len(rejected) == stats["candidates"] and stats["unfinished"] == 0
-    return stats
-
-
 # The Stack's layout: content, lang, provenance columns
 STACK_ROWS = [
     {"hexsha": "a1", "lang": "Python", "max_stars_repo_path": "util/maths.py",
@@ -108,7 +96,7 @@ def test_raw_code_rows_function_unit_with_a_code_only_prompt(tmp_path: Path) -> 
     out = tmp_path / "run"
     with FakeTeacher(answer) as server:
         stats = main(_config(out, [f"jsonl:{data}"], server.url, prompt_file=str(prompt)))
-    _ended_once(out)
+    _check_accounting(out)
     triples, _ = load_triples(out / "triples.jsonl")
     assert [t.id for t in triples] == ["jsonl:stack.jsonl:0:gcd_all", "jsonl:stack.jsonl:0:run_length"]  # fmt: skip
     gcd = triples[0]
@@ -157,7 +145,7 @@ def test_raw_code_parquet_file_unit_streams_row_groups(tmp_path: Path) -> None:
                 decontam=[],
             )  # fmt: skip
         )
-    _ended_once(out)
+    _check_accounting(out)
     triples, _ = load_triples(out / "triples.jsonl")
     assert [(t.id, t.entry_point) for t in triples] == [
         ("parquet:stack.parquet:0", "clamp_all"),
@@ -228,7 +216,7 @@ def test_named_datasets_map_their_published_columns(tmp_path: Path) -> None:
         # the fixtures share code on purpose (one function per dataset would be too few), so
         # duplicates are kept here; the raw-code tests above run with dedup on
         stats = main(_config(out, sources, server.url, decontam=[], dedup=False))
-    _ended_once(out)
+    _check_accounting(out)
     triples, _ = load_triples(out / "triples.jsonl")
     by_id = {t.id: t for t in triples}
     assert sorted(by_id) == sorted([
@@ -260,6 +248,17 @@ def test_named_datasets_map_their_published_columns(tmp_path: Path) -> None:
     )
     (seed,) = iter_candidates(parse_source(f"evol-code:{other}"), FieldMap())
     assert seed.code == FUNCTIONS["clamp_all"][0].strip("\n") and seed.instruction == "Clamp."
+    # a JSON array larger than one 64 KiB read is decoded item by item, in order
+    many = [{"instruction": f"Clamp {i}.", "output": FUNCTIONS["clamp_all"][0] + "#" * (i % 97)}
+            for i in range(1500)]  # fmt: skip
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(many, indent=2))
+    assert big.stat().st_size > 3 * 65536
+    seeds = list(iter_candidates(parse_source(f"evol-instruct-code:{big}"), FieldMap()))
+    assert [s.instruction for s in seeds] == [row["instruction"] for row in many]
+    big.write_text(json.dumps(many)[:-1])
+    with pytest.raises(InputError, match="the JSON array is not closed"):
+        list(iter_candidates(parse_source(f"evol-instruct-code:{big}"), FieldMap()))
     with pytest.raises(InputError, match=r"magicoder-oss expects column problem .*the row has"):
         list(iter_candidates(parse_source(f"magicoder-oss:{other}"), FieldMap()))
 
