@@ -4,6 +4,8 @@
     stats = main(SynthConfig(sources=["toy"], n=2000, out="runs/toy"))
     stats = main(SynthConfig(sources=["pysrc:src/"], teacher="openai:http://127.0.0.1:8000/v1#m",
                              out="runs/raw", workers=16))
+    stats = main(SynthConfig(sources=["parquet:stack-python.parquet"], fields=["code=content"],
+                             raw_unit="file", teacher=..., out="runs/stack"))   # raw code rows
 
 Stages, in order (each seed ends in exactly one place: `triples.jsonl` or `rejected.jsonl`):
     source   a candidate row/function that is not a seed (empty field, not self-contained, ...)
@@ -59,17 +61,29 @@ from synthesis.filters import FilterConfig, Rejection, check_code
 from synthesis.parser import ParsedResponse, parse_response
 from synthesis.schema import SPLITS, Triple
 from synthesis.seeds import Seed
-from synthesis.sources import FieldMap, SourceReject, iter_candidates, parse_source
+from synthesis.sources import (
+    FieldMap,
+    RawCode,
+    SourceReject,
+    iter_candidates,
+    parse_source,
+)
 from synthesis.teacher import TeacherConfig, TeacherReply, TeacherRequest, make_teacher
 
 STAGES = ("source", "filter", "dedup", "teacher", "parse", "sandbox")
 KEPT = "kept"
 TRIPLES, REJECTED, RESPONSES = "triples.jsonl", "rejected.jsonl", "responses.jsonl"
 STATS, RUN_CONFIG = "stats.json", "run_config.json"
-PLACEHOLDERS = {"instruction": ("{instruction}", "{code}"), "task": ("{code}",)}
+# Placeholders a prompt template may use; every template needs {code} (the paper's code-snippet
+# prompt has only {code}); {instruction} is the seed's task (empty for raw code).
+PLACEHOLDERS = ("{instruction}", "{code}")
 _PLACEHOLDER_RE = re.compile(r"\{(instruction|code)\}")
 # What identifies a run: resuming with any of these changed is refused.
-_IDENTITY = ("sources", "fields", "n", "seed", "toy_world", "split_ratios", "teacher", "prompts")
+_IDENTITY = (
+    "sources", "fields", "n", "seed", "toy_world", "split_ratios", "teacher", "prompts", "raw"
+)  # fmt: skip
+# a run_config.json written before a key existed holds that key's default
+_IDENTITY_DEFAULTS = {"raw": {"unit": "function", "max_chars": 6000, "lang": "python"}}
 
 
 @dataclass
@@ -94,11 +108,33 @@ class SynthConfig:
     teacher: str = field(default="toy", metadata={"help": "Teacher:"})
     prompt_file: str | None = field(
         default=None,
-        metadata={"help": "Template for seeds with an instruction ({instruction}, {code})."},
+        metadata={
+            "help": "Template for seeds with an instruction ({code}, and {instruction} where "
+            "used). A template with {code} only (the paper's code-snippet prompt) also serves "
+            "raw code unless --task-prompt-file is given."
+        },
     )
     task_prompt_file: str | None = field(
         default=None,
-        metadata={"help": "Template for raw code (pysrc), asking for [Task] too ({code})."},
+        metadata={
+            "help": "Template for raw code (pysrc, rows without an instruction), asking for "
+            "[Task] too ({code}); wins over --prompt-file for raw code."
+        },
+    )
+    raw_unit: str = field(
+        default="function",
+        metadata={
+            "help": "Raw code (pysrc, rows with only code): cut into self-contained top-level "
+            "functions with their stdlib imports (function) or taken as whole files (file)."
+        },
+    )
+    raw_max_chars: int = field(
+        default=6000,
+        metadata={"help": "--raw-unit file: longest file taken whole (longer: file_too_long)."},
+    )
+    lang: str = field(
+        default="python",
+        metadata={"help": "Rows whose lang column names another language are rejected."},
     )
     # the CLI fills these two from its teacher and filter options
     teacher_cfg: TeacherConfig = field(default_factory=TeacherConfig, metadata={"cli": False})
@@ -150,28 +186,40 @@ class Prompts:
         return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
 
 
-def _read_template(path: str | None, default: str, kind: str, flag: str) -> str:
-    if path is None:
-        return resources.files("synthesis").joinpath("prompts", default).read_text("utf-8")
+def _bundled(name: str) -> str:
+    return resources.files("synthesis").joinpath("prompts", name).read_text("utf-8")
+
+
+def _read_template(path: str, flag: str) -> str:
     require_file(path, flag)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise InputError(f"{flag} {path}: not valid UTF-8 ({err.reason})") from None
-    missing = [p for p in PLACEHOLDERS[kind] if p not in text]
-    if missing:
+    if not any(p in text for p in PLACEHOLDERS):
         raise InputError(
-            f"{flag} {path}: missing placeholder(s) {', '.join(missing)} "
-            f"(a {kind} prompt needs {', '.join(PLACEHOLDERS[kind])})"
+            f"{flag} {path}: no known placeholder (a template uses {{code}}, and {{instruction}} "
+            "for seeds with a task)"
+        )
+    if "{code}" not in text:
+        raise InputError(
+            f"{flag} {path}: missing placeholder(s) {{code}} (the teacher must see the code)"
         )
     return text
 
 
 def load_prompts(cfg: SynthConfig) -> Prompts:
-    return Prompts(
-        instruction=_read_template(cfg.prompt_file, "teacher.txt", "instruction", "--prompt-file"),
-        task=_read_template(cfg.task_prompt_file, "teacher_task.txt", "task", "--task-prompt-file"),
-    )
+    """The two templates. Raw code takes --task-prompt-file when given, else a --prompt-file
+    that has {code} but no {instruction} (a code-snippet prompt, used as written), else the
+    bundled teacher_task.txt; seeds with an instruction take --prompt-file or teacher.txt."""
+    given = _read_template(cfg.prompt_file, "--prompt-file") if cfg.prompt_file else None
+    if cfg.task_prompt_file:
+        task = _read_template(cfg.task_prompt_file, "--task-prompt-file")
+    elif given is not None and "{instruction}" not in given:
+        task = given
+    else:
+        task = _bundled("teacher_task.txt")
+    return Prompts(instruction=given or _bundled("teacher.txt"), task=task)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,6 +325,7 @@ def _identity(cfg: SynthConfig, prompts: Prompts, teacher_id: str) -> dict[str, 
         "split_ratios": list(cfg.split_ratios),
         "teacher": teacher_id,  # model and settings, not the URL: a moved server is the same
         "prompts": {"instruction": digest(prompts.instruction), "task": digest(prompts.task)},
+        "raw": {"unit": cfg.raw_unit, "max_chars": cfg.raw_max_chars, "lang": cfg.lang},
     }
 
 
@@ -291,6 +340,12 @@ def _check_config(cfg: SynthConfig) -> None:
         raise InputError(f"--min-asserts {cfg.min_asserts}: must be >= 1")
     if cfg.sandbox_batch < 1:
         raise InputError(f"--sandbox-batch {cfg.sandbox_batch}: must be >= 1")
+    raw_code(cfg).check()
+
+
+def raw_code(cfg: SynthConfig) -> RawCode:
+    """How the run cuts raw code and which --lang it keeps."""
+    return RawCode(unit=cfg.raw_unit, max_chars=cfg.raw_max_chars, lang=cfg.lang)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +496,13 @@ def _front_stages(
     passed: list[Seed] = []
     for spec in specs:
         for item in iter_candidates(
-            spec, fieldmap, limit=cfg.n, toy_n=cfg.n or 1000, seed=cfg.seed, toy_world=cfg.toy_world
+            spec,
+            fieldmap,
+            limit=cfg.n,
+            toy_n=cfg.n or 1000,
+            seed=cfg.seed,
+            toy_world=cfg.toy_world,
+            raw=raw_code(cfg),
         ):
             if item.id in seen:
                 raise InputError(
@@ -587,7 +648,9 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     previous = out / RUN_CONFIG
     if previous.exists():
         before = json.loads(previous.read_text(encoding="utf-8"))
-        changed = [k for k in _IDENTITY if before.get(k) != identity.get(k)]
+        changed = [
+            k for k in _IDENTITY if before.get(k, _IDENTITY_DEFAULTS.get(k)) != identity.get(k)
+        ]
         if changed:
             raise InputError(
                 f"--out {out}: holds a run with other {', '.join(changed)} "
