@@ -124,30 +124,50 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class OpenAITeacher:
-    """Chat completions over stdlib http.client: one keep-alive connection per worker thread."""
+@dataclass(frozen=True)
+class Endpoint:
+    """One OpenAI-compatible server of a teacher (a pool has several serving one model)."""
 
-    def __init__(self, base_url: str, model: str, cfg: TeacherConfig):
+    base_url: str
+    scheme: str
+    host: str
+    port: int | None
+    path: str  # the chat-completions path under the base URL
+
+    @classmethod
+    def parse(cls, base_url: str, model: str) -> Endpoint:
         url = urllib.parse.urlsplit(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.hostname:
             raise InputError(
                 f"--teacher openai:{base_url}#{model}: BASE_URL must be http(s)://HOST"
             )
+        path = (url.path or "") + "/chat/completions"
+        return cls(base_url.rstrip("/"), url.scheme, url.hostname, url.port, path)
+
+
+class OpenAITeacher:
+    """Chat completions over stdlib http.client: one keep-alive connection per worker thread
+    and endpoint. Several endpoints (a pool of servers of one model, `--teacher` given several
+    times) share the requests round-robin, and a retry goes to the next endpoint, so a dead or
+    overloaded server costs a retry elsewhere, not the request; the backoff applies once a
+    request has tried every endpoint."""
+
+    def __init__(self, base_url: str | list[str], model: str, cfg: TeacherConfig):
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        self.endpoints = [Endpoint.parse(url, model) for url in urls]
         if cfg.workers < 1 or cfg.max_retries < 0:
             raise InputError("--workers must be >= 1 and --max-retries >= 0")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = ",".join(e.base_url for e in self.endpoints)
         self.model = model
         self.cfg = cfg
-        self._scheme = url.scheme
-        self._host = url.hostname
-        self._port = url.port
-        self._path = (url.path or "") + "/chat/completions"
         self._key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         self._local = threading.local()
         self._stop = threading.Event()
         self._rng = random.Random(cfg.jitter_seed)
         self._rng_lock = threading.Lock()
         self.n_requests = 0  # HTTP requests sent, retries included
+        self.n_requests_by_endpoint = [0] * len(self.endpoints)
+        self._turn = 0  # the endpoint the next request starts at
         self._count_lock = threading.Lock()
         self.name = f"openai:{model}"
 
@@ -156,23 +176,23 @@ class OpenAITeacher:
         c = self.cfg
         return f"openai|{self.model}|{c.system_prompt}|t={c.temperature}|max={c.max_tokens}"
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
+    def _connection(self, index: int) -> http.client.HTTPConnection:
+        conns = getattr(self._local, "conns", None)
+        if conns is None:
+            conns = self._local.conns = {}
+        conn = conns.get(index)
         if conn is None:
+            end = self.endpoints[index]
             cls = (
-                http.client.HTTPSConnection
-                if self._scheme == "https"
-                else http.client.HTTPConnection
+                http.client.HTTPSConnection if end.scheme == "https" else http.client.HTTPConnection
             )
-            conn = cls(self._host, self._port, timeout=self.cfg.timeout_s)
-            self._local.conn = conn
+            conn = conns[index] = cls(end.host, end.port, timeout=self.cfg.timeout_s)
         return conn
 
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
+    def _drop_connection(self, index: int) -> None:
+        conn = getattr(self._local, "conns", {}).pop(index, None)
         if conn is not None:
             conn.close()
-            self._local.conn = None
 
     def _payload(self, prompt: str) -> bytes:
         messages = []
@@ -187,30 +207,31 @@ class OpenAITeacher:
         }
         return json.dumps(body).encode("utf-8")
 
-    def _post_once(self, payload: bytes) -> tuple[str, str | None]:
+    def _post_once(self, payload: bytes, index: int = 0) -> tuple[str, str | None]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         with self._count_lock:
             self.n_requests += 1
-        conn = self._connection()
+            self.n_requests_by_endpoint[index] += 1
+        conn = self._connection(index)
         try:
-            conn.request("POST", self._path, body=payload, headers=headers)
+            conn.request("POST", self.endpoints[index].path, body=payload, headers=headers)
             response = conn.getresponse()
             status = response.status
             body = response.read()
             retry_after = parse_retry_after(response.getheader("Retry-After"))
             if response.getheader("Connection", "").lower() == "close":
-                self._drop_connection()
+                self._drop_connection(index)
         except TimeoutError:
-            self._drop_connection()
+            self._drop_connection(index)
             raise _Retry(f"timeout after {self.cfg.timeout_s:g}s") from None
         except (OSError, http.client.HTTPException) as err:
-            self._drop_connection()
+            self._drop_connection(index)
             raise _Retry(f"connection error: {type(err).__name__}: {err}") from None
         if status in FATAL_STATUS:
             raise TeacherUnreachable(
-                f"--teacher openai:{self.base_url}#{self.model}: HTTP {status} "
+                f"--teacher openai:{self.endpoints[index].base_url}#{self.model}: HTTP {status} "
                 f"({FATAL_STATUS[status]}; key from ${self.cfg.api_key_env}): "
                 + body[:200].decode("utf-8", "replace")
             )
@@ -237,30 +258,36 @@ class OpenAITeacher:
             return self._rng.uniform(0.0, cap)
 
     def ask(self, prompt: str) -> TeacherReply:
-        """One prompt, with bounded retries. Raises TeacherUnreachable on 401/403/404."""
+        """One prompt, with bounded retries (at least one try on every endpoint), each retry on
+        the next endpoint. Raises TeacherUnreachable on 401/403/404."""
         payload = self._payload(prompt)
         t0 = time.perf_counter()
         last = ""
-        for attempt in range(self.cfg.max_retries + 1):
+        n = len(self.endpoints)
+        with self._count_lock:
+            start, self._turn = self._turn, (self._turn + 1) % n
+        attempts = max(self.cfg.max_retries + 1, n)
+        for attempt in range(attempts):
             if self._stop.is_set():
                 return TeacherReply(error="stopped", retryable=True, attempts=attempt)
             try:
-                text, finish = self._post_once(payload)
+                text, finish = self._post_once(payload, (start + attempt) % n)
                 return TeacherReply(
                     text, finish, attempts=attempt + 1, seconds=time.perf_counter() - t0
                 )
             except _Retry as err:
                 last = err.reason
-                if attempt < self.cfg.max_retries:
-                    self._stop.wait(self._delay(attempt, err.retry_after))
+                # wait only once every endpoint has been tried since the last wait
+                if attempt + 1 < attempts and (attempt + 1) % n == 0:
+                    self._stop.wait(self._delay(attempt // n, err.retry_after))
             except ValueError as err:  # the server refuses this request: no retry helps
                 return TeacherReply(
                     error=str(err), attempts=attempt + 1, seconds=time.perf_counter() - t0
                 )
         return TeacherReply(
-            error=f"{last} (after {self.cfg.max_retries + 1} attempts)",
+            error=f"{last} (after {attempts} attempts)",
             retryable=True,
-            attempts=self.cfg.max_retries + 1,
+            attempts=attempts,
             seconds=time.perf_counter() - t0,
         )
 
@@ -530,8 +557,23 @@ class ToyTeacher:
             yield request, TeacherReply(toy_teacher_response(request.seed), "stop")
 
 
-def make_teacher(spec: str, cfg: TeacherConfig) -> OpenAITeacher | HFTeacher | ToyTeacher:
-    """Build a teacher from its --teacher spec (checked here, before any work starts)."""
+def make_teacher(
+    spec: str | list[str], cfg: TeacherConfig
+) -> OpenAITeacher | HFTeacher | ToyTeacher:
+    """Build a teacher from its --teacher spec (checked here, before any work starts); several
+    specs make a pool: each must be `openai:BASE_URL#MODEL` of the same MODEL."""
+    if not isinstance(spec, str):
+        specs = list(spec)
+        if len(specs) == 1:
+            return make_teacher(specs[0], cfg)
+        pairs = [s.partition(":")[2].rpartition("#") for s in specs]
+        models = {model for _, _, model in pairs}
+        if not all(s.startswith("openai:") for s in specs) or len(models) != 1 or "" in models:
+            raise InputError(
+                f"--teacher given {len(specs)} times ({', '.join(specs)}): a teacher pool is "
+                "servers of one model, each openai:BASE_URL#MODEL with the same MODEL"
+            )
+        return OpenAITeacher([url for url, _, _ in pairs], models.pop(), cfg)
     kind, sep, rest = spec.partition(":")
     if cfg.backend != "hf" and kind != "hf":
         raise InputError(f"--teacher-backend {cfg.backend}: only an hf:PATH teacher has a backend")

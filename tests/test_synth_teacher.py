@@ -8,6 +8,7 @@ import time
 import pytest
 from fake_teacher import FakeTeacher, Fault
 
+from plumbing import InputError
 from synthesis.seeds import Seed
 from synthesis.teacher import (
     OpenAITeacher,
@@ -177,3 +178,24 @@ def test_teacher_backend_is_checked_before_any_work(tmp_path) -> None:
         make_teacher("openai:http://127.0.0.1:1/v1#m", TeacherConfig(backend="vllm"))
     with pytest.raises(InputError, match="--teacher-backend 'sglang': choose from hf, vllm"):
         make_teacher(f"hf:{tmp_path}", TeacherConfig(backend="sglang"))
+
+
+def test_a_pool_of_endpoints_shares_requests_and_retries_a_dead_one_elsewhere() -> None:
+    cfg = TeacherConfig(workers=2, **{**FAST, "max_retries": 0})
+    with FakeTeacher(_echo) as one, FakeTeacher(_echo) as two:
+        pool = make_teacher([f"openai:{one.url}#m", f"openai:{two.url}#m"], cfg)
+        replies = [reply for _, reply in pool.run(_requests([f"p{i}" for i in range(10)]))]
+        assert all(r.error is None for r in replies)
+        assert len(one.requests) == len(two.requests) == 5  # round robin
+        dead = f"http://127.0.0.1:{_closed_port()}/v1"
+        pool = make_teacher([f"openai:{dead}#m", f"openai:{one.url}#m"], cfg)
+        replies = [reply for _, reply in pool.run(_requests([f"q{i}" for i in range(10)]))]
+        # with no retries asked for, every request still tries both endpoints: none is lost
+        assert all(r.error is None for r in replies), [r.error for r in replies]
+        assert pool.n_requests_by_endpoint == [5, 10]
+        assert sorted(r.attempts for r in replies) == [1] * 5 + [2] * 5
+    with pytest.raises(InputError, match="a teacher pool is servers of one model"):
+        make_teacher(["openai:http://h:1/v1#a", "openai:http://h:2/v1#b"], TeacherConfig())
+    with pytest.raises(InputError, match="a teacher pool"):
+        make_teacher(["openai:http://h:1/v1#a", "toy"], TeacherConfig())
+    assert make_teacher(["toy"], TeacherConfig()).__class__.__name__ == "ToyTeacher"
