@@ -13,26 +13,26 @@ shard twice, a shard of 0..N-1 missing, an id in two shards, an OUT holding some
 --overwrite) or named among the shards.
 
 The merged folder is what the unsharded run over the same sources would have written:
-    dedup      each shard dedups only within itself, so the merge redoes exact and near-duplicate
-               removal (synthesis.dedup.Deduplicator, the shards' settings) over every candidate
-               that reached the dedup stage in any shard, in the order of the whole source
-               stream (candidates.jsonl's `pos`): the first seen wins, as in the pipeline.
+    dedup      each shard removes only exact duplicates within itself; the merge redoes exact
+               and near-duplicate removal (synthesis.dedup.Deduplicator, the shards' settings)
+               over every candidate that reached the dedup stage in any shard, in the order of
+               the whole source stream (candidates.jsonl's `pos`): the first seen wins.
                Decontamination is per seed, so the shards' decisions stand.
     outcomes   a candidate the merged dedup keeps has the outcome its shard gave it (kept,
                contaminated, teacher/parse/sandbox rejection)
     splits     per-id hashes (synthesis.pipeline.split_of): the shards' triples keep theirs
-    stats      recomputed from the merged files (synthesis.pipeline.compute_stats), so counts
-               per stage and reason are the shards' summed with the cross-shard dedup applied
+    stats      recomputed from the merged files (synthesis.pipeline.compute_stats): counts per
+               stage and reason are the shards' summed, with the merge's dedup applied
     order      triples.jsonl and rejected.jsonl in source order; responses.jsonl the shards'
                answers one after another
     identity   run_config.json is the shards' with "shard" null (resumable as an unsharded run);
                manifest.json and stats.json["merge"] name the shards merged
 
-One case the merge cannot reproduce: a seed C that its shard rejected as a near duplicate of a
-seed B of the same shard, where B is itself a duplicate of an earlier seed of another shard and
-C is not (MinHash near-duplication is not transitive). The unsharded run would have sent C to
-the teacher; the shard never did. Such seeds stay rejected with their shard's reason and are
-counted in stats.json["merge"]["shard_only_duplicates"].
+Why this equals the unsharded run: a shard removes only exact duplicates (synthesis.pipeline),
+and a seed dropped as an exact duplicate of a shard-mate is dropped by the global pass too (same
+normalized code: same digest, same MinHash), so every seed the global pass keeps reached the
+teacher in its shard; near duplicates across and within shards are the merge's, decided over
+the same seeds in the same order as the unsharded run.
 """
 
 from __future__ import annotations
@@ -66,8 +66,6 @@ from synthesis.pipeline import (
     _split_counts,
     compute_stats,
 )
-
-DUPLICATE_REASONS = ("exact_duplicate", "near_duplicate")
 
 
 @dataclass
@@ -149,8 +147,8 @@ def _read_outcomes(shard: _Shard) -> None:
 
 def _join(
     shards: list[_Shard], near_dup_threshold: float | None, dedup: bool
-) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """(ids in source order, triples, rejections, shard-only duplicates) of the merged run."""
+) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(ids in source order, triples, rejections) of the merged run."""
     pos: dict[str, int] = {}
     code: dict[str, str] = {}
     owner: dict[str, _Shard] = {}
@@ -171,7 +169,6 @@ def _join(
     deduplicator = Deduplicator(near_dup_threshold) if dedup else None
     triples: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    shard_only: list[str] = []
     for seed_id in order:
         kept, record = owner[seed_id].outcomes[seed_id]
         if deduplicator is not None and seed_id in code:
@@ -179,10 +176,8 @@ def _join(
             if rejection is not None:
                 rejected.append(_reject(seed_id, "dedup", rejection, record["source"]))
                 continue
-            if not kept and record["stage"] == "dedup" and record["reason"] in DUPLICATE_REASONS:
-                shard_only.append(seed_id)  # see the module docstring
         (triples if kept else rejected).append(record)
-    return order, triples, rejected, shard_only
+    return order, triples, rejected
 
 
 def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[str, Any]:
@@ -201,9 +196,7 @@ def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[
     _check_shards(shards)
     shards.sort(key=lambda s: s.index)
     settings = shards[0].identity["shard"]
-    order, triples, rejected, shard_only = _join(
-        shards, settings["near_dup_threshold"], settings["dedup"]
-    )
+    order, triples, rejected = _join(shards, settings["near_dup_threshold"], settings["dedup"])
     identity = {**shards[0].identity, "shard": None}
     merged = {
         "count": shards[0].count,
@@ -216,7 +209,6 @@ def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[
             }
             for s in shards
         ],  # fmt: skip
-        "shard_only_duplicates": len(shard_only),
     }
     with atomic_dir(target) as tmp:
         _rewrite_jsonl(tmp / TRIPLES, triples)

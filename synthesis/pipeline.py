@@ -29,8 +29,10 @@ The run folder holds:
 Sharding: `--shard I/N` keeps the candidates whose id hashes to I mod N (shard_of), decided as
 each candidate leaves the source, before any filter or teacher work, so N runs (processes or
 machines) over the same sources synthesise disjoint parts without reading the source first.
-Each shard dedups within itself; `--merge DIR ... --out OUT` (synthesis.merge) joins the
-finished shards and redoes the dedup over all of them in source order.
+A shard removes only exact duplicates within itself (near duplication is not transitive: a seed
+dropped for a shard-mate that another shard's seed drops would be lost); `--merge DIR ... --out
+OUT` (synthesis.merge) joins the finished shards and redoes exact and near-duplicate removal over
+all of them in source order, so the merged folder is the unsharded run's.
 
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
@@ -538,6 +540,11 @@ def _front_stages(
     fieldmap = FieldMap.from_flags(cfg.fields)
     specs = [parse_source(s) for s in cfg.sources]
     dedup = Deduplicator(cfg.near_dup_threshold) if cfg.dedup else None
+    shard = parse_shard(cfg.shard) if cfg.shard is not None else None
+    if dedup is not None and shard is not None:
+        # exact duplicates only: dropping C for a near-duplicate shard-mate B is wrong when B
+        # itself is a near duplicate of a seed in another shard and C is not (--merge does it)
+        dedup = Deduplicator(None)
     decontam = (
         Decontaminator(
             load_benchmark_texts(cfg.decontam), cfg.decontam_ngram, cfg.decontam_threshold
@@ -548,7 +555,6 @@ def _front_stages(
     order: list[str] = []
     seen: dict[str, str] = {}
     passed: list[Seed] = []
-    shard = parse_shard(cfg.shard) if cfg.shard is not None else None
     shard_rows: list[dict[str, Any]] = []  # candidates.jsonl of a shard run
     position = -1  # in the whole stream of candidates, every shard counting alike
     for spec in specs:

@@ -65,7 +65,7 @@ def test_merged_shards_equal_the_unsharded_run(runs):
     assert _by_id(merged / "rejected.jsonl") == _by_id(whole / "rejected.jsonl")
     # ... in the same (source) order
     assert (merged / "triples.jsonl").read_text() == (whole / "triples.jsonl").read_text()
-    # the merge redid the dedup across shards: seeds each shard kept are duplicates together
+    # the merge redid the dedup: seeds the shards kept are near duplicates of others
     shard_kept = {r["id"] for d in (s0, s1) for r in _lines(d / "triples.jsonl")}
     cross = {r["id"] for r in _lines(merged / "rejected.jsonl") if r["stage"] == "dedup"}
     assert shard_kept & cross
@@ -75,7 +75,10 @@ def test_merged_shards_equal_the_unsharded_run(runs):
         assert stats["merged"][key] == stats["whole"][key], key
     assert stats["merged"]["kept"] < stats["s0"]["kept"] + stats["s1"]["kept"]
     assert stats["s0"]["candidates"] + stats["s1"]["candidates"] == stats["whole"]["candidates"]
-    assert stats["merged"]["merge"]["shard_only_duplicates"] == 0
+    # shards drop exact duplicates only: near ones (not transitive) are the merge's
+    assert all(
+        not stats[s]["stages"]["dedup"]["reasons"].get("near_duplicate") for s in ("s0", "s1")
+    )
     # the merged folder is the unsharded run's: same identity, and the manifest names the shards
     assert (merged / "run_config.json").read_text() == (whole / "run_config.json").read_text()
     manifest = json.loads((merged / "manifest.json").read_text())
@@ -146,44 +149,3 @@ def test_merge_refuses_overlapping_missing_or_foreign_shards(runs, tmp_path):
     proc = run_diag_here("synth", "--merge", str(s0), "--merge", str(s1), "--out", str(out))
     assert proc.returncode == 2 and "not empty" in proc.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
-
-
-def _fake_shard(folder: Path, index: int, rows: list[tuple[str, int, str, dict | None]]) -> Path:
-    """A finished 2-shard run folder: rows (id, pos, code, rejection or None for kept)."""
-    folder.mkdir()
-    shard = {"index": index, "count": 2, "dedup": True, "near_dup_threshold": 0.75}
-    (folder / "run_config.json").write_text(json.dumps({"seed": 0, "shard": shard}))
-    (folder / "manifest.json").write_text(json.dumps({"status": "finished"}))
-    stats = {"unfinished": 0, "kept": 0, "candidates": len(rows), "sources": ["fake"]}
-    (folder / "stats.json").write_text(json.dumps(stats))
-    lines = {"candidates.jsonl": [], "triples.jsonl": [], "rejected.jsonl": []}
-    for seed_id, pos, code, rejection in rows:
-        lines["candidates.jsonl"].append({"id": seed_id, "pos": pos, "code": code})
-        if rejection is None:
-            lines["triples.jsonl"].append({"id": seed_id, "source": "fake", "meta": {}})
-        else:
-            lines["rejected.jsonl"].append({"id": seed_id, "source": "fake", **rejection})
-    for name, records in lines.items():
-        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records))
-    return folder
-
-
-def test_a_near_duplicate_chain_across_shards_is_counted(tmp_path):
-    """A ~ B and B ~ C but not A ~ C (near duplication is not transitive), A in shard 0, B and C
-    in shard 1: shard 1 dropped C for B, the merge drops B for A, and C, which the unsharded run
-    would have sent to the teacher, stays rejected and is counted."""
-    from synthesis.merge import merge_shards
-
-    def words(start: int) -> str:  # 100 tokens; a shift of 10 is Jaccard 0.81, of 20 0.66
-        return " ".join(f"t{i}" for i in range(start, start + 100))
-
-    dup = {"stage": "dedup", "reason": "near_duplicate", "detail": "Jaccard >= 0.75 with b"}
-    s0 = _fake_shard(tmp_path / "s0", 0, [("a", 0, words(0), None)])
-    s1 = _fake_shard(tmp_path / "s1", 1, [("b", 1, words(10), None), ("c", 2, words(20), dup)])
-    stats = merge_shards([str(s0), str(s1)], str(tmp_path / "merged"))
-    assert stats["kept"] == 1 and stats["merge"]["shard_only_duplicates"] == 1
-    rejected = _lines(tmp_path / "merged" / "rejected.jsonl")
-    assert [(r["id"], r["detail"]) for r in rejected] == [
-        ("b", "Jaccard >= 0.75 with a"),
-        ("c", "Jaccard >= 0.75 with b"),
-    ]
