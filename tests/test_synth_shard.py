@@ -143,6 +143,9 @@ def test_merge_refuses_overlapping_missing_or_foreign_shards(runs, tmp_path):
     config = json.loads((twin / "run_config.json").read_text())
     (twin / "run_config.json").write_text(json.dumps({**config, "n": N_SEEDS + 1}))
     assert "not shards of one run (other n)" in _merge_error(out, twin, s1)
+    (twin / "run_config.json").write_text(json.dumps(config))  # n back; another threshold
+    _edit_config(twin, near_dup_threshold=0.5)
+    assert "not shards of one run (other dedup settings)" in _merge_error(out, twin, s1)
     # an --out that holds something is left alone
     out.mkdir()
     (out / "keep.txt").write_text("mine")
