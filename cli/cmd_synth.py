@@ -21,6 +21,9 @@ Example: diag synth --source toy --n 2000 --out runs/toy
 
 Example: diag synth --source pysrc:src/ --teacher openai:http://127.0.0.1:8000/v1#model
 --workers 16 --out runs/raw
+
+Example: diag synth --source toy --n 2000 --shard 0/2 --out runs/s0 (and 1/2 into runs/s1, in
+another process or machine), then diag synth --merge runs/s0 --merge runs/s1 --out runs/toy
 """
 
 

@@ -20,8 +20,19 @@ The run folder holds:
     rejected.jsonl   {id, stage, reason, detail, source, response_key?}
     responses.jsonl  the teacher's answers, cached by prompt hash (flushed one by one)
     stats.json       per stage: in, out, rejected, keep_rate, reasons; totals and throughput
-    run_config.json  what identifies the run (sources, fields, n, seed, teacher, prompts)
+    run_config.json  what identifies the run (sources, fields, n, seed, teacher, prompts, shard)
+    candidates.jsonl --shard runs only: {id, pos, code?} per candidate of the shard, `pos` its
+                     place in the whole source stream, `code` the seed code when it reached the
+                     dedup stage (what `--merge` dedups across shards)
     manifest.json    written last (plumbing.Manifest)
+
+Sharding: `--shard I/N` keeps the candidates whose id hashes to I mod N (shard_of), decided as
+each candidate leaves the source, before any filter or teacher work, so N runs (processes or
+machines) over the same sources synthesise disjoint parts without reading the source first.
+A shard removes only exact duplicates within itself (near duplication is not transitive: a seed
+dropped for a shard-mate that another shard's seed drops would be lost); `--merge DIR ... --out
+OUT` (synthesis.merge) joins the finished shards and redoes exact and near-duplicate removal over
+all of them in source order, so the merged folder is the unsharded run's.
 
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
@@ -73,14 +84,15 @@ from synthesis.teacher import TeacherConfig, TeacherReply, TeacherRequest, make_
 STAGES = ("source", "filter", "dedup", "teacher", "parse", "sandbox")
 KEPT = "kept"
 TRIPLES, REJECTED, RESPONSES = "triples.jsonl", "rejected.jsonl", "responses.jsonl"
-STATS, RUN_CONFIG = "stats.json", "run_config.json"
+STATS, RUN_CONFIG, CANDIDATES = "stats.json", "run_config.json", "candidates.jsonl"
 # Placeholders a prompt template may use; every template needs {code} (the paper's code-snippet
 # prompt has only {code}); {instruction} is the seed's task (empty for raw code).
 PLACEHOLDERS = ("{instruction}", "{code}")
 _PLACEHOLDER_RE = re.compile(r"\{(instruction|code)\}")
 # What identifies a run: resuming with any of these changed is refused.
 _IDENTITY = (
-    "sources", "fields", "n", "seed", "toy_world", "split_ratios", "teacher", "prompts", "raw"
+    "sources", "fields", "n", "seed", "toy_world", "split_ratios", "teacher", "prompts", "raw",
+    "shard",
 )  # fmt: skip
 # a run_config.json written before a key existed holds that key's default
 _IDENTITY_DEFAULTS = {"raw": {"unit": "function", "max_chars": 6000, "lang": "python"}}
@@ -169,6 +181,21 @@ class SynthConfig:
         default=False, metadata={"help": "Continue a run in --out (even finished)."}
     )
     progress: bool = True
+    shard: str | None = field(
+        default=None,
+        metadata={
+            "help": "I/N: synthesise only the candidates whose id hashes to I of N (0 <= I < N), "
+            "so N runs make disjoint parts; join them with --merge."
+        },
+    )
+    merge: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Repeatable: a finished --shard run folder; joins shards 0..N-1 into --out "
+            "(ids unique, dedup across shards, stats summed; no --source needed, the rest "
+            "comes from the shards)."
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +328,31 @@ def split_of(seed: Seed, salt: int, ratios: tuple[float, float, float]) -> str:
     return "train" if u < train else "val" if u < train + val else "test"
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """(I, N) of an --shard "I/N" with 0 <= I < N; anything else is an InputError."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    index, count = (int(match[1]), int(match[2])) if match else (-1, 0)
+    if count < 1 or not 0 <= index < count:
+        raise InputError(f"--shard {text!r}: expected I/N with 0 <= I < N, e.g. 0/2")
+    return index, count
+
+
+def shard_of(seed_id: str, count: int) -> int:
+    """The shard (of `count`) a candidate id belongs to: a stable hash, independent of the order
+    or number of candidates, so equal ids from any source land in the same shard."""
+    digest = hashlib.sha256(f"shard:{seed_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def shard_identity(cfg: SynthConfig) -> dict[str, Any] | None:
+    """What a shard run records of its shard: I, N and the dedup settings --merge redoes."""
+    if cfg.shard is None:
+        return None
+    index, count = parse_shard(cfg.shard)
+    near = cfg.near_dup_threshold if cfg.dedup else None
+    return {"index": index, "count": count, "dedup": cfg.dedup, "near_dup_threshold": near}
+
+
 def _reject(seed_id: str, stage: str, rej: Rejection, source: str, **extra: Any) -> dict[str, Any]:
     return {"id": seed_id, "stage": stage, "reason": rej.reason, "detail": rej.detail,
             "source": source, **extra}  # fmt: skip
@@ -326,6 +378,7 @@ def _identity(cfg: SynthConfig, prompts: Prompts, teacher_id: str) -> dict[str, 
         "teacher": teacher_id,  # model and settings, not the URL: a moved server is the same
         "prompts": {"instruction": digest(prompts.instruction), "task": digest(prompts.task)},
         "raw": {"unit": cfg.raw_unit, "max_chars": cfg.raw_max_chars, "lang": cfg.lang},
+        "shard": shard_identity(cfg),
     }
 
 
@@ -341,6 +394,8 @@ def _check_config(cfg: SynthConfig) -> None:
     if cfg.sandbox_batch < 1:
         raise InputError(f"--sandbox-batch {cfg.sandbox_batch}: must be >= 1")
     raw_code(cfg).check()
+    if cfg.shard is not None:
+        parse_shard(cfg.shard)
 
 
 def raw_code(cfg: SynthConfig) -> RawCode:
@@ -480,10 +535,16 @@ def _front_stages(
     cfg: SynthConfig, run: _Run | None
 ) -> tuple[list[str], list[Seed], dict[str, Any]]:
     """Stages 1-3 over every candidate. Returns (all candidate ids in order, seeds that passed,
-    sources info). Rejections of ids not finished before are written to the log."""
+    sources info). Rejections of ids not finished before are written to the log. A --shard run
+    takes only its share of the candidates and writes candidates.jsonl for --merge."""
     fieldmap = FieldMap.from_flags(cfg.fields)
     specs = [parse_source(s) for s in cfg.sources]
     dedup = Deduplicator(cfg.near_dup_threshold) if cfg.dedup else None
+    shard = parse_shard(cfg.shard) if cfg.shard is not None else None
+    if dedup is not None and shard is not None:
+        # exact duplicates only: dropping C for a near-duplicate shard-mate B is wrong when B
+        # itself is a near duplicate of a seed in another shard and C is not (--merge does it)
+        dedup = Deduplicator(None)
     decontam = (
         Decontaminator(
             load_benchmark_texts(cfg.decontam), cfg.decontam_ngram, cfg.decontam_threshold
@@ -494,6 +555,8 @@ def _front_stages(
     order: list[str] = []
     seen: dict[str, str] = {}
     passed: list[Seed] = []
+    shard_rows: list[dict[str, Any]] = []  # candidates.jsonl of a shard run
+    position = -1  # in the whole stream of candidates, every shard counting alike
     for spec in specs:
         for item in iter_candidates(
             spec,
@@ -504,6 +567,11 @@ def _front_stages(
             toy_world=cfg.toy_world,
             raw=raw_code(cfg),
         ):
+            position += 1
+            if shard is not None:
+                if shard_of(item.id, shard[1]) != shard[0]:
+                    continue
+                shard_rows.append({"id": item.id, "pos": position})
             if item.id in seen:
                 raise InputError(
                     f"--source {spec.text}: id {item.id!r} also comes from {seen[item.id]}"
@@ -517,6 +585,8 @@ def _front_stages(
                     run.reject(_reject(item.id, "source", rej, item.source), advance=False)
                 continue
             rejection, stage = check_code(item.code, cfg.filters), "filter"
+            if rejection is None and shard is not None:
+                shard_rows[-1]["code"] = item.code  # reached dedup: --merge dedups it again
             if rejection is None and dedup is not None:
                 rejection, stage = dedup.check(item.id, item.code), "dedup"
             if rejection is None and decontam is not None:
@@ -527,6 +597,8 @@ def _front_stages(
                     run.reject(_reject(item.id, stage, rejection, item.source), advance=False)
                 continue
             passed.append(item)
+    if shard is not None and run is not None:
+        _rewrite_jsonl(run.out / CANDIDATES, shard_rows)
     return order, passed, {"sources": [s.text for s in specs]}
 
 
@@ -624,6 +696,12 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     """Run (or resume) a synthesis; returns the stats written to stats.json."""
     from tqdm import tqdm
 
+    if cfg.merge:
+        from synthesis.merge import merge_shards
+
+        if cfg.shard is not None:
+            raise InputError("--merge joins finished shard runs: give it without --shard")
+        return merge_shards(cfg.merge, cfg.out, overwrite=cfg.overwrite)
     t_start = time.perf_counter()
     _check_config(cfg)
     prompts = load_prompts(cfg)
@@ -742,8 +820,12 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
         **info,
     )
     atomic_write_json(out / STATS, stats)
+    outputs = {"triples": TRIPLES, "rejected": REJECTED, "responses": RESPONSES, "stats": STATS}
+    if cfg.shard is not None:
+        outputs["candidates"] = CANDIDATES
     manifest.finish(
-        outputs={"triples": TRIPLES, "rejected": REJECTED, "responses": RESPONSES, "stats": STATS},
+        outputs=outputs,
         summary={"kept": stats["kept"], "seeds": stats["seeds"], "keep_rate": stats["keep_rate"]},
+        shard=cfg.shard,
     )
     return stats
