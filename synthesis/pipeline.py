@@ -117,7 +117,13 @@ class SynthConfig:
             "flag": "--field",
         },
     )
-    teacher: str = field(default="toy", metadata={"help": "Teacher:"})
+    teacher: list[str] = field(
+        default_factory=lambda: ["toy"],
+        metadata={
+            "help": "Teacher; repeatable for a pool of openai: servers of one model (requests "
+            "shared round-robin, a failed request retried on the next server):"
+        },
+    )
     prompt_file: str | None = field(
         default=None,
         metadata={
@@ -705,9 +711,10 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     t_start = time.perf_counter()
     _check_config(cfg)
     prompts = load_prompts(cfg)
-    teacher = make_teacher(cfg.teacher, cfg.teacher_cfg)
+    teachers = [cfg.teacher] if isinstance(cfg.teacher, str) else list(cfg.teacher)
+    teacher = make_teacher(teachers, cfg.teacher_cfg)
     specs = [parse_source(spec) for spec in cfg.sources]  # a bad path fails before --out
-    if cfg.teacher == "toy" and any(spec.kind != "toy" for spec in specs):
+    if teachers == ["toy"] and any(spec.kind != "toy" for spec in specs):
         raise InputError("--teacher toy answers only --source toy seeds; use openai: or hf:")
     FieldMap.from_flags(cfg.fields)
     for bench in cfg.decontam:

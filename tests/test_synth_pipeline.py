@@ -387,3 +387,33 @@ def test_toy_world_through_the_whole_pipeline(tmp_path: Path) -> None:
         assert triple.meta["family"] == seed.meta["family"]
         assert f"[Solution]\n```python\n{triple.code}\n```" in toy_teacher_response(seed)
         assert len(triple.tests) >= 10 and triple.cot
+
+
+def test_a_teacher_pool_keeps_what_one_teacher_keeps(tmp_path: Path) -> None:
+    """`--teacher` twice: the requests are shared by the two servers, one of them dead half of
+    the time (every second request it answers with a 503), and the kept triples are those of a
+    single teacher."""
+    rows, asserts = instruction_rows(8)
+    data = _write_rows(tmp_path / "data.jsonl", rows)
+    flaky = {"n": 0}
+
+    def half_dead(prompt: str, attempt: int) -> Fault | None:
+        flaky["n"] += 1
+        return Fault("status", status=503) if flaky["n"] % 2 else None
+
+    with (
+        FakeTeacher(teacher_for(asserts)) as one,
+        FakeTeacher(teacher_for(asserts), faults=half_dead) as two,
+    ):
+        single = main(_config(tmp_path / "one", [f"jsonl:{data}"], one.url))
+        n_single = len(one.requests)
+        cfg = _config(tmp_path / "pool", [f"jsonl:{data}"], one.url)
+        cfg.teacher = [f"openai:{one.url}#fake", f"openai:{two.url}#fake"]
+        pooled = main(cfg)
+        assert len(two.requests) > 0 and len(one.requests) > n_single
+    assert pooled["kept"] == single["kept"] > 0
+    same = [
+        sorted(_records(tmp_path / d / "triples.jsonl"), key=lambda r: r["id"])
+        for d in ("one", "pool")
+    ]
+    assert [r["code"] for r in same[0]] == [r["code"] for r in same[1]]
