@@ -287,3 +287,42 @@ def test_refusals_exit_2_and_write_nothing(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert f"--prompt-file {prompt}: no known placeholder" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "b").exists()
+
+
+def test_raw_code_parquet_in_two_shards_merges_to_the_unsharded_run(tmp_path: Path) -> None:
+    """Issue 19's Done-when run on raw code: `--source parquet:... --field code=content` whole,
+    and as `--shard 0/2` + `--shard 1/2` + `--merge`: the same kept and rejected ids, the same
+    triples (the loopback teacher answers by the code it is shown)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    names = ["clamp_all", "run_length", "gcd_all", "run_length", "gcd_all", "clamp_all"]
+    rows = [
+        {"content": FUNCTIONS[name][0], "lang": "go" if i == 5 else "python", "path": f"f{i}.py"}
+        for i, name in enumerate(names)
+    ]  # rows 3 and 4 repeat 1 and 2 (exact duplicates); row 5 is another language
+    data = tmp_path / "stack.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), data, row_group_size=2)
+    options = dict(fields=["code=content"], raw_unit="file", decontam=[])
+    runs = {"whole": None, "s0": "0/2", "s1": "1/2"}
+    with FakeTeacher(answer) as server:
+        for name, shard in runs.items():
+            main(_config(tmp_path / name, [f"parquet:{data}"], server.url, shard=shard, **options))
+    shard_ids = [
+        {r["id"] for r in _records(tmp_path / s / "candidates.jsonl")} for s in ("s0", "s1")
+    ]
+    assert shard_ids[0] and shard_ids[1] and not shard_ids[0] & shard_ids[1]  # disjoint, both used
+    main(SynthConfig(merge=[str(tmp_path / "s0"), str(tmp_path / "s1")], out=str(tmp_path / "m")))
+
+    def by_id(run: str, name: str) -> list[dict]:
+        return sorted(_records(tmp_path / run / name), key=lambda r: r["id"])
+
+    assert len(by_id("whole", "triples.jsonl")) == 3
+    assert by_id("m", "triples.jsonl") == by_id("whole", "triples.jsonl")
+    reasons = [(r["id"], r["reason"]) for r in by_id("m", "rejected.jsonl")]
+    assert reasons == [(r["id"], r["reason"]) for r in by_id("whole", "rejected.jsonl")]
+    assert sorted(reason for _, reason in reasons) == [
+        "exact_duplicate",
+        "exact_duplicate",
+        "other_lang",
+    ]
