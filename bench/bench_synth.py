@@ -8,6 +8,13 @@
    `--workers 16` versus the `--workers 1` baseline, measured in the same run. Target: >= 12x.
 2. Toy world through the full pipeline (sources, filter, dedup/decontam, toy teacher, parser,
    sandbox): kept triples per second of wall time, and the keep rate.
+3. Raw code at scale (`--stream-mb 50,200`; 0 skips): a synthetic parquet in The Stack's layout
+   (`content`, `lang`, `max_stars_repo_path`; every row a distinct small module of three
+   functions, row groups of 1,000 rows) of each size through stages 1-3 (source, filter,
+   dedup; `synthesis.pipeline._front_stages`, no teacher), each in a fresh process: rows/s and
+   peak RSS (VmHWM). Target: peak RSS at the largest size <= 1.2x the smallest's (memory flat
+   with input size). Then `--shard 0/2` and `1/2` of the smallest file in two processes at once
+   vs the whole file in one: target >= 1.6x.
 
 Prints one line per measurement and the ratio; exits 1 when the concurrency target is missed.
 """
@@ -15,6 +22,8 @@ Prints one line per measurement and the ratio; exits 1 when the concurrency targ
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,13 +64,99 @@ def toy_pipeline(n: int) -> dict:
             "wall_s": wall, "triples_per_s": stats["kept"] / wall}  # fmt: skip
 
 
+STREAM_CHILD = """
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+from synthesis.pipeline import SynthConfig, _front_stages
+cfg = SynthConfig(sources=["parquet:" + sys.argv[1]], fields=["code=content"], decontam=[],
+                  shard=sys.argv[2] or None, out="unused", progress=False)
+t0 = time.perf_counter()
+order, passed, _ = _front_stages(cfg, None)
+wall = time.perf_counter() - t0
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({{"rows": len(order), "seeds": len(passed), "wall_s": wall, "hwm_mb": hwm / 1024}}))
+"""
+
+
+def stack_parquet(path: Path, megabytes: float) -> int:
+    """A parquet of distinct raw-code rows totalling about `megabytes` of code; returns rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, rows, size, batch = None, 0, 0, []
+    while size < megabytes * 1e6:
+        i = rows
+        code = (
+            f"import math\n\n\ndef scale_{i}(xs, k={i % 7 + 2}):\n"
+            f"    return [x * k + {i} for x in xs if x % {i % 5 + 2} != 0]\n\n\n"
+            f"def norm_{i}(xs):\n    total = math.fsum(x * x for x in xs) + {i}\n"
+            f"    return [x / math.sqrt(total) for x in xs]\n\n\n"
+            f"def count_{i}(text):\n    seen = {{}}\n    for ch in text:\n"
+            f"        seen[ch] = seen.get(ch, 0) + {i % 3 + 1}\n    return seen\n"
+        )
+        batch.append({"content": code, "lang": "Python", "max_stars_repo_path": f"r{i}/m.py"})
+        rows, size = rows + 1, size + len(code)
+        if len(batch) == 1000:
+            table = pa.Table.from_pylist(batch)
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            batch = []
+    if batch:
+        table = pa.Table.from_pylist(batch)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    writer.close()
+    return rows
+
+
+def stream_child(path: Path, shard: str = "") -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", STREAM_CHILD.format(root=str(ROOT)), str(path), shard],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def raw_code_at_scale(sizes: list[float]) -> bool:
+    """Part 3 (see the module docstring); True when both targets are met."""
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for mb in sizes:
+            path = Path(tmp) / f"stack-{mb:g}mb.parquet"
+            n_rows = stack_parquet(path, mb)
+            child = stream_child(path)
+            out = json.loads(child.communicate()[0])
+            results[mb] = out
+            print(
+                f"raw code {mb:g} MB ({n_rows} rows, {out['rows']} candidates, {out['seeds']} "
+                f"past dedup): {out['rows'] / out['wall_s']:.0f} candidates/s, "
+                f"peak RSS {out['hwm_mb']:.0f} MB"
+            )
+        small, large = min(sizes), max(sizes)
+        growth = results[large]["hwm_mb"] / results[small]["hwm_mb"]
+        print(f"peak RSS {large:g} MB / {small:g} MB: {growth:.2f}x (target <= 1.2x)")
+        path = Path(tmp) / f"stack-{small:g}mb.parquet"
+        t0 = time.perf_counter()
+        shards = [stream_child(path, f"{i}/2") for i in range(2)]
+        outs = [json.loads(p.communicate()[0]) for p in shards]
+        both = time.perf_counter() - t0
+        one = results[small]["wall_s"]
+        print(
+            f"2 shards in 2 processes: {both:.1f} s wall ({outs[0]['rows']} + {outs[1]['rows']} "
+            f"candidates) vs 1 process {one:.1f} s (stages only): {one / both:.2f}x (target >= 1.6x)"
+        )
+        return growth <= 1.2 and one / both >= 1.6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="server latency (s)")
     parser.add_argument("--requests", type=int, default=32, help="requests of the 1-worker run")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--toy-n", type=int, default=1000, help="toy seeds (0: skip)")
+    parser.add_argument("--stream-mb", default="50,200", help="raw-code sizes in MB (0: skip)")
     args = parser.parse_args()
+    sizes = [float(x) for x in args.stream_mb.split(",") if float(x) > 0]
 
     with FakeTeacher(lambda prompt: f"answer to {prompt}", latency_s=args.latency) as server:
         base = requests_per_s(server.url, 1, args.requests)
@@ -78,7 +173,8 @@ def main() -> int:
             f"toy pipeline, n={args.toy_n}: kept {toy['kept']}/{toy['seeds']} "
             f"({toy['keep_rate']:.1%}) in {toy['wall_s']:.1f} s = {toy['triples_per_s']:.1f} triples/s"
         )
-    return 0 if ratio >= TARGET else 1
+    stream_ok = raw_code_at_scale(sizes) if sizes else True
+    return 0 if ratio >= TARGET and stream_ok else 1
 
 
 if __name__ == "__main__":
