@@ -312,7 +312,7 @@ def part_b(ctx: Context) -> Outcome:
     from diagnostics.forward import score_examples
     from diagnostics.ppl import PplConfig
     from diagnostics.ppl import main as ppl_main
-    from diagnostics.scoring import load_scorer
+    from diagnostics.scoring import Placement, load_scorer
     from training.formats import SPAN_ID
     from training.modeling import load_tokenizer
 
@@ -358,7 +358,9 @@ def part_b(ctx: Context) -> Outcome:
 
     # agreement, on the per-token log-probs diag ppl sums (same code path, same batches)
     tok = load_tokenizer(model_dir)
-    scorer = load_scorer(ModelRef.from_path(model_dir), dtype="fp32", device="cpu", chunk_rows=0)
+    scorer = load_scorer(
+        ModelRef.from_path(model_dir), dtype="fp32", placement=Placement("cpu"), chunk_rows=0
+    )
     items = {
         it["example"].id: it
         for it in score_examples(

@@ -366,25 +366,18 @@ class TLPatterns:
 
 
 def load_attention_model(
-    path: Path,
-    dtype: str,
-    device: str | None,
-    where: str,
-    device_map: str | None = None,
-    max_memory: str | None = None,
+    path: Path, dtype: str, placement: str | None | Placement, where: str
 ) -> Any:
-    """An HF model with eager attention (on `device`, or spread by `device_map` within
-    `max_memory`); a clear error when the architecture cannot do it."""
-    from training.modeling import load_model, parse_max_memory
+    """An HF model with eager attention, where `placement` says (a device name, or a Placement:
+    a device, or a device map within its memory budget); a clear error when the architecture
+    cannot do it."""
+    from training.modeling import load_model
 
+    if not isinstance(placement, Placement):
+        placement = Placement(device=placement)
     try:
         model = load_model(
-            path,
-            dtype=dtype,
-            device=device,
-            attn_implementation="eager",
-            device_map=device_map,
-            max_memory=parse_max_memory(max_memory),
+            path, dtype=dtype, attn_implementation="eager", **placement.load_kwargs()
         )
     except InputError as err:
         raise InputError(f"{err} (attn loads it with attn_implementation='eager')") from None
@@ -682,9 +675,8 @@ def run_unit(cfg: AttnConfig, unit: Unit, ctx: RunContext) -> UnitResult:
     where = str(ref.path)
     cols = {**ref.columns(), "format": fmt, "model": key}
     result = UnitResult(meta={"model": where, "format": fmt, "data": plan["data"]})
-    model = load_attention_model(
-        ref.path, cfg.dtype, cfg.device, where, cfg.device_map, cfg.max_memory
-    )
+    placement = Placement(cfg.device, cfg.device_map, cfg.max_memory)
+    model = load_attention_model(ref.path, cfg.dtype, placement, where)
     device = execution_device(model.get_input_embeddings())  # where the ids go in
     if cfg.attribution:
         from diagnostics.attribution import AttributionOptions, span_attribution

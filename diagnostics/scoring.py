@@ -300,21 +300,13 @@ def pairwise_summary(
     )
 
 
-def load_scorer(
-    ref: ModelRef,
-    *,
-    dtype: str,
-    device: str | None,
-    chunk_rows: int,
-    placement: Placement | None = None,
-) -> Any:
-    """Load a model for scoring (no attention outputs needed: default attention kernel), on
-    `device`, or where `placement` says (a device or a device map)."""
+def load_scorer(ref: ModelRef, *, dtype: str, placement: Placement, chunk_rows: int) -> Any:
+    """Load a model for scoring (no attention outputs needed: default attention kernel) where
+    `placement` says (a device, or a device map)."""
     from diagnostics.forward import CausalScorer
     from training.modeling import load_model
 
-    where = (placement or Placement(device=device)).load_kwargs()
-    model = load_model(ref.path, dtype=dtype, what=str(ref.path), **where)
+    model = load_model(ref.path, dtype=dtype, what=str(ref.path), **placement.load_kwargs())
     return CausalScorer(model, name=ref.label, chunk_rows=chunk_rows)
 
 
@@ -342,11 +334,7 @@ def loaded_scorer(ctx: Any, ref: ModelRef, cfg: Any, slot: str = "model") -> Any
         free(held[1])
     with ctx.manifest.timed("load"):
         scorer = load_scorer(
-            ref,
-            dtype=cfg.dtype,
-            device=cfg.device,
-            chunk_rows=cfg.chunk_tokens,
-            placement=cfg.placement(slot),
+            ref, dtype=cfg.dtype, placement=cfg.placement(slot), chunk_rows=cfg.chunk_tokens
         )
     ctx.state[slot] = (ref.path, scorer)
     return scorer
