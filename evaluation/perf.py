@@ -416,3 +416,134 @@ def mean_scores(tasks: Sequence[TaskScore]) -> tuple[float | None, float | None,
     dps = sum(t.dps for t in done if t.dps is not None) / len(done)
     norm = sum(t.dps_norm for t in done if t.dps_norm is not None) / len(done)
     return dps, norm, len(done)
+
+
+# ---------------------------------------------------------------------------------------------
+# `diag eval`: columns of the samples table, and the summary
+
+
+# Columns `diag eval` adds to samples.parquet when it profiles (evalperf, or --profile).
+PERF_COLUMNS = ("instructions", "perf_counter", "dps", "dps_norm", "matching_cluster")
+
+
+def _tests_text(tests: list[str] | str) -> str:
+    return tests if isinstance(tests, str) else "\n".join(tests) + "\n"
+
+
+def profile_rows(
+    rows: list[dict[str, Any]],
+    tasks: Sequence[Any],
+    counter: str,
+    *,
+    min_correct: int = 10,
+    max_profile: int | None = None,
+    ref_costs: dict[str, list[int | None]] | None = None,
+    config: SandboxConfig | None = None,
+    workers: int | None = None,
+    timeout_s: float | None = None,
+    progress: bool = False,
+) -> dict[str, list[int | None]]:
+    """Fill PERF_COLUMNS of `diag eval`'s sample rows (task_id, sample, passed, code) in place.
+
+    EvalPerf tasks (`bench_evalperf.EvalPerfTask`): the samples `samples_to_profile` picks are
+    profiled on pe_input, their references too (unless in `ref_costs`, which is filled: the
+    references of a task are profiled once per run), and scored. Other tasks (--profile): every
+    passing sample's tests are profiled (stdin-only tasks have none: left empty). Returns the
+    references' counts, task_id -> counts (None where a reference failed to profile; its task
+    is then not scored)."""
+    from evaluation.bench_evalperf import EvalPerfTask
+
+    ref_costs = ref_costs if ref_costs is not None else {}
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        row.update(dict.fromkeys(PERF_COLUMNS), perf_counter=counter)
+        by_task.setdefault(row["task_id"], []).append(row)
+    jobs: list[ProfileJob] = []
+    chosen: dict[str, list[int]] = {}
+    for task in tasks:
+        task_rows = sorted(by_task.get(task.task_id, []), key=lambda r: r["sample"])
+        by_task[task.task_id] = task_rows
+        passed = [bool(r["passed"]) for r in task_rows]
+        if isinstance(task, EvalPerfTask):
+            picks = samples_to_profile(passed, min_correct, max_profile)
+            chosen[task.task_id] = picks
+            for i in picks:
+                jobs.append(ProfileJob(f"{task.task_id}#{i}", task_rows[i]["code"],
+                                       task.entry_point, task.pe_args))  # fmt: skip
+            if picks and task.task_id not in ref_costs:
+                for j, ref in enumerate(task.reference):
+                    jobs.append(ProfileJob(f"ref:{task.task_id}#{j}", ref, task.entry_point,
+                                           task.pe_args))  # fmt: skip
+        elif task.tests:
+            tests = _tests_text(task.tests)
+            for i in (i for i, ok in enumerate(passed) if ok):
+                jobs.append(ProfileJob(f"{task.task_id}#{i}", task_rows[i]["code"], tests=tests))
+    results = {
+        r.id: r
+        for r in profile(
+            jobs, counter, config, workers=workers, timeout_s=timeout_s, progress=progress
+        )  # fmt: skip
+    }
+    for task in tasks:
+        task_rows = by_task.get(task.task_id, [])
+        for i, row in enumerate(task_rows):
+            found = results.get(f"{task.task_id}#{i}")
+            row["instructions"] = found.instructions if found else None
+        picks = chosen.get(task.task_id)
+        if not picks:
+            continue
+        if task.task_id not in ref_costs:
+            refs = [results[f"ref:{task.task_id}#{j}"] for j in range(len(task.reference))]
+            ref_costs[task.task_id] = [r.instructions for r in refs]
+        costs = ref_costs[task.task_id]
+        if any(c is None for c in costs):
+            continue  # a reference that cannot be profiled: the task cannot be scored
+        passed = [bool(r["passed"]) for r in task_rows]
+        done = score_task(
+            passed,
+            {i: task_rows[i]["instructions"] for i in picks},
+            [c for c in costs if c is not None],
+            task.scores,
+            min_correct,
+            max_profile,
+        )
+        for i, score in done.samples.items():
+            task_rows[i].update(
+                dps=score.dps, dps_norm=score.dps_norm, matching_cluster=score.matching_cluster
+            )
+    return ref_costs
+
+
+def perf_summary(frame: Any, evalperf: bool) -> dict[str, Any] | None:
+    """The summary.json block of one model's samples: the counter and instruction counts, and
+    for EvalPerf DPS / DPS_norm (`mean_scores` over the tasks scored; a task's, the mean over
+    its profiled samples). None when the samples were not profiled."""
+    if "perf_counter" not in frame.columns or frame["perf_counter"].isna().all():
+        return None
+    counter = check_same_counter(list(frame["perf_counter"].dropna()), "diag eval")
+    counted = frame[frame["instructions"].notna()]
+    out: dict[str, Any] = {
+        "counter": counter,
+        "n_profiled": int(len(counted)),
+        "mean_instructions": float(counted["instructions"].mean()) if len(counted) else None,
+    }
+    if evalperf:
+        scored = frame[frame["dps"].notna()]
+        tasks = {
+            str(tid): TaskScore(
+                float(sub["dps"].mean()), float(sub["dps_norm"].mean()), list(sub["sample"]), {}
+            )
+            for tid, sub in scored.groupby("task_id", sort=True)
+        }
+        dps, dps_norm, n_scored = mean_scores(list(tasks.values()))
+        out["evalperf"] = {
+            "dps": dps,
+            "dps_norm": dps_norm,
+            "n_tasks_scored": n_scored,
+            "n_tasks": int(frame["task_id"].nunique()),
+            "per_task": {
+                tid: {"dps": t.dps, "dps_norm": t.dps_norm, "n_profiled": len(t.profiled)}
+                for tid, t in tasks.items()
+            },
+        }
+    return out

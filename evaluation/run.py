@@ -87,6 +87,7 @@ _IDENTITY = (
     "model", "samples", "bench", "bench_file", "split", "format", "all_checkpoints", "n_samples",
     "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
     "since", "until", "subset", "calibrated", "backend", "served_model", "stop_at_code",
+    "profile", "perf_counter", "min_correct", "max_profile",
 )  # fmt: skip
 
 
@@ -190,6 +191,39 @@ class EvalConfig:
         },
     )
     max_tasks: int | None = None  # evaluate only the first N tasks
+    # instruction counts (evaluation/perf.py); evalperf always profiles
+    profile: bool = field(
+        default=False,
+        metadata={
+            "help": "Count the instructions of every passing sample's tests (column "
+            "`instructions`; evalperf always profiles, on its pe_input)."
+        },
+    )
+    perf_counter: str = field(
+        default="auto",
+        metadata={
+            "help": "Instruction counter: hw (perf_event_open), valgrind (callgrind; slow, "
+            "exact) or auto (hw where it works, else valgrind). Recorded in the manifest."
+        },
+    )
+    min_correct: int = field(
+        default=10,
+        metadata={"help": "evalperf: score a task only with this many passing samples.", "min": 1},
+    )
+    max_profile: int | None = field(
+        default=None,
+        metadata={
+            "help": "evalperf: profile at most this many passing samples a task (default: "
+            "min(2 x --min-correct, its samples))."
+        },
+    )
+    perf_timeout_s: float | None = field(
+        default=None,
+        metadata={
+            "help": "Wall clock of one profiled run (default 45 s, x50 under valgrind).",
+            "flag": "--perf-timeout",
+        },
+    )
     timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
     workers: int | None = None  # sandbox processes (default: CPU count)
     fresh_interpreter: bool = field(
@@ -579,6 +613,7 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
     import pandas as pd
 
     from evaluation.passk import per_task_pass_at_k
+    from evaluation.perf import perf_summary
 
     first = sub.iloc[0]
 
@@ -629,7 +664,8 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
             round(float(np.mean(per_task_pass_at_k(n, c, 1))), 6) if n else None
         ),
         "extraction_counts": dict(Counter(sub["extraction"])),
-        "timings": timings,
+        "perf": perf_summary(sub, sub["bench"].iloc[0] == "evalperf"),
+        "timings": {k: v for k, v in timings.items() if k != "reference_instructions"},
     }
 
 
@@ -721,6 +757,10 @@ def plan(cfg: EvalConfig) -> Plan:
             for entry in entries:
                 _check_loadable(entry)
     context["tasks"] = tasks
+    if cfg.profile or cfg.bench == "evalperf":
+        from evaluation.perf import resolve_counter
+
+        context["counter"], context["ref_costs"] = resolve_counter(cfg.perf_counter), {}
     keys = ["samples"] if cfg.samples is not None else [part_key(e, cfg) for e in entries]
     units = [Unit(key, entry) for key, entry in zip(keys, entries)]
     return Plan(units, identity=_identity(cfg), context=context)
@@ -745,8 +785,21 @@ def run_unit(cfg: EvalConfig, unit: Unit, ctx: RunContext) -> UnitResult:
         else:
             loaded, context["loaded"] = context["loaded"], None
             rows, timings = evaluate_model(entry, tasks, cfg, loaded)
-    frame = _typed(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)))
+    columns = list(SAMPLE_COLUMNS)
     meta = {**asdict(timings), "gen_samples_per_s": timings.gen_samples_per_s}
+    if context.get("counter"):
+        from evaluation.perf import PERF_COLUMNS, profile_rows
+
+        refs = profile_rows(
+            rows, tasks, context["counter"], min_correct=cfg.min_correct,
+            max_profile=cfg.max_profile, ref_costs=context["ref_costs"], workers=cfg.workers,
+            timeout_s=cfg.perf_timeout_s, progress=cfg.progress,
+        )  # fmt: skip
+        columns += PERF_COLUMNS
+        meta["reference_instructions"] = {
+            t.task_id: refs[t.task_id] for t in tasks if t.task_id in refs
+        }
+    frame = _typed(pd.DataFrame(rows, columns=columns))
     return UnitResult({MAIN_TABLE: frame}, meta)
 
 
@@ -775,6 +828,14 @@ def summarise(cfg: EvalConfig, ctx: RunContext) -> dict[str, Any]:
     }
     atomic_write_parquet(out / SAMPLES, frame)
     atomic_write_parquet(out / PASS_AT_K, _typed(pak))
+    counters = {m["perf"]["counter"] for m in models if m["perf"]}
+    if counters:  # every profile of a run uses the one counter resolved in plan()
+        summary["perf_counter"] = ctx.manifest.extra["perf_counter"] = counters.pop()
+        summary["reference_instructions"] = {
+            k: v
+            for u in units
+            for k, v in ctx.parts.meta(u.key).get("reference_instructions", {}).items()
+        }
     atomic_write_json(out / SUMMARY, summary)
     ctx.manifest.seed = cfg.seed
     ctx.manifest.extra["outputs"] = [SAMPLES, PASS_AT_K, SUMMARY]
@@ -829,7 +890,8 @@ def _with_base(frame: Any, units: list[Unit]) -> Any:
 
 def _typed(frame: Any) -> Any:
     """Nullable integer / boolean columns, so parts and the final tables agree on types."""
-    for column in ("seed", "step", "loss_tokens_seen", "n_prompt_tokens", "n_new_tokens"):
+    for column in ("seed", "step", "loss_tokens_seen", "n_prompt_tokens", "n_new_tokens",
+                   "instructions", "matching_cluster"):  # fmt: skip
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     for column in ("passed_if_renamed", "base_passed"):
