@@ -19,9 +19,11 @@ import pytest
 from evaluation.bench_evalperf import EvalPerfTask, load_evalperf
 from evaluation.benchmarks import BenchSpec
 from evaluation.perf import (
+    ProfileJob,
     TaskScore,
     check_same_counter,
     mean_scores,
+    profile,
     read_count,
     resolve_counter,
     samples_to_profile,
@@ -223,3 +225,131 @@ def test_correctness_against_the_reference():
         "failed",
     ]
     assert "output differs from the reference's: got 79800" in got[1].detail
+
+
+# ---------------------------------------------------------------------------------------------
+# the cost-per-format figure's numbers (pure): relative costs on the tasks every model solved
+
+
+def test_cost_table_relative_costs_and_counter_refusal():
+    import math
+
+    import pandas as pd
+
+    from reports.figure_data import Skip
+    from reports.perf import cost_table
+
+    rows = []
+    # task a: follow 100, precede 400; task b: follow 300, precede 300 (two samples: 200, 400);
+    # task c: only follow solved it -> left out
+    for task, label, cost in [("a", "follow-s0", 100), ("a", "precede-s0", 400),
+                              ("b", "follow-s0", 300), ("b", "precede-s0", 200),
+                              ("b", "precede-s0", 400), ("c", "follow-s0", 50)]:  # fmt: skip
+        rows.append({"bench": "evalperf", "task_id": task, "label": label, "passed": True,
+                     "instructions": cost, "perf_counter": "valgrind"})  # fmt: skip
+    table = cost_table(pd.DataFrame(rows)).set_index("label")
+    # log ratios to the task's geometric mean: a: -+log(2); b: 0 -> geometric means 2^-/+0.5
+    assert table.loc["follow-s0", "relative_cost"] == pytest.approx(2**-0.5)
+    assert table.loc["precede-s0", "relative_cost"] == pytest.approx(2**0.5)
+    assert table.loc["follow-s0", "tasks"] == 2
+    assert table.loc["precede-s0", "mean_instructions"] == pytest.approx((400 + 300) / 2)
+    assert math.isclose(table.loc["follow-s0", "ci_low"], 0.5)  # resampled tasks: a,a
+    mixed = pd.DataFrame(rows).assign(perf_counter=["hw"] + ["valgrind"] * 5)
+    with pytest.raises(Skip, match="different counters"):
+        cost_table(mixed)
+    with pytest.raises(Skip, match="no instruction counts"):
+        cost_table(pd.DataFrame(rows).assign(instructions=None))
+
+
+# ---------------------------------------------------------------------------------------------
+# through the sandbox: Valgrind counts (this VM has no PMU), `diag eval --bench evalperf`
+
+
+def _need_valgrind() -> None:
+    if shutil.which("valgrind") is None:
+        from conftest import skip_or_fail
+
+        skip_or_fail("Debian valgrind is not installed (apt-get install -y valgrind)")
+
+
+SAMPLES = [  # sum_to: the closed form (cheaper than every reference but the closed form's
+    # equal), the loop (as costly as the slowest reference), a wrong one (not profiled)
+    "def sum_to(n):\n    return n * (n + 1) // 2\n",
+    "def sum_to(n):\n    total = 0\n    for i in range(n + 1):\n        total += i\n    return total\n",
+    "def sum_to(n):\n    return 0\n",
+]
+
+
+@pytest.fixture(scope="module")
+def evalperf_run(tmp_path_factory):
+    """`diag eval --samples S --bench evalperf --bench-file F --out R` on task sum_to."""
+    _need_valgrind()
+    from evaluation.run import EvalConfig, main
+
+    root = tmp_path_factory.mktemp("evalperf")
+    samples = root / "samples.jsonl"
+    samples.write_text(
+        "".join(json.dumps({"task_id": "HumanEval/9001", "solution": s}) + "\n" for s in SAMPLES)
+    )
+    out = root / "run"
+    summary = main(
+        EvalConfig(
+            samples=str(samples),
+            bench="evalperf",
+            bench_file=str(FIXTURE),
+            out=str(out),
+            max_tasks=1,
+            min_correct=1,
+            perf_counter="valgrind",
+            label="follow-s0",
+            workers=2,
+            progress=False,
+        )  # fmt: skip
+    )
+    return out, summary
+
+
+def test_eval_gives_dps_with_the_counter_named(evalperf_run):
+    import pandas as pd
+
+    out, summary = evalperf_run
+    assert summary["perf_counter"] == "valgrind"
+    assert json.loads((out / "manifest.json").read_text())["perf_counter"] == "valgrind"
+    refs = summary["reference_instructions"]["HumanEval/9001"]
+    assert len(refs) == 3 and refs[0] > refs[1] > refs[2] > 0  # loop > sum(range) > closed form
+    frame = pd.read_parquet(out / "samples.parquet").sort_values("sample")
+    assert list(frame["status"]) == ["passed", "passed", "failed"]
+    costs = list(frame["instructions"])
+    assert costs[0] == refs[2]  # the same closed form as the fastest reference: same count
+    assert costs[1] == refs[0]  # the same loop as the slowest reference
+    assert pd.isna(costs[2])  # not correct: not profiled
+    # by the definition: closed form -> fastest cluster (95, 3/3); loop -> slowest (20, 1/3)
+    assert list(frame["dps"][:2]) == [95.0, 20.0]
+    assert list(frame["dps_norm"][:2]) == pytest.approx([100.0, 100 / 3])
+    assert list(frame["matching_cluster"][:2]) == [2, 0]
+    ep = summary["models"][0]["perf"]["evalperf"]
+    assert ep["dps"] == pytest.approx((95 + 20) / 2)
+    assert ep["dps_norm"] == pytest.approx((100 + 100 / 3) / 2)
+    assert (ep["n_tasks_scored"], ep["n_tasks"]) == (1, 1)
+
+
+def test_two_valgrind_counts_are_identical(evalperf_run):
+    """A second, separate sandboxed run of the slowest reference counts exactly what the eval
+    run counted for it."""
+    _, summary = evalperf_run
+    tasks = load_evalperf(BenchSpec("evalperf", bench_file=str(FIXTURE)))
+    job = ProfileJob("again", tasks[0].reference[0], "sum_to", tasks[0].pe_args)
+    (again,) = profile([job], "valgrind", workers=1)
+    assert again.instructions == summary["reference_instructions"]["HumanEval/9001"][0]
+
+
+def test_report_draws_cost_per_format(evalperf_run, tmp_path):
+    from reports.report import build_figures
+    from reports.results import ResultSet
+
+    out, _ = evalperf_run
+    made, skipped = build_figures(ResultSet.load([str(out)]), only=["cost_per_format"])
+    assert "cost_per_format" in made, skipped
+    data = made["cost_per_format"].data
+    assert list(data["label"]) == ["follow-s0"] and data["relative_cost"].iloc[0] == 1.0
+    assert "valgrind counter" in made["cost_per_format"].caption
