@@ -87,8 +87,9 @@ _IDENTITY = (
     "model", "samples", "bench", "bench_file", "split", "format", "all_checkpoints", "n_samples",
     "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
     "since", "until", "subset", "calibrated", "backend", "served_model", "stop_at_code",
-    "profile", "perf_counter", "min_correct", "max_profile",
 )  # fmt: skip
+# ... and of a profiled run (only there, so runs started before these options resume)
+_PERF_IDENTITY = ("profile", "perf_counter", "min_correct", "max_profile")
 
 
 @dataclass
@@ -732,7 +733,8 @@ def _validate(cfg: EvalConfig) -> None:
 
 def _identity(cfg: EvalConfig) -> dict[str, Any]:
     values = asdict(cfg)
-    return {k: values[k] for k in _IDENTITY}
+    profiled = cfg.profile or cfg.bench == "evalperf"
+    return {k: values[k] for k in _IDENTITY + (_PERF_IDENTITY if profiled else ())}
 
 
 def plan(cfg: EvalConfig) -> Plan:

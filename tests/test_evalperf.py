@@ -353,3 +353,18 @@ def test_report_draws_cost_per_format(evalperf_run, tmp_path):
     data = made["cost_per_format"].data
     assert list(data["label"]) == ["follow-s0"] and data["relative_cost"].iloc[0] == 1.0
     assert "valgrind counter" in made["cost_per_format"].caption
+
+
+def test_hw_counter_in_the_sandbox():
+    """The hw driver through the sandbox: a count where perf_event_open works; here (no PMU)
+    the driver reports the kernel's refusal instead of a number."""
+    from evaluation.perf import hw_counter_problem
+
+    code = "def f(n):\n    return sum(range(n))\n"
+    (got,) = profile([ProfileJob("hw", code, "f", [1000])], "hw", workers=1)
+    problem = hw_counter_problem()
+    if problem is None:
+        assert got.instructions is not None and got.instructions > 1000, got
+    else:
+        assert got.instructions is None
+        assert got.detail == f"no hardware counter in the sandbox: {problem}"
