@@ -201,11 +201,22 @@ def hw_counter_problem() -> str | None:
     return None
 
 
-def resolve_counter(requested: str) -> str:
-    """ "hw" or "valgrind" for --perf-counter auto|hw|valgrind; InputError when it cannot work."""
+def sandbox_hw_problem(config: SandboxConfig | None = None) -> str | None:
+    """Why a sandboxed program cannot count instructions although this process can (e.g.
+    perf_event_paranoid 3 lets root count but not the sandbox's private uid); None: it can."""
+    probe = ProfileJob("hw-probe", "def probe():\n    return 1\n", "probe")
+    (result,) = profile([probe], "hw", config, workers=1, timeout_s=30.0)
+    return None if result.instructions is not None else result.detail
+
+
+def resolve_counter(requested: str, config: SandboxConfig | None = None) -> str:
+    """The counter for --perf-counter auto|hw|valgrind: "hw" or "valgrind"; InputError when it
+    cannot work. hw needs a counter both here and in the sandbox (a probe program runs there)."""
     if requested not in COUNTERS:
         raise InputError(f"--perf-counter {requested!r}: choose from {', '.join(COUNTERS)}")
     hw_problem = hw_counter_problem() if requested in ("auto", "hw") else None
+    if requested in ("auto", "hw") and hw_problem is None:
+        hw_problem = sandbox_hw_problem(config)
     if requested == "hw":
         if hw_problem:
             raise InputError(
