@@ -95,6 +95,7 @@ cannot forge a pass.
 
 from sandbox.api import (
     STATUSES,
+    NativeProgram,
     Program,
     SandboxConfig,
     Verdict,
@@ -106,6 +107,7 @@ from sandbox.api import (
 
 __all__ = [
     "STATUSES",
+    "NativeProgram",
     "Program",
     "SandboxConfig",
     "Verdict",
