@@ -29,8 +29,10 @@ from sandbox.languages import (
     resolve_toolchain,
 )
 from sandbox.procs import leftovers
+from sandbox.verdict import NativeOutcome, decide_native
+from tests.conftest import skip_or_fail
 
-pytestmark = pytest.mark.skipif(
+needs_netns = pytest.mark.skipif(
     isolation_mode() != "netns", reason="native programs need the netns isolation (root)"
 )
 
@@ -163,31 +165,38 @@ BUILD_LEAVES = ("bash", "-c", "(setsid sleep 1000 >/dev/null 2>&1 &); echo built
 COUNT_SLEEPS = "n=0; for c in /proc/[0-9]*/comm; do [[ $(cat $c) = sleep ]] && n=$((n+1)); done\n"
 
 
-def _programs(port: int) -> list[NativeProgram]:
+def _programs(port: int) -> tuple[list[NativeProgram], dict[str, str]]:
+    """The batch, and why a program is missing from it (its toolchain is not installed)."""
     dirs = ", ".join(f'"{d}"' for d in WRITE_DIRS)
-    programs = []
+    sources: list[tuple[str, str, str, float | None]] = []
     for lang in CANONICAL:
-        programs.append(native_program(lang, f"{lang}_ok", _source(lang, 3)))
-        programs.append(native_program(lang, f"{lang}_fail", _source(lang, 4)))
-    return programs + [
-        native_program("cpp", "cpp_compile_error", "int main() { return undeclared; }\n"),
-        native_program("rs", "rs_compile_error", 'fn main() { let x: u8 = "no"; }\n'),
-        native_program("cpp", "cpp_fork_bomb", FORK_BOMB, timeout_s=2),
-        native_program(
-            "java", "java_writer", JAVA_WRITER.replace("DIRS", dirs).replace("TOKEN", TOKEN)
-        ),  # fmt: skip
-        native_program("sh", "sh_connect", BASH_CONNECT.replace("PORT", str(port))),
-        native_program("js", "js_connect", NODE_CONNECT.replace("PORT", str(port))),
-        native_program("py", "py_connect", PY_CONNECT.replace("PORT", str(port))),
-        native_program("rs", "rs_busy_loop", RUST_BUSY, timeout_s=1.5),
-        native_program("js", "js_daemon", NODE_DAEMON),
+        sources.append((lang, f"{lang}_ok", _source(lang, 3), None))
+        sources.append((lang, f"{lang}_fail", _source(lang, 4), None))
+    sources += [
+        ("cpp", "cpp_compile_error", "int main() { return undeclared; }\n", None),
+        ("rs", "rs_compile_error", 'fn main() { let x: u8 = "no"; }\n', None),
+        ("cpp", "cpp_fork_bomb", FORK_BOMB, 2),
+        ("java", "java_writer", JAVA_WRITER.replace("DIRS", dirs).replace("TOKEN", TOKEN), None),
+        ("sh", "sh_connect", BASH_CONNECT.replace("PORT", str(port)), None),
+        ("js", "js_connect", NODE_CONNECT.replace("PORT", str(port)), None),
+        ("py", "py_connect", PY_CONNECT.replace("PORT", str(port)), None),
+        ("rs", "rs_busy_loop", RUST_BUSY, 1.5),
+        ("js", "js_daemon", NODE_DAEMON, None),
+    ]
+    programs, missing = [], {}
+    for lang, name, source, timeout_s in sources:
+        try:
+            programs.append(native_program(lang, name, source, timeout_s=timeout_s))
+        except MissingToolchain as exc:
+            missing[name] = f"{exc}: run `make toolchains`"
+    programs += [
         NativeProgram("build_hangs", (), ("true",), ("sleep", "100"), build_timeout_s=1),
         NativeProgram(
             "build_leaves",
             (("count.sh", COUNT_SLEEPS + "exit $n\n"),),
             ("bash", "count.sh"),
             BUILD_LEAVES,
-        ),  # fmt: skip
+        ),
         NativeProgram("flood", (), ("yes",)),
         NativeProgram("py_memory", (), ("python3", "-c", "bytearray(512 << 20)"), memory_mb=256),
         NativeProgram(
@@ -196,19 +205,22 @@ def _programs(port: int) -> list[NativeProgram]:
             ("bash", "p.sh"),
             stdin="hello\n",
             env=(("GREETING", "hi"),),
-        ),  # fmt: skip
+        ),
     ]
+    return programs, missing
 
 
 @pytest.fixture(scope="module")
 def batch() -> dict[str, object]:
+    if isolation_mode() != "netns":
+        pytest.skip("native programs need the netns isolation (root)")
     for d in WRITE_DIRS:
         assert not os.path.exists(os.path.join(d, TOKEN))
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     server.setblocking(False)
-    programs = _programs(server.getsockname()[1])
+    programs, missing = _programs(server.getsockname()[1])
     verdicts = run_programs(programs, CONFIG, workers=2)
     left = leftovers(uids=range(UID_BASE, UID_BASE + 17_000))
     written = [d for d in WRITE_DIRS if os.path.exists(os.path.join(d, TOKEN))]
@@ -223,10 +235,13 @@ def batch() -> dict[str, object]:
         "leftovers": left,
         "written": written,
         "connected": connected,
+        "missing": missing,
     }
 
 
 def _v(batch: dict[str, object], name: str) -> Verdict:
+    if name in batch["missing"]:  # type: ignore[operator]
+        skip_or_fail(batch["missing"][name])  # type: ignore[index]
     return batch["v"][name]  # type: ignore[index]
 
 
@@ -318,6 +333,7 @@ def test_run_step_limits(batch) -> None:
     assert UID_BASE <= int(uid) < UID_BASE + 17_000
 
 
+@needs_netns
 def test_fork_server_runs_native_programs_too() -> None:
     programs = [native_program("sh", "sh", _source("sh", 3)), native_program("js", "js", "1\n")]
     verdicts = run_programs(programs, dataclasses.replace(CONFIG, fork_server=True), workers=2)
@@ -338,7 +354,10 @@ def test_missing_toolchain_names_the_package(monkeypatch) -> None:
 
 def test_toolchains_resolve_to_absolute_paths() -> None:
     for lang, package in NEEDS.items():
-        chain = require_toolchain(lang)
+        try:
+            chain = require_toolchain(lang)
+        except MissingToolchain as exc:
+            skip_or_fail(f"{exc}: run `make toolchains`")
         assert chain.package == package
         for argv in (chain.build, chain.run):
             if argv is not None and not argv[0].startswith("./"):
@@ -346,8 +365,11 @@ def test_toolchains_resolve_to_absolute_paths() -> None:
 
 
 def test_native_programs_refused_without_namespaces() -> None:
-    program = native_program("sh", "x", "exit 0\n")
+    program = NativeProgram("x", (), ("true",))
+    # as root, "socket-block" needs an interpreter every uid can read
     config = SandboxConfig(isolation="socket-block", python="/usr/bin/python3")
+    if os.geteuid() != 0:
+        config = SandboxConfig(isolation="socket-block")
     with pytest.raises(RuntimeError, match="native programs need isolation 'netns'"):
         run_programs([program], config)
 
@@ -357,3 +379,42 @@ def test_bad_native_program_is_a_value_error() -> None:
         run_programs([NativeProgram("x", (("../x", ""),), ("true",))], CONFIG)
     with pytest.raises(ValueError, match="run must be a non-empty tuple"):
         run_programs([NativeProgram("x", (), ())], CONFIG)
+
+
+def _outcome(**fields: object) -> NativeOutcome:
+    base = dict(has_build=True, build_report="0 0.5 0.1", exit_report="0 0.01 0.0 900",
+                kill_reason=None, phase="run", stderr=b"", output_total=0)  # fmt: skip
+    return NativeOutcome(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def test_decide_native_maps_every_case() -> None:
+    """Pure: the verdict rules of sandbox.verdict.decide_native on constructed outcomes."""
+    cfg = SandboxConfig(timeout_s=3, build_timeout_s=20)
+    cases = {
+        "passed": (_outcome(), ("passed", "exit 0")),
+        "failed": (_outcome(exit_report=f"{2 << 8} 0 0 0", stderr=b"boom\n"),
+                   ("failed", "exit 2: boom")),
+        "abort": (_outcome(exit_report="6 0 0 0", stderr=b"a.out: Assertion failed"),
+                  ("failed", "abort (SIGABRT): a.out: Assertion failed")),
+        "segv": (_outcome(exit_report="11 0 0 0"), ("killed", "run step killed by SIGSEGV")),
+        "xcpu": (_outcome(exit_report="24 0 0 0"),
+                 ("timeout", "run step: CPU limit of 4 s reached")),
+        "build": (_outcome(build_report=f"{1 << 8} 0 0", exit_report=None),
+                  ("error", "build failed (exit 1)")),
+        "build_sig": (_outcome(build_report="9 0 0", exit_report=None),
+                      ("error", "build failed (killed by SIGKILL)")),
+        "build_xcpu": (_outcome(build_report="24 0 0", exit_report=None),
+                       ("timeout", "build step: CPU limit of 21 s reached (SIGXCPU)")),
+        "build_wall": (_outcome(build_report=None, exit_report=None, kill_reason="timeout",
+                                phase="build"),
+                       ("timeout", "build step: wall-clock limit of 20 s reached")),
+        "run_wall": (_outcome(exit_report=None, kill_reason="timeout"),
+                     ("timeout", "run step: wall-clock limit of 3 s reached")),
+        "deadline": (_outcome(exit_report=None, kill_reason="deadline"),
+                     ("killed", "batch deadline reached while in the run step")),
+        "lost": (_outcome(exit_report="lost"),
+                 ("killed", "sandbox supervisor lost its program in the run step")),
+        "no_build_step": (_outcome(has_build=False, build_report=None), ("passed", "exit 0")),
+    }  # fmt: skip
+    for name, (outcome, expected) in cases.items():
+        assert tuple(decide_native(outcome, cfg)) == (*expected, None), name
