@@ -22,7 +22,7 @@ export TRITON_CACHE_DIR := $(CURDIR)/.cache/triton
 export PYTHONDONTWRITEBYTECODE := 1
 export VLLM_CACHE_ROOT := $(CURDIR)/.cache/vllm
 
-.PHONY: setup chromium parity vllm-env test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval bench-gen bench-scale clean
+.PHONY: setup chromium toolchains parity vllm-env test lint demo bench bench-train bench-sandbox bench-synth bench-diag bench-eval bench-gen bench-scale bench-multipl clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,19 @@ chromium:
 	  echo "installing Debian chromium (PNG export, browser test)"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "warning: could not install chromium; PNG export and the browser test will say so"; }
+
+# Debian packages for native programs (sandbox/languages.py; MultiPL-E): php-cli runs PHP, and
+# libjavatuples-java is the javatuples.jar MultiPL-E's Java prompts import. g++, a JDK, node,
+# bash and rustc are expected on the machine already; a missing one makes its tests say which
+# package to install.
+toolchains:
+	@missing=""; command -v php >/dev/null 2>&1 || missing="$$missing php-cli"; \
+	  test -f /usr/share/java/javatuples.jar || missing="$$missing libjavatuples-java"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian$$missing (native programs in the sandbox)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "warning: could not install$$missing; the native-language tests will say so"; \
+	  fi
 
 # The official checkers the parity tests compare against (evalplus, BigCodeBench), in a
 # throw-away venv: installed --no-deps (their metadata pulls vllm, a CUDA torch and API clients);
@@ -85,7 +98,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup chromium parity vllm-env lint
+test: setup chromium toolchains parity vllm-env lint
 	CODECOT_STRICT=1 $(BIN)/python -m pytest -q -x --timeout=900 --durations=20 tests
 
 demo: setup chromium
@@ -115,6 +128,9 @@ bench-gen: setup vllm-env
 
 bench-scale: setup
 	$(BIN)/python bench/bench_scale.py
+
+bench-multipl: setup toolchains
+	$(BIN)/python bench/bench_multipl.py
 
 clean:
 	rm -rf $(VENV) $(PARITY) $(VLLM) .cache .pytest_cache .ruff_cache *.egg-info
