@@ -28,10 +28,14 @@ Sandbox: programs are forked from one pre-started interpreter per batch (the for
 instead, everywhere, benchmarks' own overrides included (see `--help` for the trade-off).
 
 The run folder:
-    samples.parquet     one row per model x task x sample (columns: SAMPLE_COLUMNS)
+    samples.parquet     one row per model x task x sample (columns: SAMPLE_COLUMNS; profiled runs,
+                        --bench evalperf or --profile, add evaluation.perf.PERF_COLUMNS:
+                        instructions, perf_counter, dps, dps_norm, matching_cluster)
     pass_at_k.parquet   one row per model x group x k, with a seeded bootstrap CI over tasks
     summary.json        pass@k overall / by difficulty / by family, verdict counts, wrong entry
-                        points, pass@1 if renamed, generation samples/s, eval seconds
+                        points, pass@1 if renamed, generation samples/s, eval seconds; profiled
+                        runs: `perf` per model (counter, DPS / DPS_norm for evalperf), the
+                        run's `perf_counter` (also in manifest.json), `reference_instructions`
     parts/<key>.parquet one finished (model, step) each; a rerun after a kill skips them
     parts/<key>.json    that part's timings
     parts/config.json   what identifies the run (a rerun with other settings is refused)
