@@ -68,8 +68,8 @@ COUNTERS = ("auto", "hw", "valgrind")
 # evalplus.config: PERF_EVAL_TIMEOUT_SECOND and PERF_RAM_GB_PER_PROC
 PERF_TIMEOUT_S = 45.0
 PERF_MEMORY_MB = 12 * 1024
-# Valgrind runs Python tens of times slower (measured here: ~50x on a dict-heavy loop), so the
-# wall clock of a valgrind profile is the hw one times this.
+# Valgrind's JIT runs Python tens of times slower than the CPU does, so the wall clock of a
+# valgrind profile is the hw one times this.
 VALGRIND_SLOWDOWN = 50
 TOGGLE_FUNCTION = "_PyEval_CallTracing"  # the C function sys.call_tracing enters
 HW_MARKER = "@@codecot-instructions@@"
