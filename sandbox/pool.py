@@ -399,41 +399,38 @@ class _Batch:
 
     def verdict(self, slot: _Slot) -> Verdict:
         program = self.programs[slot.index]
-        duration = time.monotonic() - slot.started
+        duration = round(time.monotonic() - slot.started, 4)
+        config = self.program_config(program)
+        stderr = bytes(slot.data["err"])
+        total = sum(slot.totals[k] for k in ("out", "err", "res"))
+        out = _text(slot.data["out"], slot.totals["out"])
+        err = _text(slot.data["err"], slot.totals["err"])
         if isinstance(program, NativeProgram):
-            return self.native_verdict(slot, program, duration)
+            native = NativeOutcome(
+                has_build=program.build is not None,
+                build_report=slot.build_report,
+                exit_report=slot.exit,
+                kill_reason=slot.kill_reason,
+                phase=slot.phase,
+                stderr=stderr,
+                output_total=total,
+            )
+            status, detail, failed_test = decide_native(native, config)
+            log = bytes(slot.data["res"]).decode("utf-8", "replace")  # the build log's tail
+            if slot.totals["res"] > len(slot.data["res"]):
+                log = f"[... {slot.totals['res'] - len(slot.data['res'])} bytes before]\n" + log
+            return Verdict(program.id, status, detail, failed_test, duration, out, err,
+                           exit_code=exit_code(slot.exit), build_log=log)  # fmt: skip
         run = RunOutcome(
             nonce=slot.nonce,
             res=bytes(slot.data["res"]),
             exit_report=slot.exit,
             kill_reason=slot.kill_reason,
-            stderr=bytes(slot.data["err"]),
-            output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
+            stderr=stderr,
+            output_total=total,
         )
-        status, detail, failed_test = decide(run, self.program_config(program))
-        out = _text(slot.data["out"], slot.totals["out"])
-        err = _text(slot.data["err"], slot.totals["err"])
-        return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err)
-
-    def native_verdict(self, slot: _Slot, program: NativeProgram, duration: float) -> Verdict:
-        run = NativeOutcome(
-            has_build=program.build is not None,
-            build_report=slot.build_report,
-            exit_report=slot.exit,
-            kill_reason=slot.kill_reason,
-            phase=slot.phase,
-            stderr=bytes(slot.data["err"]),
-            output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
-        )
-        status, detail, failed_test = decide_native(run, self.program_config(program))
-        out = _text(slot.data["out"], slot.totals["out"])
-        err = _text(slot.data["err"], slot.totals["err"])
-        log = _text(slot.data["res"], len(slot.data["res"]))  # already the tail
-        if slot.totals["res"] > len(slot.data["res"]):
-            log = f"[... {slot.totals['res'] - len(slot.data['res'])} bytes before]\n" + log
-        code = exit_code(slot.exit)
-        return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err,
-                       exit_code=code, build_log=log)  # fmt: skip
+        status, detail, failed_test = decide(run, config)
+        return Verdict(program.id, status, detail, failed_test, duration, out, err)
 
     # -- the loop ---------------------------------------------------------------------------
 
