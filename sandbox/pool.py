@@ -249,49 +249,41 @@ class _Batch:
                 os.chown(cwd, uid, uid)
         env = dict(self.env, HOME=cwd, TMPDIR=cwd)
         own = self.program_config(program)
-        if isinstance(program, NativeProgram):
-            build_limits, run_limits = native_limits(cfg, program)
-            msg = {
-                "native": True,
-                "files": [list(f) for f in program.files],
-                "build": list(program.build) if program.build is not None else None,
-                "run": list(program.run),
-                "build_limits": build_limits,
-                "run_limits": run_limits,
-                "uid": uid,
-                "gid": uid,
-                "cwd": cwd,
-                "env": dict(env, **dict(program.env)),
-                "stdin": program.stdin,
-                "tmpfs_kb": cfg.tmpfs_mb * 1024,
-                "tmpfs_inodes": 4096,
-            }
-            body = marshal.dumps(msg)
-            slot.started = time.monotonic()
-            slot.phase = "build" if program.build is not None else "run"
-            step_s = own.build_timeout_s if program.build is not None else own.timeout_s
-            slot.deadline = slot.started + step_s
-            self.send(slot, len(body).to_bytes(8, "little") + body)
-            return
-        limits = self.limits if own is cfg else dict(self.limits, cpu=own.cpu_limit_s)
-        msg = {
-            "nonce": slot.nonce,
-            "code": program.code,
-            "tests": program.tests if isinstance(program.tests, str) else list(program.tests),
+        msg: dict[str, object] = {
             "uid": uid,
             "gid": uid,
             "cwd": cwd,
-            "env": env,
-            "site": self.site,
-            "limits": limits,
             "stdin": program.stdin,
-            "count_own_tasks": uid is None,
             "tmpfs_kb": cfg.tmpfs_mb * 1024,
             "tmpfs_inodes": 4096,
         }
+        step_s = own.timeout_s
+        if isinstance(program, NativeProgram):
+            build_limits, run_limits = native_limits(cfg, program)
+            msg.update(
+                native=True,
+                files=[list(f) for f in program.files],
+                build=list(program.build) if program.build is not None else None,
+                run=list(program.run),
+                build_limits=build_limits,
+                run_limits=run_limits,
+                env=dict(env, **dict(program.env)),
+            )
+            if program.build is not None:  # the run step's clock starts at the "built" report
+                slot.phase, step_s = "build", own.build_timeout_s
+        else:
+            msg.update(
+                nonce=slot.nonce,
+                code=program.code,
+                tests=program.tests if isinstance(program.tests, str) else list(program.tests),
+                env=env,
+                site=self.site,
+                limits=self.limits if own is cfg else dict(self.limits, cpu=own.cpu_limit_s),
+                count_own_tasks=uid is None,
+            )
         body = marshal.dumps(msg)
         slot.started = time.monotonic()
-        slot.deadline = slot.started + own.timeout_s
+        slot.deadline = slot.started + step_s
         self.send(slot, len(body).to_bytes(8, "little") + body)
 
     def kill(self, slot: _Slot, reason: str) -> None:
