@@ -7,7 +7,8 @@
     gen.close()
 
 Every backend is fed the SAME prompt token ids (`training.formats.prompt_ids`, the ids training
-used) and returns `evaluation.generate.Generation`s with finish "eos" | "length" | "stop_code":
+used) and returns `evaluation.generate.Generation`s with finish "eos" | "length" | "stop_code"
+| "stop_token":
 
     hf       a transformers model loaded here, batched `generate` (evaluation.generate)
     vllm     in-process `vllm.LLM` (imported only when chosen): `TokensPrompt(prompt_token_ids)`,
@@ -22,7 +23,8 @@ used) and returns `evaluation.generate.Generation`s with finish "eos" | "length"
 
 Stop strings: an API stops before the stop string and drops it; the backends here put it back,
 so a sample cut at a code block ends with its closing fence whichever backend made it (the same
-text `hf` keeps). A backend is one entry of `GEN_BACKENDS`: a description (listed by
+text `hf` keeps). A benchmark's stop tokens (`GenConfig.stop_tokens`, MultiPL-E) are sent too
+and stay dropped, as MultiPL-E drops them (finish "stop_token"). A backend is one entry of `GEN_BACKENDS`: a description (listed by
 `diag eval --help`), an option check, and a function (model dir, tokenizer, options) -> a
 `Generator` (a subclass that defines `_generate(prompts, cfg, progress)`, and `close()` when it
 holds a model).
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.generate import STOP_CODE, GenConfig, Generation, GenStats, generate
+from evaluation.generate import STOP_CODE, STOP_TOKEN, GenConfig, Generation, GenStats, generate
 from plumbing import InputError
 
 
@@ -99,18 +101,27 @@ class Generator(ABC):
 
 
 def _finish(
-    reason: str | None, matched: Any, text: str, stop: str | None, reported: bool = True
+    reason: str | None,
+    matched: Any,
+    text: str,
+    stop: str | None,
+    reported: bool = True,
+    stop_tokens: Sequence[str] = (),
 ) -> tuple[str, str]:
     """(text, finish) from an API's finish_reason and the stop string it matched (vLLM:
-    `stop_reason`, SGLang: `matched_stop`; None for EOS); the stop string is put back. A server
-    that does not say which stop it met (`reported` False, e.g. TGI) met ours when the text
-    holds an opening fence and no stop string: after EOS a code-first sample would hold both."""
+    `stop_reason`, SGLang: `matched_stop`; None for EOS); the code stop is put back, a stop
+    token stays dropped. A server that does not say which stop it met (`reported` False, e.g.
+    TGI) met the code stop when the text holds an opening fence and no stop string: after EOS a
+    code-first sample would hold both (a stop token it met is then reported as "eos"; the text
+    is the same)."""
     if reason == "length":
         return text, "length"
     if stop and reason == "stop":
         ours = matched == stop if reported else ("```" in text and stop not in text)
         if ours:
             return text + stop, STOP_CODE
+    if reason == "stop" and reported and matched in stop_tokens:
+        return text, STOP_TOKEN
     return text, "eos"
 
 
@@ -188,7 +199,7 @@ class VLLMGenerator(Generator):
             top_p=cfg.top_p if sampling else 1.0,
             seed=cfg.seed,
             max_tokens=cfg.max_new_tokens,
-            stop=[cfg.code_stop] if cfg.code_stop else None,
+            stop=cfg.stops or None,
         )
         results = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
@@ -200,7 +211,11 @@ class VLLMGenerator(Generator):
             per = []
             for choice in sorted(result.outputs, key=lambda c: c.index):
                 text, finish = _finish(
-                    choice.finish_reason, choice.stop_reason, choice.text, cfg.code_stop
+                    choice.finish_reason,
+                    choice.stop_reason,
+                    choice.text,
+                    cfg.code_stop,
+                    stop_tokens=cfg.stop_tokens,
                 )
                 per.append(Generation(text, len(choice.token_ids), finish))
             out.append(per)
@@ -294,8 +309,8 @@ class OpenAIGenerator(Generator):
             "top_p": cfg.top_p if sampling else 1.0,
             "seed": cfg.seed + sample,
         }
-        if cfg.code_stop:
-            body["stop"] = [cfg.code_stop]
+        if cfg.stops:
+            body["stop"] = cfg.stops
         data = self._ask(body)
         try:
             choice = data["choices"][0]
@@ -308,7 +323,9 @@ class OpenAIGenerator(Generator):
             ) from None
         reported = "stop_reason" in choice or "matched_stop" in choice
         matched = choice.get("stop_reason", choice.get("matched_stop"))
-        text, finish = _finish(choice.get("finish_reason"), matched, text, cfg.code_stop, reported)
+        text, finish = _finish(
+            choice.get("finish_reason"), matched, text, cfg.code_stop, reported, cfg.stop_tokens
+        )
         return Generation(text, n_tokens, finish)
 
     def _generate(

@@ -16,6 +16,11 @@ the same hardware. The results come back in the input order.
 kept text runs through the end of the string (an API drops it; `evaluation.backends` puts it
 back, so every backend saves the same text) and the sample's finish is "stop_code".
 `stop_at_code(fmt)` is the string for the formats whose code comes first.
+
+`stop_tokens` (GenConfig): a benchmark's stop strings (MultiPL-E's per-language `stop_tokens`,
+e.g. "\n}" for C++): a sample ends at the first of them, which is dropped, as MultiPL-E's
+`stop_at_stop_token` drops it (its tests start by closing the function); finish "stop_token".
+With both, the earliest match decides (`cut_at_stops`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ CODE_FIRST_FORMATS = ("precede", "wo")
 # always carries a language tag (```python\n) in these formats.
 CODE_STOP = CLOSE_FENCE + "\n"
 STOP_CODE = "stop_code"  # Generation.finish of a sample cut at CODE_STOP
+STOP_TOKEN = "stop_token"  # Generation.finish of a sample cut at one of GenConfig.stop_tokens
 
 
 @dataclass
@@ -47,13 +53,19 @@ class GenConfig:
     batch_size: int = 32  # rows (prompt x sample) per generate() call
     seed: int = 0
     code_stop: str | None = None  # end a sample once its text holds this (see module doc)
+    stop_tokens: tuple[str, ...] = ()  # end a sample before the first of these (module doc)
+
+    @property
+    def stops(self) -> list[str]:
+        """Every stop string, for an API's `stop` (the code stop first)."""
+        return ([self.code_stop] if self.code_stop else []) + list(self.stop_tokens)
 
 
 @dataclass
 class Generation:
     text: str
     n_tokens: int  # generated tokens, EOS included, pads excluded
-    finish: str  # "eos" | "length" | "stop_code"
+    finish: str  # "eos" | "length" | "stop_code" | "stop_token"
 
 
 def stop_at_code(fmt: str) -> str | None:
@@ -65,6 +77,22 @@ def cut_at_stop(text: str, stop: str) -> str | None:
     """`text` through the end of the first `stop` in it, or None when it holds none."""
     at = text.find(stop)
     return None if at < 0 else text[: at + len(stop)]
+
+
+def cut_at_stops(
+    text: str, code_stop: str | None, stop_tokens: Sequence[str]
+) -> tuple[str, str] | None:
+    """(text, finish) cut at the earliest stop in it: through the code stop (STOP_CODE), or
+    before a stop token (STOP_TOKEN); None when it holds none."""
+    found = [(text.find(s), 1, s) for s in stop_tokens if s and s in text]
+    if code_stop and code_stop in text:
+        found.append((text.find(code_stop), 0, code_stop))
+    if not found:
+        return None
+    at, _, stop = min(found)
+    if stop == code_stop:
+        return text[: at + len(stop)], STOP_CODE
+    return text[:at], STOP_TOKEN
 
 
 @dataclass
@@ -94,16 +122,16 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 class _CodeStopCriteria:
-    """A per-row stopping criterion: a row stops once its generated text holds `stop`.
+    """A per-row stopping criterion: a row stops once its generated text holds one of `stops`.
 
-    Only the last few generated tokens are decoded each step (the stop string is short, and
-    every token spans at least one character of it); the step a row first matched is recorded,
-    so the caller cuts that row there.
+    Only the last few generated tokens are decoded each step (the stop strings are short, and
+    every token spans at least one character of one); the step a row first matched is
+    recorded, so the caller cuts that row there.
     """
 
-    def __init__(self, tokenizer: Any, stop: str, width: int):
-        self.tokenizer, self.stop, self.width = tokenizer, stop, width
-        self.tail = len(stop) + 3
+    def __init__(self, tokenizer: Any, stops: Sequence[str], width: int):
+        self.tokenizer, self.stops, self.width = tokenizer, tuple(stops), width
+        self.tail = max(len(s) for s in self.stops) + 3
         self.fired: dict[int, int] = {}  # row -> generated tokens when it matched
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -119,7 +147,7 @@ class _CodeStopCriteria:
                     skip_special_tokens=True,
                     clean_up_tokenization_spaces=False,
                 )
-                if self.stop in tail:
+                if any(stop in tail for stop in self.stops):
                     self.fired[row] = n_new
             done[row] = row in self.fired
         return done
@@ -172,10 +200,10 @@ def generate(
     for batch in batches:
         width = max(len(prompts[i]) for i, _ in batch)
         code_stop = None
-        if cfg.code_stop:
+        if cfg.stops:
             from transformers import StoppingCriteriaList
 
-            code_stop = _CodeStopCriteria(tokenizer, cfg.code_stop, width)
+            code_stop = _CodeStopCriteria(tokenizer, cfg.stops, width)
             gen_kwargs["stopping_criteria"] = StoppingCriteriaList([code_stop])
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # [rows, width]
         mask = torch.zeros((len(batch), width), dtype=torch.long)  # [rows, width]
@@ -203,8 +231,8 @@ def generate(
                 skip_special_tokens=True,
                 clean_up_tokenization_spaces=False,
             )
-            if finish == STOP_CODE and cfg.code_stop:
-                text = cut_at_stop(text, cfg.code_stop) or text
+            if finish == STOP_CODE:  # the stop that fired: the code stop or a stop token
+                text, finish = cut_at_stops(text, cfg.code_stop, cfg.stop_tokens) or (text, finish)
             out[i][s] = Generation(text=text, n_tokens=len(tokens), finish=finish)
             stats.new_tokens += len(tokens)
         stats.samples += len(batch)
