@@ -22,8 +22,8 @@ cut at the first stop token, which is dropped (`stop_at_stop_token`).
 
 Full-code samples (a model's fenced code, a `solution`): MultiPL-E only knows completions, so
 the code is turned into the completion MultiPL-E would have received (`completion_from_code`):
-the text after the line that repeats the prompt's last line (the function header,
-whitespace-insensitive), cut at the first stop token. Helper functions written before the
+the text after the line that repeats the prompt's last line (the function header, compared
+with all whitespace removed), cut at the first stop token. Helper functions written before the
 header are therefore dropped, as MultiPL-E's stop tokens drop what follows the function. Code
 that never repeats the header is taken whole as the completion (and usually fails to build,
 as it would in MultiPL-E).
@@ -201,7 +201,8 @@ def stop_at_stop_token(text: str, stop_tokens: Sequence[str]) -> str:
 
 
 def _squeeze(line: str) -> str:
-    return " ".join(line.split())
+    # whitespace dropped: `function add(x, y){` (MultiPL-E's js header) = `function add(x, y) {`
+    return "".join(line.split())
 
 
 def completion_from_code(code: str, prompt: str, stop_tokens: Sequence[str]) -> str:

@@ -365,48 +365,26 @@ def test_api_finish_keeps_a_stop_token_dropped():
     assert _finish("stop", None, "x", None, True, ("\n}",)) == ("x", "eos")
 
 
-class _CharTokenizer:
-    """Token i is the character CHARS[i]; the last id is EOS (never in the text)."""
-
-    CHARS = "ab}\n{x "
-
-    def __init__(self):
-        self.eos_token_id = len(self.CHARS)
-        self.pad_token_id = self.eos_token_id
-
-    def decode(self, ids, skip_special_tokens=True, clean_up_tokenization_spaces=False):
-        return "".join(self.CHARS[i] for i in ids if i < len(self.CHARS))
-
-
-def test_generate_stops_rows_at_stop_tokens_and_drops_them():
-    """A random tiny model: rows whose unconstrained text holds a stop token end there (the
-    stop dropped, finish stop_token); the others are unchanged."""
+def test_hf_stop_criterion_fires_on_any_stop_and_the_text_is_cut_at_the_earliest():
+    """generate()'s per-row criterion (evaluation.generate._CodeStopCriteria) with a code stop
+    and a stop token: each row stops at the step its text first holds either."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    from evaluation.generate import STOP_TOKEN, GenConfig, generate
+    from evaluation.generate import STOP_TOKEN, _CodeStopCriteria, cut_at_stops
 
-    torch.manual_seed(0)
-    tok = _CharTokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tok.CHARS) + 1, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config).eval()
-    prompts = [[0, 1, 4, 3], [1, 1, 3], [5, 6, 0, 3], [4, 3], [0, 3, 5], [2, 2, 3]]
-    cfg = GenConfig(temperature=1.0, max_new_tokens=24, batch_size=6, seed=3)
-    full = [per[0] for per in generate(model, tok, prompts, cfg)]
-    counts = {s: sum(s in g.text for g in full) for s in ("\n}", "}\n", "ab", "x ", "\nx")}
-    stop = next(s for s, n in counts.items() if 0 < n < len(full))
-    cfg.stop_tokens = (stop, "never")
-    cut = [per[0] for per in generate(model, tok, prompts, cfg)]
-    for whole, short in zip(full, cut):
-        if stop in whole.text:
-            assert (short.text, short.finish) == (
-                stop_at_stop_token(whole.text, [stop]),
-                STOP_TOKEN,
-            )
-            assert stop not in short.text
-        else:
-            assert (short.text, short.finish) == (whole.text, whole.finish)
+    chars = "ab}\n`x"
+
+    class CharTokenizer:
+        def decode(self, ids, skip_special_tokens=True, clean_up_tokenization_spaces=False):
+            return "".join(chars[i] for i in ids)
+
+    def ids(text: str) -> list[int]:
+        return [chars.index(ch) for ch in text]
+
+    rows = ["aa\n}b", "a```\nx", "abab\n"]  # a stop token, the code stop, neither
+    stops = _CodeStopCriteria(CharTokenizer(), ("```\n", "\n}"), width=1)
+    for step in range(1, 6):
+        batch = torch.tensor([[0] + ids(r[:step]) for r in rows])  # 1 prompt token + new ones
+        stops(batch, None)
+    assert stops.fired == {0: 4, 1: 5}  # "aa\n}" after 4 new tokens, "a```\n" after 5
+    assert cut_at_stops("aa\n}", "```\n", ("\n}",)) == ("aa", STOP_TOKEN)
