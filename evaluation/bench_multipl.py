@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.benchmarks import BenchSpec, BenchTask, _check_unique
-from evaluation.extract import PYTHON_TAGS, Extraction, fenced_blocks
+from evaluation.extract import PYTHON_TAGS, Extraction, extract_code, fenced_blocks
 from plumbing import InputError, iter_jsonl, require_file
 from plumbing.files import atomic_path
 
@@ -233,10 +233,8 @@ def extract_native(response: str, fmt: str, language: str) -> Extraction:
     """The code of a response in another language than Python: the first fenced block tagged
     with the language (the last one for `follow`, code last), else the first/last untagged
     block, else any; the whole text without fences. No Python parsing is involved."""
-    if fmt == "raw":
-        return Extraction(response, "raw" if response.strip() else "empty", 0)
-    if not response.strip():
-        return Extraction("", "empty", 0)
+    if fmt == "raw" or not response.strip():  # nothing language-specific to do
+        return extract_code(response, fmt)
     blocks = fenced_blocks(response)
     if not blocks:
         return Extraction(response.strip("\n"), "whole_text", 0)
