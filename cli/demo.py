@@ -18,7 +18,13 @@ bases/<arch>/ (so result tables name the base by its architecture), the rest und
   5. ppl, kl + validation loss, attn, ablate                       -> diag/, ablate/
   6. summary   the replication table (pooled seeds, CIs, paired test) -> summary/
   7. report    every figure                                         -> report/report.html
-One torch process at a time: every step runs in this process, one after another.
+Two steps at a time (--jobs 2, the default): each step runs in its own process with
+cores // jobs threads (1 here) once the steps it reads are finished (synth and the base's corpus
+side by side; then the base alone with every core; then the four trainings, the ablation's
+retraining, the evals and the diagnostics two by two, longest first); its output goes to
+<out>/logs/<step>.log. The threads are fixed by the plan, not by timing. --jobs 1: every step in
+this process, one after another (the numbers then come from 2-thread training and differ in the
+last digits).
 
 Each step is built by its own builder (data_step, pretrain_step, train_step, run_eval_steps,
 ppl_step, ..., report_step) from the preset that resolve_preset made of the command's options,
@@ -33,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -249,6 +256,13 @@ class DemoConfig:
     cache: str | None = field(
         default=None, metadata={"help": "Cache of pretrained bases (default ~/.cache)."}
     )
+    jobs: int = field(
+        default=2,
+        metadata={
+            "help": "Steps at once, each in its own process with cores/jobs threads (the base "
+            "alone with every core); 1: every step in this process, one after another."
+        },
+    )
     overwrite: bool = field(default=False, metadata={"help": "Start from scratch in --out."})
 
 
@@ -256,9 +270,16 @@ class DemoConfig:
 class Step:
     name: str
     out: Path  # finished when out/manifest.json says so
-    run: Callable[[], Any]
+    run: Callable[[], Any]  # picklable (a partial of a module-level function): --jobs > 1
     weight: float  # expected relative cost (for the ETA)
     done: Callable[[], bool] | None = None
+    # the steps (by their out folders) this one reads; None: every step planned before it
+    after: tuple[Path, ...] | None = None
+    # among steps that may start, lower first (the long retrainings before the short evals, so
+    # the last minutes are not one long step alone on one core)
+    priority: int = 5
+    # runs alone with every thread (the base: nothing else can start before it ends anyway)
+    solo: bool = False
 
 
 def _finished(path: Path) -> bool:
@@ -272,15 +293,26 @@ def _fmt_s(seconds: float) -> str:
 
 
 class Progress:
-    """One line per step: [k/n] name, elapsed and an ETA from the steps' expected weights."""
+    """Runs the steps: one line when a step starts ([k/n] name, elapsed, ETA from the steps'
+    expected weights) and one when it ends; finished steps are reported and skipped.
 
-    def __init__(self, steps: list[Step]):
+    jobs 1: every step in this process, one after another. jobs > 1: each step in its own
+    process (spawned; its output in <out>/logs/<step>.log), up to `jobs` at once, a step starting
+    once the steps it reads (`Step.after`) are finished; each gets cores // jobs threads, a
+    `solo` step runs alone with every core. The threads a step gets are fixed by the plan, never
+    by timing, so a run's numbers do not depend on which steps happened to overlap.
+    """
+
+    def __init__(self, steps: list[Step], jobs: int = 1, logs: Path | None = None):
         self.steps = steps
+        self.jobs = max(1, jobs)
+        self.logs = logs
         self.t0 = time.time()
         self.total = sum(s.weight for s in steps) or 1.0
         self.done_weight = 0.0
-        self.worked = 0.0  # seconds spent on steps that ran (not cached)
+        self.worked = 0.0  # seconds of wall clock spent while steps ran (not cached)
         self.worked_weight = 0.0
+        self.threads: dict[str, int] = {}
 
     def eta(self) -> str:
         if self.worked_weight <= 0:
@@ -288,27 +320,143 @@ class Progress:
         rate = self.worked / self.worked_weight
         return _fmt_s(rate * (self.total - self.done_weight))
 
-    def run(self) -> dict[str, float]:
-        timings: dict[str, float] = {}
-        n = len(self.steps)
-        for k, step in enumerate(self.steps, start=1):
-            head = f"[{k}/{n}] {step.name}"
-            finished = step.done() if step.done else _finished(step.out)
-            if finished:
-                print(f"{head}: already done ({step.out})", flush=True)
+    def _head(self, k: int) -> str:
+        return f"[{k + 1}/{len(self.steps)}] {self.steps[k].name}"
+
+    def _skip_finished(self) -> set[int]:
+        finished = set()
+        for k, step in enumerate(self.steps):
+            if step.done() if step.done else _finished(step.out):
+                print(f"{self._head(k)}: already done ({step.out})", flush=True)
                 self.done_weight += step.weight
+                finished.add(k)
+        return finished
+
+    def _started(self, k: int) -> None:
+        elapsed = _fmt_s(time.time() - self.t0)
+        print(f"{self._head(k)} ... (elapsed {elapsed}, ETA {self.eta()})", flush=True)
+
+    def _ended(self, k: int, spent: float, timings: dict[str, float]) -> None:
+        timings[self.steps[k].name] = round(spent, 1)
+        self.worked_weight += self.steps[k].weight
+        self.done_weight += self.steps[k].weight
+        print(f"{self._head(k)}: done in {_fmt_s(spent)}", flush=True)
+
+    def run(self) -> dict[str, float]:
+        finished = self._skip_finished()
+        if self.jobs == 1:
+            return self._run_here(finished)
+        return self._run_spawned(finished)
+
+    def _run_here(self, finished: set[int]) -> dict[str, float]:
+        timings: dict[str, float] = {}
+        for k, step in enumerate(self.steps):
+            if k in finished:
                 continue
-            elapsed = _fmt_s(time.time() - self.t0)
-            print(f"{head} ... (elapsed {elapsed}, ETA {self.eta()})", flush=True)
+            self._started(k)
             t = time.time()
             step.run()
             spent = time.time() - t
-            timings[step.name] = round(spent, 1)
             self.worked += spent
-            self.worked_weight += step.weight
-            self.done_weight += step.weight
-            print(f"{head}: done in {_fmt_s(spent)}", flush=True)
+            self._ended(k, spent, timings)
         return timings
+
+    def _needs(self, k: int) -> set[int]:
+        after = self.steps[k].after
+        if after is None:
+            return set(range(k))
+        outs = {Path(p) for p in after}
+        return {j for j, s in enumerate(self.steps[:k]) if Path(s.out) in outs}
+
+    def _run_spawned(self, finished: set[int]) -> dict[str, float]:
+        import multiprocessing
+
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        shared = max(1, cores // self.jobs)
+        needs = {k: self._needs(k) for k in range(len(self.steps))}
+        waiting = [k for k in range(len(self.steps)) if k not in finished]
+        running: dict[int, tuple[Any, float, Path]] = {}  # k -> (process, start, log)
+        timings: dict[str, float] = {}
+        context = multiprocessing.get_context("spawn")
+        assert self.logs is not None
+        self.logs.mkdir(parents=True, exist_ok=True)
+        last = time.time()
+        try:
+            while waiting or running:
+                ready = [k for k in waiting if needs[k] <= finished]
+                ready.sort(key=lambda k: (self.steps[k].priority, k))
+                for k in ready:
+                    solo = self.steps[k].solo
+                    if len(running) >= self.jobs or (running and (solo or self._solo(running))):
+                        break
+                    threads = cores if solo else shared
+                    log = self.logs / f"{_slug(self.steps[k].name)}.log"
+                    proc = context.Process(
+                        target=_run_step, args=(self.steps[k].run, threads, str(log))
+                    )
+                    self._started(k)
+                    proc.start()
+                    self.threads[self.steps[k].name] = threads
+                    running[k] = (proc, time.time(), log)
+                    waiting.remove(k)
+                if not running:
+                    names = [self.steps[k].name for k in waiting]
+                    raise RuntimeError(f"demo plan: steps that can never start: {names}")
+                time.sleep(0.2)
+                now = time.time()
+                self.worked += now - last
+                last = now
+                for k, (proc, t, log) in list(running.items()):
+                    if proc.is_alive():
+                        continue
+                    proc.join()
+                    del running[k]
+                    if proc.exitcode != 0:
+                        raise _step_failed(self.steps[k].name, proc.exitcode, log)
+                    finished.add(k)
+                    self._ended(k, now - t, timings)
+        finally:
+            for proc, _, _ in running.values():
+                proc.kill()
+                proc.join()
+        return timings
+
+    def _solo(self, running: dict[int, Any]) -> bool:
+        return any(self.steps[k].solo for k in running)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")[:80]
+
+
+def _run_step(run: Callable[[], Any], threads: int, log: str) -> None:
+    """A spawned step: its threads set before torch loads, its output appended to `log`, and
+    killed with the demo (PR_SET_PDEATHSIG), so a killed demo leaves nothing training."""
+    import ctypes
+    import signal
+    import sys
+
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the demo's own kill handling remains
+        pass
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    try:  # torch, imported by the step, takes its thread count from OMP_NUM_THREADS
+        run()
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _step_failed(name: str, exitcode: int | None, log: Path) -> Exception:
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    if exitcode == 2 and lines and lines[-1].startswith("error: "):  # bad input: exit 2 too
+        return InputError(f"demo step {name!r}: {lines[-1][len('error: ') :]} (log: {log})")
+    tail = "\n".join("    " + line for line in lines[-40:])
+    return RuntimeError(f"demo step {name!r} failed (exit {exitcode}); {log} ends:\n{tail}")
 
 
 def resolve_preset(cfg: DemoConfig) -> DemoPreset:
@@ -414,7 +562,7 @@ def synth_step(name: str, n: int, world: dict, dest: Path) -> Step:
     from synthesis.pipeline import SynthConfig
 
     config = SynthConfig(sources=["toy"], n=n, toy_world=dict(world), out=str(dest), resume=True)
-    return Step(name, dest, _call("synthesis.pipeline:main", config), weight=n / 40)
+    return Step(name, dest, _call("synthesis.pipeline:main", config), weight=n / 40, after=())
 
 
 def data_step(preset: DemoPreset, layout: DemoLayout) -> Step:
@@ -488,7 +636,11 @@ def base_is_finished(config: PretrainConfig, data: Path) -> bool:
 
 
 def pretrain_step(
-    preset: DemoPreset, layout: DemoLayout, config: PretrainConfig, cached: Path
+    preset: DemoPreset,
+    layout: DemoLayout,
+    config: PretrainConfig,
+    cached: Path,
+    after: tuple[Path, ...] | None = None,
 ) -> Step:
     from training.pretrain import effective_preset
 
@@ -511,6 +663,9 @@ def pretrain_step(
         # ~2.9 weight units a second, as the synth and train steps
         weight=max(5, effective_preset(config).steps * steps_per_unit),
         done=partial(base_is_finished, config, layout.triples),
+        after=after,
+        priority=0,
+        solo=True,
     )
 
 
@@ -536,7 +691,8 @@ def train_step(preset: DemoPreset, layout: DemoLayout, fmt: str, seed: int) -> S
         resume=True,
     )
     run = _call("training.sft:main", config)
-    return Step(layout.tag(f"train: {fmt} (seed {seed})"), out, run, weight=preset.steps * 0.25)
+    name = layout.tag(f"train: {fmt} (seed {seed})")
+    return Step(name, out, run, weight=preset.steps * 0.25, after=(layout.base,), priority=1)
 
 
 # 4. evaluation: every checkpoint on test, the final model on OOD; the base on both
@@ -553,7 +709,7 @@ def eval_step(
     all_checkpoints: bool,
     fmt: str | None,
     weight: float,
-) -> Step:
+) -> Step:  # reads `model` (a training run or the base): starts once it is finished
     from evaluation.run import EvalConfig
 
     config = EvalConfig(
@@ -568,7 +724,8 @@ def eval_step(
         resume=True,
     )
     name = f"eval: {title} on {split}" + (" (every checkpoint)" if all_checkpoints else "")
-    return Step(layout.tag(name), out, _call("evaluation.run:main", config), weight)
+    run = _call("evaluation.run:main", config)
+    return Step(layout.tag(name), out, run, weight, after=(model,), priority=3)
 
 
 def run_eval_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
@@ -624,6 +781,11 @@ def scoring_options(preset: DemoPreset, layout: DemoLayout, name: str) -> dict[s
     return {"out": str(layout.diag / name), "resume": True, **data}
 
 
+def _reads(models: list[str]) -> dict[str, Any]:
+    """A diagnostic's place in the schedule: after the models it reads, before the evals."""
+    return {"after": tuple(Path(m) for m in models), "priority": 4}
+
+
 def ppl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
     from diagnostics.ppl import PplConfig
 
@@ -631,7 +793,7 @@ def ppl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
     config = PplConfig(model=models, **scoring_options(preset, layout, "ppl"))
     run = _call("diagnostics.ppl:main", config)
     name = layout.tag("ppl: conditional perplexity")
-    return Step(name, layout.diag / "ppl", run, weight=len(models) * 2)
+    return Step(name, layout.diag / "ppl", run, weight=len(models) * 2, **_reads(models))
 
 
 def kl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
@@ -640,7 +802,8 @@ def kl_step(preset: DemoPreset, layout: DemoLayout) -> Step:
     models = final_models(preset, layout)
     config = KlConfig(model=models, save_tokens=True, **scoring_options(preset, layout, "kl"))
     run = _call("diagnostics.kl:main", config)
-    return Step(layout.tag("kl: KL to base"), layout.diag / "kl", run, weight=len(models) * 3)
+    name = layout.tag("kl: KL to base")
+    return Step(name, layout.diag / "kl", run, weight=len(models) * 3, **_reads(models))
 
 
 def valloss_step(preset: DemoPreset, layout: DemoLayout) -> Step:
@@ -653,6 +816,7 @@ def valloss_step(preset: DemoPreset, layout: DemoLayout) -> Step:
         layout.diag / "valloss",
         _call("diagnostics.valloss:main", config),
         weight=len(runs) * n_checkpoints(preset) * 2,
+        **_reads(runs),
     )
 
 
@@ -671,7 +835,8 @@ def attn_step(preset: DemoPreset, layout: DemoLayout) -> Step:
         max_examples=preset.attn_examples or preset.diag_examples,
     )
     name = layout.tag("attn: span attention + attribution")
-    return Step(name, out, _call("diagnostics.attn:main", config), weight=len(models) * 8)
+    run = _call("diagnostics.attn:main", config)
+    return Step(name, out, run, weight=len(models) * 8, **_reads(models))
 
 
 def ablate_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
@@ -703,6 +868,8 @@ def ablate_steps(preset: DemoPreset, layout: DemoLayout) -> list[Step]:
                 out,
                 _call("diagnostics.ablate:main", config),
                 weight=len(preset.ablate_variants) * retrain,
+                after=(layout.train_dir(fmt, seed),),
+                priority=2,
             )
         )
     return steps
@@ -727,12 +894,15 @@ def report_step(layout: DemoLayout) -> Step:
     return Step("report: figures", out, _call("reports.report:main", config), weight=10)
 
 
-def study_steps(preset: DemoPreset, layout: DemoLayout, cache: str | None) -> list[Step]:
-    """One base's study: pretrain it, train every format and seed, evaluate, diagnose, ablate."""
+def study_steps(
+    preset: DemoPreset, layout: DemoLayout, cache: str | None, data: tuple[Path, ...] = ()
+) -> list[Step]:
+    """One base's study: pretrain it (once `data`, the synth steps' folders, are there), train
+    every format and seed, evaluate, diagnose, ablate."""
     base_config = pretrain_config(preset, layout)
     cached = base_location(preset, base_config, cache)
     return [
-        pretrain_step(preset, layout, base_config, cached),
+        pretrain_step(preset, layout, base_config, cached, after=data),
         *[train_step(preset, layout, fmt, seed) for fmt, seed in sft_runs(preset)],
         *run_eval_steps(preset, layout),
         *base_eval_steps(preset, layout),
@@ -751,8 +921,9 @@ def plan(cfg: DemoConfig) -> tuple[list[Step], dict[str, Any]]:
     # one architecture keeps the single-study layout (base/, train/, ...) of earlier demos
     studies = [layout] if preset.archs == ("llama",) else [layout.for_arch(a) for a in preset.archs]
     steps = [data_step(preset, layout), *base_corpus_steps(preset, layout)]
+    data = tuple(s.out for s in steps)
     for study in studies:
-        steps += study_steps(preset, study, cfg.cache)
+        steps += study_steps(preset, study, cfg.cache, data)
     steps += [summary_step(layout), report_step(layout)]
     caches = [str(base_location(preset, pretrain_config(preset, s), cfg.cache)) for s in studies]
     return steps, {
@@ -767,12 +938,15 @@ def main(cfg: DemoConfig) -> dict[str, Any]:
         shutil.rmtree(out)
     steps, info = plan(cfg)
     prepare_out_dir(out, resume=True)  # a finished demo is re-checked step by step, not redone
+    if cfg.jobs < 1:
+        raise InputError(f"--jobs {cfg.jobs}: must be >= 1")
     manifest = Manifest("demo", out, config=cfg, seed=0)
-    progress = Progress(steps)
+    progress = Progress(steps, jobs=cfg.jobs, logs=out / "logs")
     print(f"codecot demo ({cfg.preset}): {len(steps)} steps -> {out}", flush=True)
     timings = progress.run()
     wall = time.time() - progress.t0
-    manifest.finish(step_seconds=timings, wall_seconds=round(wall, 1), **info)
+    threads = progress.threads or None  # None: every step in this process, its threads
+    manifest.finish(step_seconds=timings, step_threads=threads, wall_seconds=round(wall, 1), **info)
     report = out / "report" / "report.html"
     print(f"\ndemo finished in {_fmt_s(wall)}; report: {report}")
     print(f"explore: diag app --runs {out}")

@@ -1,8 +1,12 @@
-"""codecot sandbox: run untrusted Python in a fresh, limited, network-less interpreter.
+"""codecot sandbox: run untrusted Python in a fresh, limited, network-less interpreter, and
+programs in any language (built and run as native processes) under the same isolation.
 
-    from sandbox import SandboxConfig, Program, run_programs, isolation_mode
+    from sandbox import SandboxConfig, Program, NativeProgram, run_programs, isolation_mode
+    from sandbox.languages import native_program
     progs = [Program("p1", "def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3"]),
-             Program("he", humaneval_prompt + completion, test + "\ncheck(entry_point)\n")]
+             Program("he", humaneval_prompt + completion, test + "\ncheck(entry_point)\n"),
+             native_program("cpp", "HumanEval_0", cpp_prompt + completion + cpp_tests),
+             NativeProgram("x", (("main.c", src),), ("./a.out",), ("cc", "main.c"))]
     verdicts = run_programs(progs, SandboxConfig(timeout_s=10), workers=4, progress=True)
     [v.status for v in verdicts]   # passed / failed / error / timeout / oom / killed
     isolation_mode()               # "netns" (root here) or "socket-block"
@@ -24,6 +28,8 @@ self-consistency filter and evaluation (pass@k). Where each thing lives:
   namespaces, mounts, rlimits, uid switch, the audit hook, the sentinel, the tests). It is sent
   as code to `python -I -S -B` and cannot import this package, so it is self-contained.
 * sandbox/procs.py finds processes a batch left behind (for tests).
+* sandbox/languages.py: per-language toolchains for native programs (MultiPL-E's cpp, java, js,
+  sh, rs, php, py: build and run argv, the Debian package, run limits that work for a JVM or V8).
 
 Design, per program:
 
@@ -80,6 +86,29 @@ Design, per program:
   or RLIMIT_CPU) / oom (MemoryError under the address-space limit) / killed (signal, output
   flood, batch deadline).
 
+Native programs (NativeProgram; sandbox/languages.py builds them per language): files, an
+optional build step (a compiler) and a run step, each an exec'd argv. They run in the same
+isolation as a Python program: the supervisor (pid 1 of the program's own pid namespace, in the
+shared empty network namespace and its own mount namespace with the same mounts and the private
+size-limited /tmp as cwd/HOME/TMPDIR) forks each step, which starts a new session, drops to the
+private uid with no_new_privs and execs. The files are written by the step itself, as that uid.
+Each step has its own rlimits: the build step SandboxConfig.build_timeout_s / build_memory_mb /
+build_max_processes (a compiler needs more than a test run; its files may be as large as /tmp),
+the run step the normal ones or the program's overrides (memory_mb, max_processes: a JVM or V8
+needs more address space and threads, see sandbox/languages.py). RLIMIT_AS is absolute for
+both (nothing of the interpreter is left after exec). Between the steps the supervisor kills
+every process the build left (kill(-1) from pid 1 reaches the whole namespace and nothing else);
+after the run step it exits and the kernel kills the rest. Wall clocks: the build step's runs
+from the program's start, the run step's from the supervisor's "built" report. Verdict by exit
+status, as MultiPL-E judges (there is no sentinel in a C++ program; sandbox/verdict.py
+`decide_native`): passed = the run step exited 0; failed = it exited non-zero (exit_code, stderr
+tail in detail) or aborted (SIGABRT: a failed C/C++ assert); error = the build failed (its
+output in Verdict.build_log); timeout = either step's wall clock or CPU limit (detail names the
+step); killed = another signal, output flood, batch deadline. The fork server forks native
+programs' supervisors too (nothing of the pre-imported interpreter reaches an exec'd step).
+Native programs need "netns": in "socket-block" mode run_programs raises RuntimeError, since
+the audit hook that contains Python there cannot contain an exec'd binary.
+
 Not root ("socket-block", reported by isolation_mode() and isolation_report()): no namespaces
 and no uid switch, so the program keeps the caller's uid and can write where the caller can;
 network sockets (all but AF_UNIX), name lookups and running other programs are refused by the
@@ -95,6 +124,7 @@ cannot forge a pass.
 
 from sandbox.api import (
     STATUSES,
+    NativeProgram,
     Program,
     SandboxConfig,
     Verdict,
@@ -106,6 +136,7 @@ from sandbox.api import (
 
 __all__ = [
     "STATUSES",
+    "NativeProgram",
     "Program",
     "SandboxConfig",
     "Verdict",

@@ -271,6 +271,10 @@ def _supervise(libc, setup):
         import _signal
 
         _signal.signal(SIGUSR1, _stop)
+    if msg.get("native"):
+        if not netns:
+            _fail("native programs need the netns isolation")
+        _native(libc, msg)
     pid2 = os.fork()
     if pid2 == 0:
         try:
@@ -303,6 +307,115 @@ def _supervise(libc, setup):
         _ctl(b"exit %d %.4f %.4f %d\n"
              % (status, rusage.ru_utime, rusage.ru_stime, rusage.ru_maxrss))  # fmt: skip
     os._exit(0)  # in "netns" mode the kernel now kills all that is left in the namespace
+
+
+def _native(libc, msg):
+    """A NativeProgram: the build step (output on RES, the build log), then the run step.
+
+    Each step is a child of this supervisor (pid 1 of the program's pid namespace) that drops to
+    the private uid under its own rlimits and execs the step's argv. After the build step every
+    process it left is killed (kill(-1) from pid 1 reaches the whole namespace and nothing
+    outside it), then "built STATUS UTIME STIME" goes on CTL; the run step starts only after a
+    build that exited 0. The run step's wait status is reported as a Program's is.
+    """
+    files = msg["files"]
+    if msg["build"] is not None:
+        pid = _fork_step(libc, msg, msg["build"], msg["build_limits"], RES, None, files)
+        files = None
+        os.close(RES)
+        status, rusage = _wait_step(pid)
+        _kill_namespace()
+        _ctl(b"built %d %.4f %.4f\n" % (status, rusage.ru_utime, rusage.ru_stime))
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+            os._exit(0)
+    else:
+        os.close(RES)
+    pid = _fork_step(libc, msg, msg["run"], msg["run_limits"], None, msg.get("stdin"), files)
+    del msg
+    for fd in (0, 1, 2):
+        os.close(fd)
+    status, rusage = _wait_step(pid)
+    _ctl(b"exit %d %.4f %.4f %d\n"
+         % (status, rusage.ru_utime, rusage.ru_stime, rusage.ru_maxrss))  # fmt: skip
+    os._exit(0)  # the kernel now kills all that is left in the namespace
+
+
+def _wait_step(pid):
+    while True:
+        try:
+            got, status, rusage = os.wait4(-1, 0)
+        except ChildProcessError:
+            _ctl(b"exit lost\n")
+            os._exit(0)
+        if got == pid:
+            return status, rusage
+
+
+def _kill_namespace():
+    """Kill and reap every process of this pid namespace but pid 1 (this supervisor)."""
+    try:
+        os.kill(-1, SIGKILL)
+    except OSError:
+        pass
+    _reap(block=True)
+
+
+def _fork_step(libc, msg, argv, limits, log_fd, stdin_text, files):
+    """Fork a child that becomes one step of a NativeProgram: exec `argv` in /tmp as the uid.
+
+    log_fd: where stdout and stderr go (the build log), None: keep fds 1 and 2. files: written
+    first, by the uid (it can write nowhere but /tmp). A step that cannot start exits 127 with
+    the reason on its stderr.
+    """
+    pid = os.fork()
+    if pid != 0:
+        return pid
+    try:
+        os.setsid()
+        if log_fd is not None:
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.close(null)
+        if stdin_text is not None:  # an in-memory file on fd 0
+            fd = os.memfd_create("stdin")
+            view = memoryview(stdin_text.encode("utf-8", "surrogateescape"))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.lseek(fd, 0, 0)
+            os.dup2(fd, 0)
+            os.close(fd)
+        os.closerange(3, 1 << 16)
+        os.chdir(msg["cwd"])
+        _setrlimits(libc, (
+            (RLIMIT_CORE, 0),
+            (RLIMIT_NOFILE, limits["nofile"]),
+            (RLIMIT_FSIZE, limits["fsize"]),
+            (RLIMIT_CPU, limits["cpu"]),
+            (RLIMIT_NPROC, limits["nproc"]),
+            (RLIMIT_AS, limits["as"]),
+        ))  # fmt: skip
+        if msg["uid"] is not None and os.getuid() == 0:
+            os.setgroups([])
+            os.setresgid(msg["gid"], msg["gid"], msg["gid"])
+            os.setresuid(msg["uid"], msg["uid"], msg["uid"])
+        # after the uid switch: changing credentials clears the parent-death signal
+        libc.call("prctl", PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
+        libc.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        for name, text in files or ():
+            if "/" in name:
+                os.makedirs(os.path.dirname(name), exist_ok=True)
+            with open(name, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(text)
+        os.execvpe(argv[0], argv, msg["env"])
+    except BaseException as exc:
+        try:
+            os.write(2, b"sandbox: cannot run %s: %s\n"
+                     % (argv[0].encode(errors="replace"), _exc_text(exc).encode(errors="replace")))  # fmt: skip
+        finally:
+            os._exit(127)
+    os._exit(127)
 
 
 def _children(me):
@@ -458,14 +571,18 @@ def _rlimits(msg, libc):
     nproc = lim["nproc"]
     if msg["count_own_tasks"]:  # no private uid: the limit counts all of this uid's tasks
         nproc += _tasks_of(os.getuid())
-    settings = (
+    _setrlimits(libc, (
         (RLIMIT_CORE, 0),
         (RLIMIT_NOFILE, lim["nofile"]),
         (RLIMIT_FSIZE, lim["fsize"]),
         (RLIMIT_CPU, lim["cpu"]),
         (RLIMIT_NPROC, nproc),
         (RLIMIT_AS, baseline + lim["as"]),
-    )
+    ))  # fmt: skip
+
+
+def _setrlimits(libc, settings):
+    """(RLIMIT_*, value) pairs; RLIMIT_CPU's hard limit one second above (SIGXCPU, then KILL)."""
     for which, value in settings:
         hard = value + 1 if which == RLIMIT_CPU else value  # SIGXCPU first, then SIGKILL
         if os.getuid() != 0:  # unprivileged: a hard limit can only go down

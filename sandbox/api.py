@@ -73,6 +73,13 @@ class SandboxConfig:
     startup_timeout_s: float = 30.0
     # After a program is killed or exits, its pipes must close within this long (stall watchdog).
     drain_timeout_s: float = 5.0
+    # The build step of a NativeProgram (a compiler): wall clock, address space (absolute, not
+    # above a baseline: a compiler is an exec'd binary, and cc1plus / rustc / javac's JVM reserve
+    # far more virtual memory than a test run) and tasks (compiler drivers fork, rustc and
+    # javac run threads). Its CPU limit is build_timeout_s rounded up, plus one.
+    build_timeout_s: float = 60.0
+    build_memory_mb: int = 4096
+    build_max_processes: int = 64
 
     def __post_init__(self) -> None:
         positive = {
@@ -86,6 +93,9 @@ class SandboxConfig:
             "output_kill_mb": self.output_kill_mb,
             "startup_timeout_s": self.startup_timeout_s,
             "drain_timeout_s": self.drain_timeout_s,
+            "build_timeout_s": self.build_timeout_s,
+            "build_memory_mb": self.build_memory_mb,
+            "build_max_processes": self.build_max_processes,
         }
         for name, value in positive.items():
             if not value > 0:
@@ -102,6 +112,10 @@ class SandboxConfig:
     @property
     def cpu_limit_s(self) -> int:
         return self.cpu_s if self.cpu_s is not None else int(self.timeout_s + 0.999) + 1
+
+    @property
+    def build_cpu_limit_s(self) -> int:
+        return int(self.build_timeout_s + 0.999) + 1
 
 
 @dataclass(frozen=True)
@@ -125,12 +139,54 @@ class Program:
 
 
 @dataclass(frozen=True)
+class NativeProgram:
+    """Any language's program: files, an optional build step, a run step (argv, no shell).
+
+    Both steps run in the same isolation as a Program (own pid + mount namespace, the shared
+    empty network namespace, a private uid, a private size-limited /tmp as cwd/HOME/TMPDIR,
+    rlimits, no_new_privs, nothing left running), one after the other in the same /tmp; the
+    build step under SandboxConfig.build_* limits, the run step under the normal ones or this
+    program's overrides. Verdict by the run step's exit status (sandbox/verdict.py
+    `decide_native`): passed = exit 0. Needs "netns" isolation (root): in "socket-block" mode
+    run_programs raises RuntimeError, since the audit hook cannot contain an exec'd binary.
+
+    files: (relative name, text) written into /tmp before the build, by the program's uid.
+    run / build: argv; argv[0] a name on PATH, an absolute path or "./name" in the cwd.
+    stdin: text on the run step's standard input (default /dev/null).
+    timeout_s / build_timeout_s: wall clock of each step (defaults: SandboxConfig.timeout_s,
+    SandboxConfig.build_timeout_s); each step's CPU limit follows its wall clock.
+    memory_mb: run step address space, absolute (RLIMIT_AS; default SandboxConfig.memory_mb);
+    JVM and V8 reserve much virtual memory. max_processes: run step tasks (a JVM runs ~13
+    threads). env: extra environment variables for both steps.
+    readable: directories the steps must read that may lie under a directory the private uid
+    cannot traverse (e.g. a toolchain under /root, mode 0700): bound back into the sandbox's view,
+    as the interpreter's own directories are. The directories of build[0] and run[0] (resolved
+    on PATH) are added automatically.
+    """
+
+    id: str
+    files: tuple[tuple[str, str], ...]
+    run: tuple[str, ...]
+    build: tuple[str, ...] | None = None
+    stdin: str | None = None
+    timeout_s: float | None = None
+    build_timeout_s: float | None = None
+    memory_mb: int | None = None
+    max_processes: int | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    readable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Verdict:
     """What happened to one program. status: passed/failed/error/timeout/oom/killed.
 
     passed only when the harness saw this run's nonce (printed by the runner after the last test)
     and the program process then exited cleanly; an exit code never passes anything.
     failed_test: index of the failing statement (list tests), else None.
+    For a NativeProgram: passed when its run step exited 0; exit_code is the run step's exit
+    code (None if it never exited normally, or for a Program); build_log is the tail of the build
+    step's stdout+stderr ("" without a build step).
     """
 
     id: str
@@ -140,6 +196,8 @@ class Verdict:
     duration_s: float
     stdout: str
     stderr: str
+    exit_code: int | None = None
+    build_log: str = ""
 
     @property
     def passed(self) -> bool:
@@ -147,13 +205,16 @@ class Verdict:
 
 
 def run_programs(
-    programs: Sequence[Program],
+    programs: Sequence[Program | NativeProgram],
     config: SandboxConfig | None = None,
     workers: int | None = None,
     deadline_s: float | None = None,
     progress: bool = False,
 ) -> list[Verdict]:
     """Run every program in its own fresh sandboxed interpreter; verdicts in input order.
+
+    Program and NativeProgram may be mixed (a NativeProgram's steps run in the same isolation;
+    it needs "netns" isolation, else RuntimeError).
 
     workers: programs running at once (default: the CPUs this process may use). deadline_s: a
     limit for the whole batch; programs still running then, or not started, get "killed".
@@ -165,8 +226,13 @@ def run_programs(
     config = config if config is not None else SandboxConfig()
     programs = list(programs)
     for i, p in enumerate(programs):
+        if isinstance(p, NativeProgram):
+            _check_native(i, p)
+            continue
         if not isinstance(p, Program):
-            raise ValueError(f"programs[{i}]: expected sandbox.Program, got {type(p).__name__}")
+            raise ValueError(
+                f"programs[{i}]: expected sandbox.Program or NativeProgram, got {type(p).__name__}"
+            )
         if not isinstance(p.code, str):
             raise ValueError(f"programs[{i}] ({p.id!r}): code must be a str")
         if p.stdin is not None and not isinstance(p.stdin, str):
@@ -185,10 +251,50 @@ def run_programs(
         raise ValueError(f"deadline_s={deadline_s}: must be > 0")
     if not programs:
         return []
+    if any(isinstance(p, NativeProgram) for p in programs):
+        from sandbox.isolation import resolve_isolation
+
+        mode = resolve_isolation(config)
+        if mode != "netns":
+            raise RuntimeError(
+                f"sandbox: native programs need isolation 'netns' (root), not {mode!r}: the "
+                f"audit hook that contains Python programs there cannot contain an exec'd binary"
+            )
     return run_batch(programs, config, workers, deadline_s, progress)
 
 
-def run_program(program: Program, config: SandboxConfig | None = None) -> Verdict:
+def _check_native(i: int, p: NativeProgram) -> None:
+    """ValueError naming programs[i] when a NativeProgram field is malformed."""
+    where = f"programs[{i}] ({p.id!r})"
+
+    def argv_ok(argv: object) -> bool:
+        return isinstance(argv, tuple) and bool(argv) and all(isinstance(a, str) for a in argv)
+
+    if not argv_ok(p.run):
+        raise ValueError(f"{where}: run must be a non-empty tuple of str")
+    if p.build is not None and not argv_ok(p.build):
+        raise ValueError(f"{where}: build must be None or a non-empty tuple of str")
+    for entry in p.files:
+        if not (isinstance(entry, tuple) and len(entry) == 2
+                and all(isinstance(x, str) for x in entry)):  # fmt: skip
+            raise ValueError(f"{where}: files must be (name, text) pairs of str")
+        parts = entry[0].split("/")
+        if entry[0].startswith("/") or not entry[0] or any(x in ("", ".", "..") for x in parts):
+            raise ValueError(f"{where}: file name {entry[0]!r} must be relative, without '..'")
+    for name in ("timeout_s", "build_timeout_s", "memory_mb", "max_processes"):
+        value = getattr(p, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"{where}: {name} must be > 0")
+    if p.stdin is not None and not isinstance(p.stdin, str):
+        raise ValueError(f"{where}: stdin must be a str or None")
+    if not all(isinstance(kv, tuple) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
+               for kv in p.env):  # fmt: skip
+        raise ValueError(f"{where}: env must be (name, value) pairs of str")
+    if not all(isinstance(d, str) and d.startswith("/") for d in p.readable):
+        raise ValueError(f"{where}: readable must be absolute paths")
+
+
+def run_program(program: Program | NativeProgram, config: SandboxConfig | None = None) -> Verdict:
     """Run one program (see `run_programs`)."""
     return run_programs([program], config, workers=1)[0]
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import stat
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 
-from sandbox.api import MiB, SandboxConfig
+from sandbox.api import MiB, NativeProgram, SandboxConfig
 
 _PROBE = r"""
 import ctypes, os, sys
@@ -156,16 +157,19 @@ def resolve_isolation(config: SandboxConfig) -> str:
     return mode
 
 
-def mount_plan(mode: str, python: str | None, site: list[str]) -> dict[str, list]:
+def mount_plan(
+    mode: str, python: str | None, site: list[str], readable: list[str] | None = None
+) -> dict[str, list]:
     """What each supervisor mounts in its private mount namespace ("netns" mode; else nothing).
 
     unhide: [blocked dir, [interpreter paths bound back into an empty tmpfs over it]]; hide:
     world-writable dirs covered read-only; tmp_keep: interpreter dirs under /tmp (`site`
-    included) bound back read-only over the private /tmp.
+    included) bound back read-only over the private /tmp. readable: more directories treated
+    like the interpreter's (native programs' toolchains, `native_readable`).
     """
     plan: dict[str, list] = {"unhide": [], "hide": []}
     if mode == "netns":
-        paths = probe(python)["paths"]
+        paths = probe(python)["paths"] + [p for p in readable or [] if os.path.isdir(p)]
         plan["unhide"] = [[b, list(ps)] for b, ps in unhide_plan(paths).items()]
         plan["hide"] = world_writable_dirs()
         plan["tmp_keep"] = tmp_kept_paths(paths + site)
@@ -182,6 +186,43 @@ def rlimit_settings(config: SandboxConfig) -> dict[str, int]:
         "nproc": config.max_processes,
         "as": config.memory_mb * MiB,
     }
+
+
+def native_limits(config: SandboxConfig, program: NativeProgram) -> tuple[dict, dict]:
+    """The rlimits of a NativeProgram's build step and run step (sandbox/_child.py
+    `_fork_step`). "as" is absolute here: after exec nothing of the interpreter is left, and a
+    compiler, a JVM or V8 each reserve their own virtual memory. The build step may write files
+    as large as the private /tmp (a linked binary), the run step max_file_mb."""
+    build_s = program.build_timeout_s or config.build_timeout_s
+    run_s = program.timeout_s or config.timeout_s
+    build = {
+        "nofile": config.max_open_files,
+        "fsize": config.tmpfs_mb * MiB,
+        "cpu": int(build_s + 0.999) + 1,
+        "nproc": config.build_max_processes,
+        "as": config.build_memory_mb * MiB,
+    }
+    run = {
+        "nofile": config.max_open_files,
+        "fsize": config.max_file_mb * MiB,
+        "cpu": config.cpu_s if config.cpu_s is not None else int(run_s + 0.999) + 1,
+        "nproc": program.max_processes or config.max_processes,
+        "as": (program.memory_mb or config.memory_mb) * MiB,
+    }
+    return build, run
+
+
+def native_readable(program: NativeProgram, path: str) -> list[str]:
+    """Directories a NativeProgram's steps read: its `readable` ones and those of the build and
+    run executables (resolved on `path` and through symlinks), for `mount_plan`."""
+    found = list(program.readable)
+    for argv in (program.build, program.run):
+        if argv is None or argv[0].startswith("./"):
+            continue
+        exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=path)
+        if exe is not None:
+            found.append(os.path.dirname(os.path.realpath(exe)))
+    return found
 
 
 _uid_lock = threading.Lock()

@@ -33,17 +33,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.api import MiB, Program, SandboxConfig, Verdict
+from sandbox.api import MiB, NativeProgram, Program, SandboxConfig, Verdict
 from sandbox.isolation import (
     give_uid,
     mount_plan,
+    native_limits,
+    native_readable,
     new_pid_namespace,
     resolve_isolation,
     rlimit_settings,
     shared_netns,
     take_uid,
 )
-from sandbox.verdict import NOT_RUN, RunOutcome, decide
+from sandbox.verdict import NOT_RUN, NativeOutcome, RunOutcome, decide, decide_native, exit_code
 
 CHILD = Path(__file__).with_name("_child.py")
 RES_CAP = 64 * 1024
@@ -108,13 +110,17 @@ class _Slot:
     failure: str = ""  # a "fail ..." line (the sandbox could not set up)
     uid: int | None = None
     workdir: str | None = None
+    phase: str = "run"  # a NativeProgram's step: "build" until the "built" report, then "run"
+    build_report: str | None = None  # the supervisor's "built ..." line (NativeProgram)
     data: dict[str, bytearray] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
     ctl_buf: bytearray = field(default_factory=bytearray)
 
 
 class _Batch:
-    def __init__(self, programs: list[Program], config: SandboxConfig, workers: int) -> None:
+    def __init__(
+        self, programs: list[Program | NativeProgram], config: SandboxConfig, workers: int
+    ) -> None:
         self.programs = programs
         self.config = config
         self.workers = workers
@@ -131,7 +137,9 @@ class _Batch:
                     site.append(path)
         self.site = site
         setup = {"mode": self.mode, "preimport": list(config.preimport)}
-        setup.update(mount_plan(self.mode, config.python, site))
+        readable = [d for p in programs if isinstance(p, NativeProgram)
+                    for d in native_readable(p, ENV["PATH"])]  # fmt: skip
+        setup.update(mount_plan(self.mode, config.python, site, sorted(set(readable))))
         body = marshal.dumps(setup)
         self.setup = len(body).to_bytes(8, "little") + body
         self.netns_fd = shared_netns(self.python) if self.mode == "netns" else None
@@ -241,6 +249,30 @@ class _Batch:
                 os.chown(cwd, uid, uid)
         env = dict(self.env, HOME=cwd, TMPDIR=cwd)
         own = self.program_config(program)
+        if isinstance(program, NativeProgram):
+            build_limits, run_limits = native_limits(cfg, program)
+            msg = {
+                "native": True,
+                "files": [list(f) for f in program.files],
+                "build": list(program.build) if program.build is not None else None,
+                "run": list(program.run),
+                "build_limits": build_limits,
+                "run_limits": run_limits,
+                "uid": uid,
+                "gid": uid,
+                "cwd": cwd,
+                "env": dict(env, **dict(program.env)),
+                "stdin": program.stdin,
+                "tmpfs_kb": cfg.tmpfs_mb * 1024,
+                "tmpfs_inodes": 4096,
+            }
+            body = marshal.dumps(msg)
+            slot.started = time.monotonic()
+            slot.phase = "build" if program.build is not None else "run"
+            step_s = own.build_timeout_s if program.build is not None else own.timeout_s
+            slot.deadline = slot.started + step_s
+            self.send(slot, len(body).to_bytes(8, "little") + body)
+            return
         limits = self.limits if own is cfg else dict(self.limits, cpu=own.cpu_limit_s)
         msg = {
             "nonce": slot.nonce,
@@ -309,6 +341,12 @@ class _Batch:
                 slot.drain_until = time.monotonic() + self.config.drain_timeout_s
         elif word == "fail":
             slot.failure = rest
+        elif word == "built" and slot.state == "running":
+            # a NativeProgram's build step is over: the run step's wall clock starts now
+            slot.build_report = rest
+            slot.phase = "run"
+            program = self.programs[slot.index]
+            slot.deadline = time.monotonic() + self.program_config(program).timeout_s
 
     def close_stream(self, slot: _Slot, fd: int) -> None:
         self.sel.unregister(fd)
@@ -349,15 +387,21 @@ class _Batch:
 
     # -- verdicts (decided in sandbox/verdict.py) ------------------------------------------
 
-    def program_config(self, program: Program) -> SandboxConfig:
-        """The batch's config, with the program's own wall-clock limit when it has one."""
-        if program.timeout_s is None or program.timeout_s == self.config.timeout_s:
-            return self.config
-        return dataclasses.replace(self.config, timeout_s=program.timeout_s)
+    def program_config(self, program: Program | NativeProgram) -> SandboxConfig:
+        """The batch's config, with the program's own wall-clock limits when it has them."""
+        own = {}
+        if program.timeout_s is not None and program.timeout_s != self.config.timeout_s:
+            own["timeout_s"] = program.timeout_s
+        build_s = getattr(program, "build_timeout_s", None)
+        if build_s is not None and build_s != self.config.build_timeout_s:
+            own["build_timeout_s"] = build_s
+        return dataclasses.replace(self.config, **own) if own else self.config
 
     def verdict(self, slot: _Slot) -> Verdict:
         program = self.programs[slot.index]
         duration = time.monotonic() - slot.started
+        if isinstance(program, NativeProgram):
+            return self.native_verdict(slot, program, duration)
         run = RunOutcome(
             nonce=slot.nonce,
             res=bytes(slot.data["res"]),
@@ -370,6 +414,26 @@ class _Batch:
         out = _text(slot.data["out"], slot.totals["out"])
         err = _text(slot.data["err"], slot.totals["err"])
         return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err)
+
+    def native_verdict(self, slot: _Slot, program: NativeProgram, duration: float) -> Verdict:
+        run = NativeOutcome(
+            has_build=program.build is not None,
+            build_report=slot.build_report,
+            exit_report=slot.exit,
+            kill_reason=slot.kill_reason,
+            phase=slot.phase,
+            stderr=bytes(slot.data["err"]),
+            output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
+        )
+        status, detail, failed_test = decide_native(run, self.program_config(program))
+        out = _text(slot.data["out"], slot.totals["out"])
+        err = _text(slot.data["err"], slot.totals["err"])
+        log = _text(slot.data["res"], len(slot.data["res"]))  # already the tail
+        if slot.totals["res"] > len(slot.data["res"]):
+            log = f"[... {slot.totals['res'] - len(slot.data['res'])} bytes before]\n" + log
+        code = exit_code(slot.exit)
+        return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err,
+                       exit_code=code, build_log=log)  # fmt: skip
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -523,7 +587,7 @@ class _ForkServer:
 
 
 def run_batch(
-    programs: list[Program],
+    programs: list[Program | NativeProgram],
     config: SandboxConfig,
     workers: int,
     deadline_s: float | None,

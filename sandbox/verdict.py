@@ -19,6 +19,9 @@ constructed outcomes. The rules, in order:
    in the stderr tail), else killed.
 5. it exited: the last failed / error / oom record it wrote, else error (exit code, sentinel or
    not).
+
+A NativeProgram's run (`NativeOutcome`, `decide_native`) is judged by exit status instead: there
+is no sentinel in a C++ program; the rules are in `decide_native`'s docstring.
 """
 
 from __future__ import annotations
@@ -105,6 +108,90 @@ def decide(run: RunOutcome, config: SandboxConfig) -> Decision:
     if sentinel:
         return Decision("error", f"sentinel seen but the program exited with code {code}")
     return Decision("error", f"exited with code {code} before the tests finished (no sentinel)")
+
+
+@dataclass(frozen=True)
+class NativeOutcome:
+    """What the harness saw of one NativeProgram's run: the inputs of its verdict."""
+
+    has_build: bool  # the program has a build step
+    build_report: str | None  # the supervisor's "built ..." line without "built ", None if none
+    exit_report: str | None  # the run step's "exit ..." report, None if none came
+    kill_reason: str | None  # why the harness killed it (as RunOutcome.kill_reason)
+    phase: str  # the step running when the harness killed it or the run ended: "build" | "run"
+    stderr: bytes  # the run step's stderr bytes kept
+    output_total: int  # bytes written on stdout, stderr and the build log, all counted
+
+
+FAILED_TAIL = 1000  # characters of the run step's stderr in a "failed" detail
+
+
+def decide_native(run: NativeOutcome, config: SandboxConfig) -> Decision:
+    """The verdict of one NativeProgram run, by exit status as MultiPL-E judges (its OK /
+    SyntaxError / Exception / Timeout map to passed / error / failed / timeout):
+
+    1. the harness killed it: timeout (wall clock, detail names the step), killed (batch
+       deadline, output flood);
+    2. the build step did not exit 0: timeout (SIGXCPU: its CPU limit), else error, detail
+       "build failed (exit N)" or "build failed (killed by SIGNAME)"; the run never started;
+    3. no wait status of the run step: killed (the supervisor died or lost it);
+    4. the run step died of a signal: timeout (SIGXCPU), failed (SIGABRT: a failed C/C++
+       assert() aborts), else killed naming the signal;
+    5. it exited: 0 passed, N failed with "exit N: <stderr tail>".
+    """
+    step = "build step" if run.phase == "build" else "run step"
+    reason = run.kill_reason
+    if reason == "timeout":
+        limit = config.build_timeout_s if run.phase == "build" else config.timeout_s
+        return Decision("timeout", f"{step}: wall-clock limit of {limit:g} s reached")
+    if reason == "deadline":
+        return Decision("killed", f"batch deadline reached while in the {step}")
+    if reason == "output":
+        return Decision(
+            "killed",
+            f"output flood in the {step}: more than {config.output_kill_mb} MiB "
+            f"({run.output_total} B)",
+        )
+    if run.has_build:
+        built = parse_exit(run.build_report)
+        if built is None:
+            extra = f" ({reason})" if reason else ""
+            return Decision("killed", f"sandbox supervisor died in the build step{extra}")
+        if os.WIFSIGNALED(built):
+            sig = os.WTERMSIG(built)
+            if sig == signal.SIGXCPU:
+                return Decision("timeout", f"build step: CPU limit of "
+                                           f"{config.build_cpu_limit_s} s reached (SIGXCPU)")  # fmt: skip
+            return Decision("error", f"build failed (killed by {SIGNAMES.get(sig, str(sig))})")
+        if os.WEXITSTATUS(built) != 0:
+            return Decision("error", f"build failed (exit {os.WEXITSTATUS(built)})")
+    wait_status = parse_exit(run.exit_report)
+    if wait_status is None:
+        why = {"stopped": "stopped", "lost": "lost its program"}.get(run.exit_report or "", "died")
+        extra = f" ({reason})" if reason else ""
+        return Decision("killed", f"sandbox supervisor {why} in the run step{extra}")
+    if os.WIFSIGNALED(wait_status):
+        sig = os.WTERMSIG(wait_status)
+        name = SIGNAMES.get(sig, str(sig))
+        if sig == signal.SIGXCPU:
+            return Decision("timeout", f"run step: CPU limit of {config.cpu_limit_s} s reached")
+        if sig == signal.SIGABRT:  # a failed C/C++ assert(): MultiPL-E's "Exception" too
+            tail = run.stderr.decode("utf-8", "replace").strip()[-FAILED_TAIL:]
+            return Decision("failed", f"abort (SIGABRT): {tail}")
+        tail = run.stderr[-STDERR_TAIL:]
+        why = " (out of memory)" if any(mark in tail for mark in OOM_MARKS) else ""
+        return Decision("killed", f"run step killed by {name}{why}")
+    code = os.WEXITSTATUS(wait_status)
+    if code == 0:
+        return Decision("passed", "exit 0")
+    tail = run.stderr.decode("utf-8", "replace").strip()[-FAILED_TAIL:]
+    return Decision("failed", f"exit {code}: {tail}")
+
+
+def exit_code(report: str | None) -> int | None:
+    """The exit code in a supervisor's exit report; None if the process did not exit normally."""
+    status = parse_exit(report)
+    return os.WEXITSTATUS(status) if status is not None and os.WIFEXITED(status) else None
 
 
 def parse_records(data: bytes) -> list[tuple[str, str, str]]:
