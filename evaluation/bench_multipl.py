@@ -13,7 +13,9 @@ line (`.jsonl`, `.jsonl.gz`; the Hugging Face dataset's rows) or the JSON array 
     name, language, prompt, doctests, original, prompt_terminology, tests, stop_tokens
 
 (strings, `stop_tokens` a list of strings). Every row's `language` must be LANG (cpp, java, js,
-sh, rs, php, py). The task's id is `name` (e.g. "HumanEval_0_has_close_elements").
+sh, rs, php, py). The task's id is `name` (e.g. "HumanEval_0_has_close_elements"). LANG's
+compiler or interpreter must be installed (sandbox.languages): else an InputError names the
+Debian package, before anything runs or is written.
 
 The program, as MultiPL-E's evaluator builds it: `prompt + completion + "\\n" + tests`. The
 prompt ends inside the function (its header and "{"), and the tests start by closing it where
@@ -116,6 +118,19 @@ def bench_language(bench: str) -> str:
     return lang
 
 
+def require_language(lang: str) -> None:
+    """InputError naming the Debian package to install when the sandbox's toolchain of `lang`
+    (sandbox.languages) is missing, or when the sandbox does not know the language."""
+    from sandbox.languages import MissingToolchain, require_toolchain
+
+    try:
+        require_toolchain(lang)
+    except MissingToolchain as err:
+        raise InputError(str(err)) from None
+    except ValueError as err:
+        raise InputError(f"language {lang!r}: {err}") from None
+
+
 def _prompt_rows(path: str) -> Iterator[tuple[str, Any]]:
     """(where, row) from a jsonl file, or from the JSON array prepare_prompts_json.py writes."""
     if not path.endswith(".json"):
@@ -178,6 +193,7 @@ def multipl_task(obj: dict[str, Any], lang: str) -> BenchTask:
 def load_multipl_e(spec: BenchSpec) -> list[BenchTask]:
     """The tasks of `--bench multipl-e:LANG --bench-file F` (see the module doc)."""
     lang = bench_language(spec.name)
+    require_language(lang)  # before anything is written: `diag eval` fails in its plan
     if not spec.bench_file:
         raise InputError(
             f"--bench {spec.name}: needs --bench-file (a MultiPL-E prompt file of {lang}, e.g. "

@@ -63,10 +63,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from evaluation.bench_multipl import multipl_status, native_program_text
+from evaluation.bench_multipl import multipl_status, native_program_text, require_language
 from evaluation.benchmarks import BenchTask, StdioCase, prompt_prelude
 from evaluation.extract import defined_names
-from plumbing import InputError
 
 if TYPE_CHECKING:
     from sandbox import Program, SandboxConfig, Verdict
@@ -303,17 +302,8 @@ def judge(
 
 def _require_toolchains(languages: set[str]) -> None:
     """InputError naming the package to install when a language's toolchain is missing."""
-    if not languages:
-        return
-    from sandbox.languages import MissingToolchain, require_toolchain
-
     for lang in sorted(languages):
-        try:
-            require_toolchain(lang)
-        except MissingToolchain as err:
-            raise InputError(str(err)) from None
-        except ValueError as err:  # a language the sandbox does not know
-            raise InputError(f"language {lang!r}: {err}") from None
+        require_language(lang)
 
 
 def _native_program(i: int, text: str, task: BenchTask) -> Any:

@@ -41,6 +41,7 @@ EXTRA = {
 
 
 def tasks_of(lang: str):
+    _require(lang)
     return load_tasks(
         BenchSpec(f"multipl-e:{lang}", bench_file=str(FIXTURES / f"humaneval-{lang}.jsonl"))
     )
@@ -128,15 +129,26 @@ def test_result_files_read_back_give_our_pass_at_k(batch, tmp_path):
     assert ours == pytest.approx((9 + 2 / 4) / 10)
 
 
-def test_missing_toolchain_is_one_input_error_naming_the_package(monkeypatch):
+def test_missing_toolchain_is_one_input_error_naming_the_package(monkeypatch, tmp_path):
+    """In judge() and, before anything is written, in `diag eval`'s plan (exit 2)."""
     from sandbox.languages import TOOLCHAINS
 
+    task = tasks_of("php")[0]
     php = TOOLCHAINS["php"]
     monkeypatch.setitem(TOOLCHAINS, "php", replace(php, run=("php-not-installed", "prog.php")))
-    task = tasks_of("php")[0]
-    message = r"^php: 'php-not-installed' not found on PATH: install the Debian package php-cli"
-    with pytest.raises(InputError, match=message):
+    message = "php: 'php-not-installed' not found on PATH: install the Debian package php-cli"
+    with pytest.raises(InputError, match=f"^{message}"):
         judge([Candidate(task, "    return 1;\n}", True)], eval_sandbox_config(), workers=1)
+    samples = FIXTURES / "humaneval-php.canonical.jsonl"
+    bench = FIXTURES / "humaneval-php.jsonl"
+    out = tmp_path / "R"
+    proc = run_diag_here(
+        "eval", "--samples", str(samples), "--bench", "multipl-e:php", "--bench-file", str(bench),
+        "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: {message} (apt-get install php-cli)"]
+    assert not out.exists()
 
 
 def test_diag_eval_takes_multipl_completion_files_and_writes_multipl_results(tmp_path):
