@@ -68,7 +68,7 @@ from evaluation.benchmarks import BenchTask, StdioCase, prompt_prelude
 from evaluation.extract import defined_names
 
 if TYPE_CHECKING:
-    from sandbox import Program, SandboxConfig, Verdict
+    from sandbox import NativeProgram, Program, SandboxConfig, Verdict
 
 EXTRA_STATUSES = ("no_code", "syntax_error", "skipped")
 _BUILD_EXIT_RE = re.compile(r"build failed \(exit (-?\d+)\)")
@@ -186,7 +186,7 @@ def _stdio_detail(index: int, total: int, case: StdioCase, got: str) -> str:
 
 
 def _run_grouped(
-    programs: list[tuple[Program, BenchTask]],
+    programs: list[tuple[Program | NativeProgram, BenchTask]],
     config: SandboxConfig,
     workers: int | None,
     deadline_s: float | None,
@@ -232,9 +232,10 @@ def judge(
     from sandbox import Program
 
     config = config if config is not None else eval_sandbox_config()
-    _require_toolchains({c.task.language for c in candidates if c.task.language is not None})
+    for lang in sorted({c.task.language for c in candidates if c.task.language is not None}):
+        require_language(lang)  # InputError naming the package to install, before any run
     results: list[Judged | None] = [None] * len(candidates)
-    programs: list[tuple[Program, BenchTask]] = []
+    programs: list[tuple[Program | NativeProgram, BenchTask]] = []
     where: list[tuple[int, str]] = []  # (candidate index, "main" | "renamed" | "base" | "io:N")
     texts: list[str] = []
     for i, cand in enumerate(candidates):
@@ -300,13 +301,7 @@ def judge(
     return [j for j in results if j is not None]
 
 
-def _require_toolchains(languages: set[str]) -> None:
-    """InputError naming the package to install when a language's toolchain is missing."""
-    for lang in sorted(languages):
-        require_language(lang)
-
-
-def _native_program(i: int, text: str, task: BenchTask) -> Any:
+def _native_program(i: int, text: str, task: BenchTask) -> NativeProgram:
     from sandbox.languages import native_program
 
     assert task.language is not None
@@ -364,9 +359,9 @@ def _native_outcome(judged: Judged, language: str, verdict: Verdict) -> None:
     failed: MultiPL-E then reports the compiler's output and exit code)."""
     judged.multipl_status = multipl_status(language, verdict.status, verdict.stdout, verdict.stderr)
     judged.stdout, judged.stderr = verdict.stdout, verdict.stderr
-    judged.exit_code = getattr(verdict, "exit_code", None)
+    judged.exit_code = verdict.exit_code
     if verdict.status == "error":
-        judged.stdout, judged.stderr = "", getattr(verdict, "build_log", "") or verdict.detail
+        judged.stdout, judged.stderr = "", verdict.build_log or verdict.detail
         build_exit = _BUILD_EXIT_RE.match(verdict.detail)
         judged.exit_code = int(build_exit.group(1)) if build_exit else None
 

@@ -41,7 +41,7 @@ def samples_frame() -> pd.DataFrame:
 
 
 def test_per_language_table_with_cis_and_paired_tests():
-    opts = StatsOptions(n_resamples=2000, seed=0)
+    opts = StatsOptions(n_resamples=500, seed=0)
     table, comp = multipl_tables(samples_frame(), opts)
     got = {(r.language, r.model): (r.mean, r.n, r.seeds) for r in table.itertuples()}
     assert got == {
