@@ -23,8 +23,10 @@ used) and returns `evaluation.generate.Generation`s with finish "eos" | "length"
 
 Stop strings: an API stops before the stop string and drops it; the backends here put it back,
 so a sample cut at a code block ends with its closing fence whichever backend made it (the same
-text `hf` keeps). A benchmark's stop tokens (`GenConfig.stop_tokens`, MultiPL-E) are sent too
-and stay dropped, as MultiPL-E drops them (finish "stop_token"). A backend is one entry of `GEN_BACKENDS`: a description (listed by
+text `hf` keeps). A benchmark's stop tokens (`GenConfig.stop_tokens`, MultiPL-E) stay dropped,
+as MultiPL-E drops them (finish "stop_token"); a server is sent them only when they count
+anywhere: those that count only past a line (`GenConfig.stop_after`, the function header the
+response repeats) are cut here afterwards, the same cut `hf` makes. A backend is one entry of `GEN_BACKENDS`: a description (listed by
 `diag eval --help`), an option check, and a function (model dir, tokenizer, options) -> a
 `Generator` (a subclass that defines `_generate(prompts, cfg, progress)`, and `close()` when it
 holds a model).
@@ -45,7 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.generate import STOP_CODE, STOP_TOKEN, GenConfig, Generation, GenStats, generate
+from evaluation.generate import (
+    STOP_CODE,
+    STOP_TOKEN,
+    GenConfig,
+    Generation,
+    GenStats,
+    cut_at_stops,
+    generate,
+)
 from plumbing import InputError
 
 
@@ -86,6 +96,8 @@ class Generator(ABC):
         stats = stats if stats is not None else GenStats()
         t0 = time.perf_counter()
         outs = self._generate(prompts, cfg, progress)
+        if cfg.stop_tokens:  # what a server could not cut (hf: cut already, nothing changes)
+            outs = [[_cut_stop_tokens(g, cfg, i) for g in per] for i, per in enumerate(outs)]
         stats.seconds += time.perf_counter() - t0
         stats.samples += sum(len(per) for per in outs)
         stats.new_tokens += sum(g.n_tokens for per in outs for g in per)
@@ -98,6 +110,11 @@ class Generator(ABC):
 
     def close(self) -> None:  # frees the model (memory, engine); a server needs nothing
         return None
+
+
+def _cut_stop_tokens(gen: Generation, cfg: GenConfig, prompt: int) -> Generation:
+    cut = cut_at_stops(gen.text, None, cfg.stop_tokens, cfg.after(prompt))
+    return Generation(cut[0], gen.n_tokens, STOP_TOKEN) if cut else gen
 
 
 def _finish(
@@ -199,7 +216,7 @@ class VLLMGenerator(Generator):
             top_p=cfg.top_p if sampling else 1.0,
             seed=cfg.seed,
             max_tokens=cfg.max_new_tokens,
-            stop=cfg.stops or None,
+            stop=cfg.server_stops or None,
         )
         results = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
@@ -309,8 +326,8 @@ class OpenAIGenerator(Generator):
             "top_p": cfg.top_p if sampling else 1.0,
             "seed": cfg.seed + sample,
         }
-        if cfg.stops:
-            body["stop"] = cfg.stops
+        if cfg.server_stops:
+            body["stop"] = cfg.server_stops
         data = self._ask(body)
         try:
             choice = data["choices"][0]

@@ -22,6 +22,13 @@ prompt ends inside the function (its header and "{"), and the tests start by clo
 the stop token is the closing brace (cpp, rs, sh, java), so a completion is the function body
 cut at the first stop token, which is dropped (`stop_at_stop_token`).
 
+Generation (`diag eval --model`): the instruction shows the prompt in a fence ("Complete the
+following C++ function: ..."), and generation stops at the language's stop tokens found after
+the response's own copy of the prompt's last line, the function header (`prompt_header`;
+GenConfig.stop_after), where MultiPL-E's completion would start: JavaScript's and PHP's
+"\nfunction" would otherwise match the header itself. The code is then taken from the
+response's fenced block of the language without any Python parsing (`extract_native`).
+
 Full-code samples (a model's fenced code, a `solution`): MultiPL-E only knows completions, so
 the code is turned into the completion MultiPL-E would have received (`completion_from_code`):
 the text after the line that repeats the prompt's last line (the function header, compared
@@ -63,6 +70,7 @@ from typing import Any
 
 from evaluation.benchmarks import BenchSpec, BenchTask, _check_unique
 from evaluation.extract import PYTHON_TAGS, Extraction, extract_code, fenced_blocks
+from evaluation.generate import after_line
 from plumbing import InputError, iter_jsonl, require_file
 from plumbing.files import atomic_path
 
@@ -216,20 +224,24 @@ def stop_at_stop_token(text: str, stop_tokens: Sequence[str]) -> str:
     return text[: min(ends)] if ends else text
 
 
-def _squeeze(line: str) -> str:
-    # whitespace dropped: `function add(x, y){` (MultiPL-E's js header) = `function add(x, y) {`
-    return "".join(line.split())
+def prompt_header(task: BenchTask) -> str:
+    """The last non-empty line of a task's prompt: the function header a full-code answer
+    repeats, after which MultiPL-E's completion (and its stop tokens) start."""
+    return _last_line(task.code_prompt or "")
+
+
+def _last_line(text: str) -> str:
+    return next((x for x in reversed(text.split("\n")) if x.strip()), "")
 
 
 def completion_from_code(code: str, prompt: str, stop_tokens: Sequence[str]) -> str:
     """The completion MultiPL-E would have got for full code: what follows the line repeating
-    the prompt's last line, cut at the first stop token; the whole code when no line does."""
-    header = next((_squeeze(x) for x in reversed(prompt.split("\n")) if x.strip()), "")
-    lines = code.split("\n")
-    for i, line in enumerate(lines):
-        if header and _squeeze(line) == header:
-            return stop_at_stop_token("\n".join(lines[i + 1 :]), stop_tokens)
-    return stop_at_stop_token(code, stop_tokens)
+    the prompt's last line (whitespace ignored: `function add(x, y){`, MultiPL-E's JavaScript
+    header, is `function add(x, y) {`), cut at the first stop token; the whole code, cut, when
+    no line repeats it."""
+    header = _last_line(prompt)
+    start = after_line(code, header) if header else None
+    return stop_at_stop_token(code if start is None else code[start:], stop_tokens)
 
 
 def assemble_program(prompt: str, completion: str, tests: str) -> str:

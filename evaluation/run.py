@@ -475,6 +475,7 @@ def evaluate_model(
 ) -> tuple[list[dict[str, Any]], PartTimings]:
     """Generate for every task with one model (loaded here unless given: (generator,
     tokenizer, load seconds)) and judge every sample."""
+    from evaluation.bench_multipl import prompt_header
     from evaluation.generate import GenConfig, GenStats, stop_at_code
     from training.formats import prompt_ids
 
@@ -498,6 +499,7 @@ def evaluate_model(
         seed=cfg.seed,
         code_stop=stop_at_code(entry.format) if cfg.stop_at_code else None,
         stop_tokens=tasks[0].stop_tokens if tasks else (),  # MultiPL-E: one list a language
+        stop_after=tuple(prompt_header(t) for t in tasks) if tasks and tasks[0].stop_tokens else (),
     )
     try:
         outs = generator.generate(prompts, gen_cfg, progress=cfg.progress, stats=stats)

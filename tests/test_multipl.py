@@ -355,8 +355,47 @@ def test_cut_at_stops_code_stop_kept_stop_token_dropped():
     assert cut_at_stops("a\n}b```\nc", "```\n", ["\n}"]) == ("a", STOP_TOKEN)
     assert cut_at_stops("a```\nb\n}", "```\n", ["\n}"]) == ("a```\n", STOP_CODE)
     assert cut_at_stops("abc", "```\n", ["\n}"]) is None
-    assert GenConfig(code_stop="```\n", stop_tokens=("\n}",)).stops == ["```\n", "\n}"]
-    assert GenConfig().stops == []
+    # past the header line only: MultiPL-E's JavaScript stop "\nfunction " is in the header
+    js = "```js\nfunction add(x, y) {\n  return x;\n}\nfunction more() {}\n```\n"
+    header = "function add(x, y){"
+    assert cut_at_stops(js, "```\n", ["\nfunction "]) == ("```js", STOP_TOKEN)
+    assert cut_at_stops(js, "```\n", ["\nfunction "], header) == (
+        "```js\nfunction add(x, y) {\n  return x;\n}",
+        STOP_TOKEN,
+    )
+    assert cut_at_stops(js, "```\n", ["\nfunction "], "function sub(x){") == (js, STOP_CODE)
+    both = GenConfig(code_stop="```\n", stop_tokens=("\n}",))
+    assert both.server_stops == ["```\n", "\n}"] and both.after(0) is None
+    both.stop_after = ("long f() {",)
+    assert both.server_stops == ["```\n"] and both.after(0) == "long f() {"
+    assert GenConfig().server_stops == []
+
+
+def test_every_backend_cuts_stop_tokens_past_the_header_afterwards():
+    """What a server could not cut (stop tokens that count only past the header) is cut by
+    Generator.generate, so every backend saves the same text."""
+    from evaluation.backends import Generator
+    from evaluation.generate import STOP_CODE, STOP_TOKEN, GenConfig, Generation
+
+    texts = [
+        "```php\n<?php\nfunction add($x, $y) {\n  return $x + $y;\n}\nfunction g() {}\n```\n",
+        "```php\n<?php\nfunction sub($x) {\n  return 0;\n}\n```\n",  # no header repeated
+    ]
+
+    class Canned(Generator):
+        def _generate(self, prompts, cfg, progress):
+            return [[Generation(t, 9, STOP_CODE)] for t in texts]
+
+    cfg = GenConfig(
+        code_stop="```\n",
+        stop_tokens=("\nfunction", "\n?>", "\n//", "\n#"),
+        stop_after=("function add($x, $y) {", "function add($x, $y) {"),
+    )
+    outs = Canned().generate([[1], [2]], cfg)
+    assert [(g[0].text, g[0].finish, g[0].n_tokens) for g in outs] == [
+        ("```php\n<?php\nfunction add($x, $y) {\n  return $x + $y;\n}", STOP_TOKEN, 9),
+        (texts[1], STOP_CODE, 9),
+    ]
 
 
 def test_api_finish_keeps_a_stop_token_dropped():
@@ -371,26 +410,30 @@ def test_api_finish_keeps_a_stop_token_dropped():
     assert _finish("stop", None, "x", None, True, ("\n}",)) == ("x", "eos")
 
 
-def test_hf_stop_criterion_fires_on_any_stop_and_the_text_is_cut_at_the_earliest():
+def test_hf_stop_criterion_fires_past_the_header_and_the_text_is_cut_at_the_earliest():
     """generate()'s per-row criterion (evaluation.generate._CodeStopCriteria) with a code stop
-    and a stop token: each row stops at the step its text first holds either."""
+    and stop tokens: each row stops at the step its text first holds the code stop or a stop
+    token past its header line."""
     import torch
 
     from evaluation.generate import STOP_TOKEN, _CodeStopCriteria, cut_at_stops
 
-    chars = "ab}\n`x"
+    rows = [
+        "x\nf(){\n  1;\n}\nf(",  # "\nf(" starts the header line too: only the second counts
+        "a```\nxxxxxxxxxxx",  # the code stop
+        "x\ng(){\n  1;\n}\nf(",  # another header: never stops
+    ]
+    chars = sorted(set("".join(rows)))
 
     class CharTokenizer:
         def decode(self, ids, skip_special_tokens=True, clean_up_tokenization_spaces=False):
             return "".join(chars[i] for i in ids)
 
-    def ids(text: str) -> list[int]:
-        return [chars.index(ch) for ch in text]
-
-    rows = ["aa\n}b", "a```\nx", "abab\n"]  # a stop token, the code stop, neither
-    stops = _CodeStopCriteria(CharTokenizer(), ("```\n", "\n}"), width=1)
-    for step in range(1, 6):
-        batch = torch.tensor([[0] + ids(r[:step]) for r in rows])  # 1 prompt token + new ones
+    afters = ["f(){", "f(){", "f(){"]
+    stops = _CodeStopCriteria(CharTokenizer(), "```\n", ("\nf(", "\n}\n\n"), 1, afters)
+    for step in range(1, len(rows[0]) + 1):
+        batch = torch.tensor([[0] + [chars.index(ch) for ch in r[:step]] for r in rows])
         stops(batch, None)
-    assert stops.fired == {0: 4, 1: 5}  # "aa\n}" after 4 new tokens, "a```\n" after 5
-    assert cut_at_stops("aa\n}", "```\n", ("\n}",)) == ("aa", STOP_TOKEN)
+    assert stops.fired == {0: len(rows[0]), 1: 5}
+    assert cut_at_stops(rows[0], "```\n", ("\nf(",), "f(){") == ("x\nf(){\n  1;\n}", STOP_TOKEN)
+    assert cut_at_stops(rows[0], "```\n", ("\nf(",)) == ("x", STOP_TOKEN)  # no header given

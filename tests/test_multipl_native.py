@@ -184,3 +184,32 @@ def test_diag_eval_takes_multipl_completion_files_and_writes_multipl_results(tmp
         assert multipl_pass_at_k(results, k) == pytest.approx(ours[k], abs=1e-12)
     # "echo 0" passes where the answer is 0 (none of these) or fails: pass@1 is 0.5 exactly
     assert ours[1] == pytest.approx(0.5)
+
+
+def test_generated_responses_are_cut_extracted_and_judged_as_multipl_e(tmp_path):
+    """A model's responses (full code in fences, in a format's layout) through `diag eval`'s
+    path: stop tokens past the header (as generation cuts them), extraction without Python
+    parsing, the completion MultiPL-E would have got, a native run."""
+    from evaluation.bench_multipl import prompt_header
+    from evaluation.generate import cut_at_stops
+    from evaluation.run import EvalConfig, PartTimings, _judge_rows
+    from training.modeling import ModelRef
+
+    task = next(t for t in tasks_of("js") if t.task_id == ADD)
+    helper = "function twice(v) {\n  return 2 * v;\n}\n"
+    responses = {  # format -> response
+        "precede": "```javascript\nfunction add(x, y) {\n  return x + y;\n}\n" + helper,
+        "follow": "Add them.\n```js\nconst k = 1;\nfunction add(x, y){\n  return y + x;\n}\n```\n",
+        "wo": "```js\n// adds\nfunction add(x, y) {\n  return x * y;\n}\n```\n",
+    }
+    got = []
+    for fmt, text in responses.items():
+        cut = cut_at_stops(text, "```\n", task.stop_tokens, prompt_header(task))
+        text = cut[0] if cut else text
+        assert "twice" not in text  # the helper after the function is cut off, as MultiPL-E does
+        entry = ModelRef(None, f"{fmt}-s0", fmt, 0, None, None, "samples")  # type: ignore[arg-type]
+        cfg = EvalConfig(bench="multipl-e:js", out=str(tmp_path), workers=2)
+        row = _judge_rows(entry, cfg, [(task, 0, text, False, {})], fmt, PartTimings())[0]
+        got.append((fmt, row["passed"], row["multipl"]["status"]))
+    # "// adds" before the header is no stop: MultiPL-E's completion starts after the header
+    assert got == [("precede", True, "OK"), ("follow", True, "OK"), ("wo", False, "AssertionError")]
