@@ -31,6 +31,10 @@ Example: diag eval --samples s.jsonl --bench bigcodebench --bench-file bcb-hard.
 hard --split instruct --out runs/bcb   (tasks whose libraries are not installed are reported as
 skipped: install them into the venv with `.venv/bin/pip install <modules>`, e.g. the
 BigCodeBench requirements list)
+
+Example: diag eval --samples s.jsonl --bench evalperf --bench-file evalperf.jsonl --out runs/ep
+(correct samples profiled on pe_input: DPS and DPS_norm, with the instruction counter named;
+--profile adds instruction counts to any benchmark)
 """
 
 
@@ -44,6 +48,16 @@ def _echo_pass_at_1(summary: dict[str, Any], cfg: Any) -> None:
         if skipped.get("n_tasks"):
             reasons = "; ".join(sorted(skipped["reasons"]))
             skip_text = f"; {skipped['n_tasks']} tasks skipped ({reasons})"
+        perf = m.get("perf") or {}
+        if perf.get("evalperf"):
+            ep = perf["evalperf"]
+            shown = [f"{ep[k]:.1f}" if ep[k] is not None else "-" for k in ("dps", "dps_norm")]
+            skip_text += (
+                f"; DPS {shown[0]} DPS_norm {shown[1]} on {ep['n_tasks_scored']}/"
+                f"{ep['n_tasks']} tasks ({perf['counter']} instruction counts)"
+            )
+        elif perf:
+            skip_text += f"; {perf['n_profiled']} samples profiled ({perf['counter']})"
         typer.echo(
             f"{m['label']} step {m['step']}: pass@1 {p1}{base_text} on {m['n_tasks']} tasks "
             f"({cfg.bench}, {summary['split']}){skip_text} -> {cfg.out}"

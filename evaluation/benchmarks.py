@@ -15,6 +15,7 @@ Registry (`BENCHMARKS`, listed by `diag eval --help`):
     leetcode-contest  LeetCode contest jsonl with difficulty, from --bench-file
     livecodebench     code_generation_lite test*.jsonl (--bench-file; --since/--until dates)
     bigcodebench      BigCodeBench release jsonl (--split complete|instruct, --subset full|hard)
+    evalperf          EvalPerf jsonl (evaluation/bench_evalperf.py): DPS / DPS_norm
     toy               the toy world's held-out split: --bench-file triples.jsonl (from
                       `diag synth --source toy`) or, without a file, generated in-process
     multipl-e:LANG    MultiPL-E prompt file of one language (cpp, java, js, sh, rs, php, py), from
@@ -426,6 +427,13 @@ BENCHMARKS: dict[str, Benchmark] = {
         _lazy_loader("evaluation.bench_multipl", "load_multipl_e"),
         needs_file=True,
         takes_arg=True,
+    ),
+    "evalperf": Benchmark(
+        "evalperf",
+        "EvalPerf jsonl (evalplus/evalperf): task_id, entry_point, reference, scores, pe_input; "
+        "correct samples are profiled (instruction counts) and scored DPS / DPS_norm",
+        _lazy_loader("evaluation.bench_evalperf", "load_evalperf"),
+        needs_file=True,
     ),
     "toy": Benchmark(
         "toy",

@@ -28,10 +28,14 @@ Sandbox: programs are forked from one pre-started interpreter per batch (the for
 instead, everywhere, benchmarks' own overrides included (see `--help` for the trade-off).
 
 The run folder:
-    samples.parquet     one row per model x task x sample (columns: SAMPLE_COLUMNS)
+    samples.parquet     one row per model x task x sample (columns: SAMPLE_COLUMNS; profiled runs,
+                        --bench evalperf or --profile, add evaluation.perf.PERF_COLUMNS:
+                        instructions, perf_counter, dps, dps_norm, matching_cluster)
     pass_at_k.parquet   one row per model x group x k, with a seeded bootstrap CI over tasks
     summary.json        pass@k overall / by difficulty / by family, verdict counts, wrong entry
-                        points, pass@1 if renamed, generation samples/s, eval seconds
+                        points, pass@1 if renamed, generation samples/s, eval seconds; profiled
+                        runs: `perf` per model (counter, DPS / DPS_norm for evalperf), the
+                        run's `perf_counter` (also in manifest.json), `reference_instructions`
     parts/<key>.parquet one finished (model, step) each; a rerun after a kill skips them
     parts/<key>.json    that part's timings
     parts/config.json   what identifies the run (a rerun with other settings is refused)
@@ -89,6 +93,8 @@ _IDENTITY = (
     "temperature", "top_p", "max_new_tokens", "seed", "toy_seed", "toy_n", "max_tasks", "label",
     "since", "until", "subset", "calibrated", "backend", "served_model", "stop_at_code",
 )  # fmt: skip
+# ... and of a profiled run (only there, so runs started before these options resume)
+_PERF_IDENTITY = ("profile", "perf_counter", "min_correct", "max_profile")
 
 
 @dataclass
@@ -191,6 +197,39 @@ class EvalConfig:
         },
     )
     max_tasks: int | None = None  # evaluate only the first N tasks
+    # instruction counts (evaluation/perf.py); evalperf always profiles
+    profile: bool = field(
+        default=False,
+        metadata={
+            "help": "Count the instructions of every passing sample's tests (column "
+            "`instructions`; evalperf always profiles, on its pe_input)."
+        },
+    )
+    perf_counter: str = field(
+        default="auto",
+        metadata={
+            "help": "Instruction counter: hw (perf_event_open), valgrind (callgrind; slow, "
+            "exact) or auto (hw where it works, else valgrind). Recorded in the manifest."
+        },
+    )
+    min_correct: int = field(
+        default=10,
+        metadata={"help": "evalperf: score a task only with this many passing samples.", "min": 1},
+    )
+    max_profile: int | None = field(
+        default=None,
+        metadata={
+            "help": "evalperf: profile at most this many passing samples a task (default: "
+            "min(2 x --min-correct, its samples))."
+        },
+    )
+    perf_timeout_s: float | None = field(
+        default=None,
+        metadata={
+            "help": "Wall clock of one profiled run (default 45 s, x50 under valgrind).",
+            "flag": "--perf-timeout",
+        },
+    )
     timeout_s: float = field(default=10.0, metadata={"flag": "--timeout"})
     workers: int | None = None  # sandbox processes (default: CPU count)
     fresh_interpreter: bool = field(
@@ -600,6 +639,7 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
     import pandas as pd
 
     from evaluation.passk import per_task_pass_at_k
+    from evaluation.perf import perf_summary
 
     first = sub.iloc[0]
 
@@ -650,7 +690,8 @@ def _model_summary(sub: Any, pak: Any, timings: dict[str, Any]) -> dict[str, Any
             round(float(np.mean(per_task_pass_at_k(n, c, 1))), 6) if n else None
         ),
         "extraction_counts": dict(Counter(sub["extraction"])),
-        "timings": timings,
+        "perf": perf_summary(sub, sub["bench"].iloc[0] == "evalperf"),
+        "timings": {k: v for k, v in timings.items() if k != "reference_instructions"},
     }
 
 
@@ -717,7 +758,8 @@ def _validate(cfg: EvalConfig) -> None:
 
 def _identity(cfg: EvalConfig) -> dict[str, Any]:
     values = asdict(cfg)
-    return {k: values[k] for k in _IDENTITY}
+    profiled = cfg.profile or cfg.bench == "evalperf"
+    return {k: values[k] for k in _IDENTITY + (_PERF_IDENTITY if profiled else ())}
 
 
 def plan(cfg: EvalConfig) -> Plan:
@@ -742,6 +784,10 @@ def plan(cfg: EvalConfig) -> Plan:
             for entry in entries:
                 _check_loadable(entry)
     context["tasks"] = tasks
+    if cfg.profile or cfg.bench == "evalperf":
+        from evaluation.perf import resolve_counter
+
+        context["counter"], context["ref_costs"] = resolve_counter(cfg.perf_counter), {}
     keys = ["samples"] if cfg.samples is not None else [part_key(e, cfg) for e in entries]
     units = [Unit(key, entry) for key, entry in zip(keys, entries)]
     return Plan(units, identity=_identity(cfg), context=context)
@@ -772,8 +818,21 @@ def run_unit(cfg: EvalConfig, unit: Unit, ctx: RunContext) -> UnitResult:
         name = entry.label if unit.key in ("samples", "model") else f"{entry.label}-{unit.key}"
         temperature = cfg.temperature if entry.path is not None else None
         write_results(ctx.out / "multipl-e" / safe_key(name), tasks, rows, temperature)
-    frame = _typed(pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS)))
+    columns = list(SAMPLE_COLUMNS)
     meta = {**asdict(timings), "gen_samples_per_s": timings.gen_samples_per_s}
+    if context.get("counter"):
+        from evaluation.perf import PERF_COLUMNS, profile_rows
+
+        refs = profile_rows(
+            rows, tasks, context["counter"], min_correct=cfg.min_correct,
+            max_profile=cfg.max_profile, ref_costs=context["ref_costs"], workers=cfg.workers,
+            timeout_s=cfg.perf_timeout_s, progress=cfg.progress,
+        )  # fmt: skip
+        columns += PERF_COLUMNS
+        meta["reference_instructions"] = {
+            t.task_id: refs[t.task_id] for t in tasks if t.task_id in refs
+        }
+    frame = _typed(pd.DataFrame(rows, columns=columns))
     return UnitResult({MAIN_TABLE: frame}, meta)
 
 
@@ -802,6 +861,14 @@ def summarise(cfg: EvalConfig, ctx: RunContext) -> dict[str, Any]:
     }
     atomic_write_parquet(out / SAMPLES, frame)
     atomic_write_parquet(out / PASS_AT_K, _typed(pak))
+    counters = {m["perf"]["counter"] for m in models if m["perf"]}
+    if counters:  # every profile of a run uses the one counter resolved in plan()
+        summary["perf_counter"] = ctx.manifest.extra["perf_counter"] = counters.pop()
+        summary["reference_instructions"] = {
+            k: v
+            for u in units
+            for k, v in ctx.parts.meta(u.key).get("reference_instructions", {}).items()
+        }
     atomic_write_json(out / SUMMARY, summary)
     ctx.manifest.seed = cfg.seed
     ctx.manifest.extra["outputs"] = [SAMPLES, PASS_AT_K, SUMMARY]
@@ -856,7 +923,8 @@ def _with_base(frame: Any, units: list[Unit]) -> Any:
 
 def _typed(frame: Any) -> Any:
     """Nullable integer / boolean columns, so parts and the final tables agree on types."""
-    for column in ("seed", "step", "loss_tokens_seen", "n_prompt_tokens", "n_new_tokens"):
+    for column in ("seed", "step", "loss_tokens_seen", "n_prompt_tokens", "n_new_tokens",
+                   "instructions", "matching_cluster"):  # fmt: skip
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     for column in ("passed_if_renamed", "base_passed"):

@@ -37,9 +37,14 @@ from plumbing import (
     atomic_dir,
     read_manifest,
 )
-from reports.figures import FIGURES, Made, Skip
+from reports.figures import FIGURES as PAPER_FIGURES
+from reports.figures import Made, Skip
 from reports.multipl import report_section
+from reports.perf import PERF_FIGURES
 from reports.results import TABLES, ResultSet
+
+# the paper's figures, then the instruction cost per format (reports/perf.py)
+FIGURES = {**PAPER_FIGURES, **PERF_FIGURES}
 
 IMAGE_FORMATS = ("png", "svg")
 CHROMIUM_HINT = (
@@ -245,7 +250,9 @@ def build_figures(
         spec = FIGURES[name]
         if not spec.applies(rs):
             if only:
-                skipped[name] = f"needs runs of two or more base models (found: {rs.bases()})"
+                skipped[name] = getattr(spec, "why_not_applicable", None) or (
+                    f"needs runs of two or more base models (found: {rs.bases()})"
+                )
             continue
         missing = spec.missing(rs)
         if missing:

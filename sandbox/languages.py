@@ -27,6 +27,7 @@ fit. Measured here (OpenJDK 17, Node 20) under RLIMIT_AS / RLIMIT_NPROC:
   /tmp): `require_toolchain("rs")` resolves the real compiler in the sysroot and makes that
   directory readable inside the sandbox (it usually lies under /root, which the private uid
   cannot enter).
+* rs: built as MultiPL-E builds it, `rustc prog.rs -o prog` (no --edition: rustc's default).
 * cpp, sh, php, py: the defaults fit.
 
 require_toolchain() resolves each executable to an absolute path: on the sandbox's PATH (the
@@ -100,7 +101,7 @@ def _toolchains() -> dict[str, Toolchain]:
         "rs": Toolchain(
             "rs",
             "prog.rs",
-            ("rustc", "--edition", "2021", "-o", "prog", "prog.rs"),
+            ("rustc", "prog.rs", "-o", "prog"),
             ("./prog",),
             "rustc",
         ),  # fmt: skip

@@ -249,49 +249,41 @@ class _Batch:
                 os.chown(cwd, uid, uid)
         env = dict(self.env, HOME=cwd, TMPDIR=cwd)
         own = self.program_config(program)
-        if isinstance(program, NativeProgram):
-            build_limits, run_limits = native_limits(cfg, program)
-            msg = {
-                "native": True,
-                "files": [list(f) for f in program.files],
-                "build": list(program.build) if program.build is not None else None,
-                "run": list(program.run),
-                "build_limits": build_limits,
-                "run_limits": run_limits,
-                "uid": uid,
-                "gid": uid,
-                "cwd": cwd,
-                "env": dict(env, **dict(program.env)),
-                "stdin": program.stdin,
-                "tmpfs_kb": cfg.tmpfs_mb * 1024,
-                "tmpfs_inodes": 4096,
-            }
-            body = marshal.dumps(msg)
-            slot.started = time.monotonic()
-            slot.phase = "build" if program.build is not None else "run"
-            step_s = own.build_timeout_s if program.build is not None else own.timeout_s
-            slot.deadline = slot.started + step_s
-            self.send(slot, len(body).to_bytes(8, "little") + body)
-            return
-        limits = self.limits if own is cfg else dict(self.limits, cpu=own.cpu_limit_s)
-        msg = {
-            "nonce": slot.nonce,
-            "code": program.code,
-            "tests": program.tests if isinstance(program.tests, str) else list(program.tests),
+        msg: dict[str, object] = {
             "uid": uid,
             "gid": uid,
             "cwd": cwd,
-            "env": env,
-            "site": self.site,
-            "limits": limits,
             "stdin": program.stdin,
-            "count_own_tasks": uid is None,
             "tmpfs_kb": cfg.tmpfs_mb * 1024,
             "tmpfs_inodes": 4096,
         }
+        step_s = own.timeout_s
+        if isinstance(program, NativeProgram):
+            build_limits, run_limits = native_limits(cfg, program)
+            msg.update(
+                native=True,
+                files=[list(f) for f in program.files],
+                build=list(program.build) if program.build is not None else None,
+                run=list(program.run),
+                build_limits=build_limits,
+                run_limits=run_limits,
+                env=dict(env, **dict(program.env)),
+            )
+            if program.build is not None:  # the run step's clock starts at the "built" report
+                slot.phase, step_s = "build", own.build_timeout_s
+        else:
+            msg.update(
+                nonce=slot.nonce,
+                code=program.code,
+                tests=program.tests if isinstance(program.tests, str) else list(program.tests),
+                env=env,
+                site=self.site,
+                limits=self.limits if own is cfg else dict(self.limits, cpu=own.cpu_limit_s),
+                count_own_tasks=uid is None,
+            )
         body = marshal.dumps(msg)
         slot.started = time.monotonic()
-        slot.deadline = slot.started + own.timeout_s
+        slot.deadline = slot.started + step_s
         self.send(slot, len(body).to_bytes(8, "little") + body)
 
     def kill(self, slot: _Slot, reason: str) -> None:
@@ -399,41 +391,38 @@ class _Batch:
 
     def verdict(self, slot: _Slot) -> Verdict:
         program = self.programs[slot.index]
-        duration = time.monotonic() - slot.started
+        duration = round(time.monotonic() - slot.started, 4)
+        config = self.program_config(program)
+        stderr = bytes(slot.data["err"])
+        total = sum(slot.totals[k] for k in ("out", "err", "res"))
+        out = _text(slot.data["out"], slot.totals["out"])
+        err = _text(slot.data["err"], slot.totals["err"])
         if isinstance(program, NativeProgram):
-            return self.native_verdict(slot, program, duration)
+            native = NativeOutcome(
+                has_build=program.build is not None,
+                build_report=slot.build_report,
+                exit_report=slot.exit,
+                kill_reason=slot.kill_reason,
+                phase=slot.phase,
+                stderr=stderr,
+                output_total=total,
+            )
+            status, detail, failed_test = decide_native(native, config)
+            log = bytes(slot.data["res"]).decode("utf-8", "replace")  # the build log's tail
+            if slot.totals["res"] > len(slot.data["res"]):
+                log = f"[... {slot.totals['res'] - len(slot.data['res'])} bytes before]\n" + log
+            return Verdict(program.id, status, detail, failed_test, duration, out, err,
+                           exit_code=exit_code(slot.exit), build_log=log)  # fmt: skip
         run = RunOutcome(
             nonce=slot.nonce,
             res=bytes(slot.data["res"]),
             exit_report=slot.exit,
             kill_reason=slot.kill_reason,
-            stderr=bytes(slot.data["err"]),
-            output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
+            stderr=stderr,
+            output_total=total,
         )
-        status, detail, failed_test = decide(run, self.program_config(program))
-        out = _text(slot.data["out"], slot.totals["out"])
-        err = _text(slot.data["err"], slot.totals["err"])
-        return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err)
-
-    def native_verdict(self, slot: _Slot, program: NativeProgram, duration: float) -> Verdict:
-        run = NativeOutcome(
-            has_build=program.build is not None,
-            build_report=slot.build_report,
-            exit_report=slot.exit,
-            kill_reason=slot.kill_reason,
-            phase=slot.phase,
-            stderr=bytes(slot.data["err"]),
-            output_total=sum(slot.totals[k] for k in ("out", "err", "res")),
-        )
-        status, detail, failed_test = decide_native(run, self.program_config(program))
-        out = _text(slot.data["out"], slot.totals["out"])
-        err = _text(slot.data["err"], slot.totals["err"])
-        log = _text(slot.data["res"], len(slot.data["res"]))  # already the tail
-        if slot.totals["res"] > len(slot.data["res"]):
-            log = f"[... {slot.totals['res'] - len(slot.data['res'])} bytes before]\n" + log
-        code = exit_code(slot.exit)
-        return Verdict(program.id, status, detail, failed_test, round(duration, 4), out, err,
-                       exit_code=code, build_log=log)  # fmt: skip
+        status, detail, failed_test = decide(run, config)
+        return Verdict(program.id, status, detail, failed_test, duration, out, err)
 
     # -- the loop ---------------------------------------------------------------------------
 

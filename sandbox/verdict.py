@@ -86,9 +86,7 @@ def decide(run: RunOutcome, config: SandboxConfig) -> Decision:
             f"output flood: more than {config.output_kill_mb} MiB ({run.output_total} B)",
         )
     if wait_status is None:
-        why = {"stopped": "stopped", "lost": "lost its program"}.get(run.exit_report or "", "died")
-        extra = f" ({reason})" if reason else ""
-        return Decision("killed", f"sandbox supervisor {why}{extra}")
+        return supervisor_gone(run.exit_report, reason, "")
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
         name = SIGNAMES.get(sig, str(sig))
@@ -155,8 +153,7 @@ def decide_native(run: NativeOutcome, config: SandboxConfig) -> Decision:
     if run.has_build:
         built = parse_exit(run.build_report)
         if built is None:
-            extra = f" ({reason})" if reason else ""
-            return Decision("killed", f"sandbox supervisor died in the build step{extra}")
+            return supervisor_gone(None, reason, " in the build step")
         if os.WIFSIGNALED(built):
             sig = os.WTERMSIG(built)
             if sig == signal.SIGXCPU:
@@ -167,9 +164,7 @@ def decide_native(run: NativeOutcome, config: SandboxConfig) -> Decision:
             return Decision("error", f"build failed (exit {os.WEXITSTATUS(built)})")
     wait_status = parse_exit(run.exit_report)
     if wait_status is None:
-        why = {"stopped": "stopped", "lost": "lost its program"}.get(run.exit_report or "", "died")
-        extra = f" ({reason})" if reason else ""
-        return Decision("killed", f"sandbox supervisor {why} in the run step{extra}")
+        return supervisor_gone(run.exit_report, reason, " in the run step")
     if os.WIFSIGNALED(wait_status):
         sig = os.WTERMSIG(wait_status)
         name = SIGNAMES.get(sig, str(sig))
@@ -186,6 +181,13 @@ def decide_native(run: NativeOutcome, config: SandboxConfig) -> Decision:
         return Decision("passed", "exit 0")
     tail = run.stderr.decode("utf-8", "replace").strip()[-FAILED_TAIL:]
     return Decision("failed", f"exit {code}: {tail}")
+
+
+def supervisor_gone(report: str | None, reason: str | None, where: str) -> Decision:
+    """ "killed": no wait status came (the supervisor was stopped, lost its program or died)."""
+    why = {"stopped": "stopped", "lost": "lost its program"}.get(report or "", "died")
+    extra = f" ({reason})" if reason else ""
+    return Decision("killed", f"sandbox supervisor {why}{where}{extra}")
 
 
 def exit_code(report: str | None) -> int | None:
