@@ -588,5 +588,10 @@ def test_no_writable_place_outside_tmp() -> None:
         cfg = SandboxConfig(timeout_s=300, isolation="socket-block", python=SYSTEM_PY)
         weak = run_program(Program("scan", FS_SCAN, ["pass"]), cfg)
         found = set(json.loads(weak.stdout))
-        assert "/tmp" in found and found <= WORLD_WRITABLE, sorted(found)[:20]
+        # what other programs left world-writable inside those directories counts with them
+        # (uv's lock files in /tmp, say): socket-block mode only promises the rest of the disk
+        outside = {
+            p for p in found if not any(p == d or p.startswith(d + "/") for d in WORLD_WRITABLE)
+        }
+        assert "/tmp" in found and not outside, sorted(outside)[:20]
     assert isolation_mode() == "netns"
