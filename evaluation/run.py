@@ -39,6 +39,8 @@ The run folder:
     parts/<key>.parquet one finished (model, step) each; a rerun after a kill skips them
     parts/<key>.json    that part's timings
     parts/config.json   what identifies the run (a rerun with other settings is refused)
+    multipl-e/<model>/<name>.results.json.gz   MultiPL-E benches: its own result files, one a
+                        problem (evaluation/bench_multipl.py; MultiPL-E's pass_k.py reads them)
     manifest.json       written last
 
 Resuming: rerunning the same command over an unfinished folder (or `--resume` over a finished
