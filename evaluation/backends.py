@@ -7,7 +7,8 @@
     gen.close()
 
 Every backend is fed the SAME prompt token ids (`training.formats.prompt_ids`, the ids training
-used) and returns `evaluation.generate.Generation`s with finish "eos" | "length" | "stop_code":
+used) and returns `evaluation.generate.Generation`s with finish "eos" | "length" | "stop_code"
+| "stop_token":
 
     hf       a transformers model loaded here, batched `generate` (evaluation.generate)
     vllm     in-process `vllm.LLM` (imported only when chosen): `TokensPrompt(prompt_token_ids)`,
@@ -22,7 +23,10 @@ used) and returns `evaluation.generate.Generation`s with finish "eos" | "length"
 
 Stop strings: an API stops before the stop string and drops it; the backends here put it back,
 so a sample cut at a code block ends with its closing fence whichever backend made it (the same
-text `hf` keeps). A backend is one entry of `GEN_BACKENDS`: a description (listed by
+text `hf` keeps). A benchmark's stop tokens (`GenConfig.stop_tokens`, MultiPL-E) stay dropped,
+as MultiPL-E drops them (finish "stop_token"); a server is sent them only when they count
+anywhere: those that count only past a line (`GenConfig.stop_after`, the function header the
+response repeats) are cut here afterwards, the same cut `hf` makes. A backend is one entry of `GEN_BACKENDS`: a description (listed by
 `diag eval --help`), an option check, and a function (model dir, tokenizer, options) -> a
 `Generator` (a subclass that defines `_generate(prompts, cfg, progress)`, and `close()` when it
 holds a model).
@@ -43,7 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluation.generate import STOP_CODE, GenConfig, Generation, GenStats, generate
+from evaluation.generate import (
+    STOP_CODE,
+    STOP_TOKEN,
+    GenConfig,
+    Generation,
+    GenStats,
+    cut_at_stops,
+    generate,
+)
 from plumbing import InputError
 
 
@@ -84,6 +96,8 @@ class Generator(ABC):
         stats = stats if stats is not None else GenStats()
         t0 = time.perf_counter()
         outs = self._generate(prompts, cfg, progress)
+        if cfg.stop_tokens:  # what a server could not cut (hf: cut already, nothing changes)
+            outs = [[_cut_stop_tokens(g, cfg, i) for g in per] for i, per in enumerate(outs)]
         stats.seconds += time.perf_counter() - t0
         stats.samples += sum(len(per) for per in outs)
         stats.new_tokens += sum(g.n_tokens for per in outs for g in per)
@@ -98,19 +112,33 @@ class Generator(ABC):
         return None
 
 
+def _cut_stop_tokens(gen: Generation, cfg: GenConfig, prompt: int) -> Generation:
+    cut = cut_at_stops(gen.text, None, cfg.stop_tokens, cfg.after(prompt))
+    return Generation(cut[0], gen.n_tokens, STOP_TOKEN) if cut else gen
+
+
 def _finish(
-    reason: str | None, matched: Any, text: str, stop: str | None, reported: bool = True
+    reason: str | None,
+    matched: Any,
+    text: str,
+    stop: str | None,
+    reported: bool = True,
+    stop_tokens: Sequence[str] = (),
 ) -> tuple[str, str]:
     """(text, finish) from an API's finish_reason and the stop string it matched (vLLM:
-    `stop_reason`, SGLang: `matched_stop`; None for EOS); the stop string is put back. A server
-    that does not say which stop it met (`reported` False, e.g. TGI) met ours when the text
-    holds an opening fence and no stop string: after EOS a code-first sample would hold both."""
+    `stop_reason`, SGLang: `matched_stop`; None for EOS); the code stop is put back, a stop
+    token stays dropped. A server that does not say which stop it met (`reported` False, e.g.
+    TGI) met the code stop when the text holds an opening fence and no stop string: after EOS a
+    code-first sample would hold both (a stop token it met is then reported as "eos"; the text
+    is the same)."""
     if reason == "length":
         return text, "length"
     if stop and reason == "stop":
         ours = matched == stop if reported else ("```" in text and stop not in text)
         if ours:
             return text + stop, STOP_CODE
+    if reason == "stop" and reported and matched in stop_tokens:
+        return text, STOP_TOKEN
     return text, "eos"
 
 
@@ -188,7 +216,7 @@ class VLLMGenerator(Generator):
             top_p=cfg.top_p if sampling else 1.0,
             seed=cfg.seed,
             max_tokens=cfg.max_new_tokens,
-            stop=[cfg.code_stop] if cfg.code_stop else None,
+            stop=cfg.server_stops or None,
         )
         results = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
@@ -200,7 +228,11 @@ class VLLMGenerator(Generator):
             per = []
             for choice in sorted(result.outputs, key=lambda c: c.index):
                 text, finish = _finish(
-                    choice.finish_reason, choice.stop_reason, choice.text, cfg.code_stop
+                    choice.finish_reason,
+                    choice.stop_reason,
+                    choice.text,
+                    cfg.code_stop,
+                    stop_tokens=cfg.stop_tokens,
                 )
                 per.append(Generation(text, len(choice.token_ids), finish))
             out.append(per)
@@ -294,8 +326,8 @@ class OpenAIGenerator(Generator):
             "top_p": cfg.top_p if sampling else 1.0,
             "seed": cfg.seed + sample,
         }
-        if cfg.code_stop:
-            body["stop"] = [cfg.code_stop]
+        if cfg.server_stops:
+            body["stop"] = cfg.server_stops
         data = self._ask(body)
         try:
             choice = data["choices"][0]
@@ -308,7 +340,9 @@ class OpenAIGenerator(Generator):
             ) from None
         reported = "stop_reason" in choice or "matched_stop" in choice
         matched = choice.get("stop_reason", choice.get("matched_stop"))
-        text, finish = _finish(choice.get("finish_reason"), matched, text, cfg.code_stop, reported)
+        text, finish = _finish(
+            choice.get("finish_reason"), matched, text, cfg.code_stop, reported, cfg.stop_tokens
+        )
         return Generation(text, n_tokens, finish)
 
     def _generate(

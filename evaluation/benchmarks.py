@@ -18,6 +18,8 @@ Registry (`BENCHMARKS`, listed by `diag eval --help`):
     evalperf          EvalPerf jsonl (evaluation/bench_evalperf.py): DPS / DPS_norm
     toy               the toy world's held-out split: --bench-file triples.jsonl (from
                       `diag synth --source toy`) or, without a file, generated in-process
+    multipl-e:LANG    MultiPL-E prompt file of one language (cpp, java, js, sh, rs, php, py), from
+                      --bench-file; judged as MultiPL-E judges (evaluation/bench_multipl.py)
     jsonl:PATH        any triples file (tests = the triple's asserts)
 
 Accepted file formats (one JSON object a line; `.jsonl` or `.jsonl.gz`; UTF-8):
@@ -105,6 +107,12 @@ class BenchTask:
     # put code_prompt's imports and helpers before generated (full) code (judge.program_text);
     # off where the official harness runs a `solution` as it is (BigCodeBench)
     prompt_prelude: bool = True
+    # The program's language (MultiPL-E's key: cpp, java, js, sh, rs, php, ...); None: Python,
+    # run by the Python sandbox. Any other: prompt + completion + tests run as a native program
+    # (evaluation/judge.py), `tests` then being that language's test text.
+    language: str | None = None
+    # Generation ends at the first of these (MultiPL-E's stop_tokens; the stop is dropped).
+    stop_tokens: tuple[str, ...] = ()
 
 
 @dataclass
@@ -128,6 +136,7 @@ class Benchmark:
     needs_file: bool = False
     has_splits: bool = False
     default_split: str = "test"  # what the CLI's default --split (test) means for it
+    takes_arg: bool = False  # named as "name:ARG" (multipl-e:cpp); the loader reads spec.name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +420,14 @@ BENCHMARKS: dict[str, Benchmark] = {
         has_splits=True,
         default_split="complete",
     ),
+    "multipl-e": Benchmark(
+        "multipl-e",
+        "multipl-e:LANG (cpp, java, js, sh, rs, php, py): a MultiPL-E prompt file (jsonl: name, "
+        "language, prompt, doctests, original, prompt_terminology, tests, stop_tokens)",
+        _lazy_loader("evaluation.bench_multipl", "load_multipl_e"),
+        needs_file=True,
+        takes_arg=True,
+    ),
     "evalperf": Benchmark(
         "evalperf",
         "EvalPerf jsonl (evalplus/evalperf): task_id, entry_point, reference, scores, pe_input; "
@@ -430,7 +447,8 @@ BENCHMARKS: dict[str, Benchmark] = {
 
 def bench_help() -> str:
     """One line per benchmark, for --help."""
-    lines = [f"{name}: {b.help}" for name, b in BENCHMARKS.items()]
+    lines = [f"{name}: {b.help}" for name, b in BENCHMARKS.items() if not b.takes_arg]
+    lines += [b.help for b in BENCHMARKS.values() if b.takes_arg]
     lines.append("jsonl:PATH: any triples file (--split; tests = the triple's asserts)")
     return "; ".join(lines)
 
@@ -442,10 +460,14 @@ def load_tasks(spec: BenchSpec) -> list[BenchTask]:
         if not path:
             raise InputError("--bench jsonl:PATH: the path is empty")
         return _load_triples_split(path, spec.split, "--bench jsonl:")
+    base = spec.name.split(":", 1)[0]
+    if ":" in spec.name and base in BENCHMARKS and BENCHMARKS[base].takes_arg:
+        return BENCHMARKS[base].load(spec)
     if spec.name not in BENCHMARKS:
         raise InputError(
             f"--bench {spec.name!r}: unknown benchmark (choose from "
-            f"{', '.join(BENCHMARKS)}, jsonl:PATH)"
+            f"{', '.join(n + (':LANG' if b.takes_arg else '') for n, b in BENCHMARKS.items())}, "
+            "jsonl:PATH)"
         )
     return BENCHMARKS[spec.name].load(spec)
 

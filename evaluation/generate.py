@@ -16,6 +16,15 @@ the same hardware. The results come back in the input order.
 kept text runs through the end of the string (an API drops it; `evaluation.backends` puts it
 back, so every backend saves the same text) and the sample's finish is "stop_code".
 `stop_at_code(fmt)` is the string for the formats whose code comes first.
+
+`stop_tokens` (GenConfig): a benchmark's stop strings (MultiPL-E's per-language `stop_tokens`,
+e.g. "\n}" for C++): a sample ends at the first of them, which is dropped, as MultiPL-E's
+`stop_at_stop_token` drops it (its tests start by closing the function); finish "stop_token".
+MultiPL-E looks for them only in what follows its prompt, the function header; a response to
+an instruction writes that header itself first (and "\nfunction" of JavaScript and PHP would
+match it), so with `stop_after` (one string per prompt, the header line) a stop token counts only
+after the first line that repeats it (whitespace ignored); a response that never repeats it is
+not cut. With the code stop too, the earliest match decides (`cut_at_stops`).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ CODE_FIRST_FORMATS = ("precede", "wo")
 # always carries a language tag (```python\n) in these formats.
 CODE_STOP = CLOSE_FENCE + "\n"
 STOP_CODE = "stop_code"  # Generation.finish of a sample cut at CODE_STOP
+STOP_TOKEN = "stop_token"  # Generation.finish of a sample cut at one of GenConfig.stop_tokens
 
 
 @dataclass
@@ -47,13 +57,26 @@ class GenConfig:
     batch_size: int = 32  # rows (prompt x sample) per generate() call
     seed: int = 0
     code_stop: str | None = None  # end a sample once its text holds this (see module doc)
+    stop_tokens: tuple[str, ...] = ()  # end a sample before the first of these (module doc)
+    stop_after: tuple[str, ...] = ()  # per prompt: stop tokens count after this line (module doc)
+
+    @property
+    def server_stops(self) -> list[str]:
+        """The stop strings a server may apply itself (the code stop first): stop tokens only
+        when they count anywhere (no `stop_after`); else they are cut afterwards."""
+        tokens = list(self.stop_tokens) if not self.stop_after else []
+        return ([self.code_stop] if self.code_stop else []) + tokens
+
+    def after(self, prompt: int) -> str | None:
+        """The line prompt `prompt`'s stop tokens count after (None: anywhere)."""
+        return self.stop_after[prompt] if self.stop_after else None
 
 
 @dataclass
 class Generation:
     text: str
     n_tokens: int  # generated tokens, EOS included, pads excluded
-    finish: str  # "eos" | "length" | "stop_code"
+    finish: str  # "eos" | "length" | "stop_code" | "stop_token"
 
 
 def stop_at_code(fmt: str) -> str | None:
@@ -65,6 +88,41 @@ def cut_at_stop(text: str, stop: str) -> str | None:
     """`text` through the end of the first `stop` in it, or None when it holds none."""
     at = text.find(stop)
     return None if at < 0 else text[: at + len(stop)]
+
+
+def _squeezed(line: str) -> str:
+    return "".join(line.split())
+
+
+def after_line(text: str, line: str) -> int | None:
+    """The offset just past the first line of `text` equal to `line` (whitespace ignored),
+    None when no line is."""
+    want, start = _squeezed(line), 0
+    for part in text.split("\n"):
+        start += len(part) + 1
+        if want and _squeezed(part) == want:
+            return min(start, len(text))
+    return None
+
+
+def cut_at_stops(
+    text: str, code_stop: str | None, stop_tokens: Sequence[str], after: str | None = None
+) -> tuple[str, str] | None:
+    """(text, finish) cut at the earliest stop in it: through the code stop (STOP_CODE), or
+    before a stop token (STOP_TOKEN), which counts only past the line `after` when given;
+    None when it holds none."""
+    region = 0 if after is None else after_line(text, after)
+    found = []
+    if region is not None:
+        found = [(at, 1, s) for s in stop_tokens if s and (at := text.find(s, region)) >= 0]
+    if code_stop and code_stop in text:
+        found.append((text.find(code_stop), 0, code_stop))
+    if not found:
+        return None
+    at, _, stop = min(found)
+    if stop == code_stop:
+        return text[: at + len(stop)], STOP_CODE
+    return text[:at], STOP_TOKEN
 
 
 @dataclass
@@ -94,17 +152,44 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 
 class _CodeStopCriteria:
-    """A per-row stopping criterion: a row stops once its generated text holds `stop`.
+    """A per-row stopping criterion: a row stops once its generated text holds the code stop or
+    a stop token (past its row's `after` line, when it has one: `cut_at_stops`).
 
-    Only the last few generated tokens are decoded each step (the stop string is short, and
-    every token spans at least one character of it); the step a row first matched is recorded,
-    so the caller cuts that row there.
+    Only the last few generated tokens are decoded each step (the stop strings are short, and
+    every token spans at least one character of one); the whole text is decoded only when that
+    tail holds a stop token and the row has an `after` line. The step a row first matched is
+    recorded, so the caller cuts that row there.
     """
 
-    def __init__(self, tokenizer: Any, stop: str, width: int):
-        self.tokenizer, self.stop, self.width = tokenizer, stop, width
-        self.tail = len(stop) + 3
+    def __init__(
+        self,
+        tokenizer: Any,
+        code_stop: str | None,
+        stop_tokens: Sequence[str],
+        width: int,
+        afters: Sequence[str | None] = (),
+    ):
+        self.tokenizer, self.width = tokenizer, width
+        self.code_stop, self.stop_tokens = code_stop, tuple(stop_tokens)
+        self.afters = list(afters)  # per row
+        stops = ([code_stop] if code_stop else []) + list(self.stop_tokens)
+        self.tail = max(len(s) for s in stops) + 3
         self.fired: dict[int, int] = {}  # row -> generated tokens when it matched
+
+    def _matched(self, input_ids: Any, row: int, tail: str) -> bool:
+        if self.code_stop and self.code_stop in tail:
+            return True
+        if not any(stop in tail for stop in self.stop_tokens):
+            return False
+        after = self.afters[row] if self.afters else None
+        if after is None:
+            return True
+        text = self.tokenizer.decode(
+            input_ids[row, self.width :].tolist(),
+            skip_special_tokens=True,
+            clean_up_tokenization_spaces=False,
+        )
+        return cut_at_stops(text, None, self.stop_tokens, after) is not None
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
@@ -119,7 +204,7 @@ class _CodeStopCriteria:
                     skip_special_tokens=True,
                     clean_up_tokenization_spaces=False,
                 )
-                if self.stop in tail:
+                if self._matched(input_ids, row, tail):
                     self.fired[row] = n_new
             done[row] = row in self.fired
         return done
@@ -140,6 +225,8 @@ def generate(
 
     if cfg.n_samples > 1 and cfg.temperature <= 0:
         raise ValueError("n_samples > 1 needs temperature > 0 (greedy samples are identical)")
+    if cfg.stop_after and len(cfg.stop_after) != len(prompts):
+        raise ValueError(f"stop_after: {len(cfg.stop_after)} lines for {len(prompts)} prompts")
     stats = stats if stats is not None else GenStats()
     device = next(model.parameters()).device
     pad_id = (
@@ -172,10 +259,11 @@ def generate(
     for batch in batches:
         width = max(len(prompts[i]) for i, _ in batch)
         code_stop = None
-        if cfg.code_stop:
+        if cfg.code_stop or cfg.stop_tokens:
             from transformers import StoppingCriteriaList
 
-            code_stop = _CodeStopCriteria(tokenizer, cfg.code_stop, width)
+            afters = [cfg.after(i) for i, _ in batch]
+            code_stop = _CodeStopCriteria(tokenizer, cfg.code_stop, cfg.stop_tokens, width, afters)
             gen_kwargs["stopping_criteria"] = StoppingCriteriaList([code_stop])
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # [rows, width]
         mask = torch.zeros((len(batch), width), dtype=torch.long)  # [rows, width]
@@ -203,8 +291,9 @@ def generate(
                 skip_special_tokens=True,
                 clean_up_tokenization_spaces=False,
             )
-            if finish == STOP_CODE and cfg.code_stop:
-                text = cut_at_stop(text, cfg.code_stop) or text
+            if finish == STOP_CODE:  # the stop that fired: the code stop or a stop token
+                cut = cut_at_stops(text, cfg.code_stop, cfg.stop_tokens, cfg.after(i))
+                text, finish = cut or (text, finish)
             out[i][s] = Generation(text=text, n_tokens=len(tokens), finish=finish)
             stats.new_tokens += len(tokens)
         stats.samples += len(batch)

@@ -43,22 +43,35 @@ Program text: for a task with a code prompt (HumanEval), a `completion` sample i
 the prompt; generated (full) code gets the prompt's imports and helper functions prepended
 (`benchmarks.prompt_prelude`), so a model that omits `from typing import List` is not failed
 for it.
+
+Other languages (a task with `language`, MultiPL-E): the program is MultiPL-E's `prompt +
+completion + "\n" + tests` (full code is first turned into the completion MultiPL-E would have
+got: `bench_multipl.completion_from_code`), run as a sandbox `NativeProgram` of that language
+(built, then run; passed = exit code 0). Nothing is checked before running (an empty completion
+runs too, as in MultiPL-E; no Python parse, no entry-point alias). Besides our status the sample
+gets MultiPL-E's (`multipl_status`: OK, SyntaxError = build failed, Exception, Timeout, ...),
+the run's exit code, stdout and stderr (the build log for a failed build). A language whose
+compiler or interpreter is missing raises InputError naming the package to install, before
+anything runs.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from evaluation.bench_multipl import multipl_status, native_program_text, require_language
 from evaluation.benchmarks import BenchTask, StdioCase, prompt_prelude
 from evaluation.extract import defined_names
 
 if TYPE_CHECKING:
-    from sandbox import Program, SandboxConfig, Verdict
+    from sandbox import NativeProgram, Program, SandboxConfig, Verdict
 
 EXTRA_STATUSES = ("no_code", "syntax_error", "skipped")
+_BUILD_EXIT_RE = re.compile(r"build failed \(exit (-?\d+)\)")
 
 
 def eval_sandbox_config(
@@ -93,10 +106,29 @@ class Judged:
     base_status: str | None = None  # tasks with base tests (evalplus): the base verdict
     base_passed: bool | None = None
     plus_status: str | None = None  # ... and the main tests' own verdict (evalplus's "plus")
+    # other languages (MultiPL-E): its status, and the run's exit code and output
+    multipl_status: str | None = None
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    def multipl_result(self) -> dict[str, Any] | None:
+        """This sample as an entry of MultiPL-E's `results` (None for a Python task)."""
+        if self.multipl_status is None:
+            return None
+        return {
+            "program": self.program,
+            "status": self.multipl_status,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "exit_code": -1 if self.exit_code is None else self.exit_code,
+        }
 
 
 def program_text(candidate: Candidate) -> str:
     task = candidate.task
+    if task.language is not None:
+        return native_program_text(task, candidate.code, candidate.is_completion)
     if candidate.is_completion:
         return (task.code_prompt or "") + candidate.code
     if task.code_prompt and task.prompt_prelude and candidate.code.strip():
@@ -154,7 +186,7 @@ def _stdio_detail(index: int, total: int, case: StdioCase, got: str) -> str:
 
 
 def _run_grouped(
-    programs: list[tuple[Program, BenchTask]],
+    programs: list[tuple[Program | NativeProgram, BenchTask]],
     config: SandboxConfig,
     workers: int | None,
     deadline_s: float | None,
@@ -200,8 +232,10 @@ def judge(
     from sandbox import Program
 
     config = config if config is not None else eval_sandbox_config()
+    for lang in sorted({c.task.language for c in candidates if c.task.language is not None}):
+        require_language(lang)  # InputError naming the package to install, before any run
     results: list[Judged | None] = [None] * len(candidates)
-    programs: list[tuple[Program, BenchTask]] = []
+    programs: list[tuple[Program | NativeProgram, BenchTask]] = []
     where: list[tuple[int, str]] = []  # (candidate index, "main" | "renamed" | "base" | "io:N")
     texts: list[str] = []
     for i, cand in enumerate(candidates):
@@ -211,6 +245,11 @@ def judge(
         model_code = cand.code if not cand.is_completion else text
         if task.skip_reason:
             results[i] = Judged("skipped", task.skip_reason, False, False, None, None, 0.0, text)
+            continue
+        if task.language is not None:
+            results[i] = Judged("passed", "exit 0", True, False, None, None, 0.0, text)
+            programs.append((_native_program(i, text, task), task))
+            where.append((i, "main"))
             continue
         if not cand.code.strip():
             results[i] = Judged("no_code", "empty code", False, False, None, None, 0.0, text)
@@ -262,6 +301,13 @@ def judge(
     return [j for j in results if j is not None]
 
 
+def _native_program(i: int, text: str, task: BenchTask) -> NativeProgram:
+    from sandbox.languages import native_program
+
+    assert task.language is not None
+    return native_program(task.language, f"{i}", text, timeout_s=task.timeout_s)
+
+
 def _stdio_program(i: int, n: int, text: str, task: BenchTask) -> Program:
     from sandbox import Program
 
@@ -294,6 +340,8 @@ def _apply(
                 status, detail = "failed", _stdio_detail(n, len(task.stdio), case, verdict.stdout)
         elif kind.startswith("io:"):
             detail = f"stdio case {int(kind[3:]) + 1}/{len(task.stdio)}: {detail}"
+        if kind == "main" and task.language is not None:
+            _native_outcome(judged, task.language, verdict)
         if kind == "main" and task.base_tests is not None:
             judged.plus_status = status
         if kind == "base":
@@ -304,6 +352,18 @@ def _apply(
             judged.status, judged.detail, judged.passed = status, detail, False
         elif judged.passed and kind == "main":
             judged.detail = detail
+
+
+def _native_outcome(judged: Judged, language: str, verdict: Verdict) -> None:
+    """MultiPL-E's status, exit code and output of a native run (the build's log when the build
+    failed: MultiPL-E then reports the compiler's output and exit code)."""
+    judged.multipl_status = multipl_status(language, verdict.status, verdict.stdout, verdict.stderr)
+    judged.stdout, judged.stderr = verdict.stdout, verdict.stderr
+    judged.exit_code = verdict.exit_code
+    if verdict.status == "error":
+        judged.stdout, judged.stderr = "", verdict.build_log or verdict.detail
+        build_exit = _BUILD_EXIT_RE.match(verdict.detail)
+        judged.exit_code = int(build_exit.group(1)) if build_exit else None
 
 
 def _order(item: tuple[int, str]) -> tuple[int, int, int]:

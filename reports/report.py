@@ -9,6 +9,8 @@ Output folder (built under a temporary name, renamed into place when complete):
     <figure>.html          one interactive figure (plotly; loads plotly.min.js from this folder)
     <figure>.png / .svg    static exports (kaleido + Chromium, batched through one kaleido server)
     <figure>.csv           the numbers drawn
+    multipl.md / .csv      MultiPL-E pass@1 per model per language with CIs and paired tests
+                           (reports/multipl.py; only when the runs hold MultiPL-E samples)
     plotly.min.js          the plotly.js bundle the HTML files load (works offline)
     manifest.json          config, inputs (runs, result files), figures made and skipped
 
@@ -37,6 +39,7 @@ from plumbing import (
 )
 from reports.figures import FIGURES as PAPER_FIGURES
 from reports.figures import Made, Skip
+from reports.multipl import report_section
 from reports.perf import PERF_FIGURES
 from reports.results import TABLES, ResultSet
 
@@ -164,6 +167,7 @@ def _report_html(
     made_figs: dict[str, Made],
     skipped: dict[str, str],
     images: bool,
+    sections: str = "",
 ) -> str:
     """One page: runs, then every figure with its caption, then the notes on skipped figures."""
     esc = html.escape
@@ -215,6 +219,8 @@ def _report_html(
             f"({' · '.join(links)})</figcaption>",
             "</figure>",
         ]
+    if sections:  # tables beside the figures (reports/multipl.py)
+        parts.append(sections)
     if skipped or rs.notes:
         parts.append("<h2>Skipped</h2><ul>")
         for name, note in skipped.items():
@@ -284,8 +290,9 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
                     made.data.to_csv(index=False, lineterminator="\n"),
                     "utf-8",
                 )
+            sections = report_section(rs.table("samples"), tmp) if rs.has("samples") else ""
             (tmp / "report.html").write_text(
-                _report_html(rs, made_figs, skipped, cfg.images), "utf-8"
+                _report_html(rs, made_figs, skipped, cfg.images, sections), "utf-8"
             )
         if cfg.images and made_figs:
             with manifest.timed("images"):
@@ -303,6 +310,7 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
             "skipped": skipped,
             "runs": len(rs.runs),
             "notes": rs.notes,
+            "tables": ["multipl"] if sections else [],
         }
         manifest.finish(inputs=inputs, result=result)
     assert (out / MANIFEST).exists()
