@@ -278,6 +278,8 @@ def test_bad_benchmark_files(tmp_path, triples_file):
         "leetcode-contest",
         "livecodebench",
         "bigcodebench",
+        "multipl-e",
+        "evalperf",
         "toy",
     }
     with gzip.open(gz, "wt") as handle:
