@@ -24,7 +24,10 @@ The run folder holds:
     candidates.jsonl --shard runs only: {id, pos, code?} per candidate of the shard, `pos` its
                      place in the whole source stream, `code` the seed code when it reached the
                      dedup stage (what `--merge` dedups across shards)
-    manifest.json    written last (plumbing.Manifest)
+    manifest.json    written last (plumbing.Manifest; `teacher`: the teacher's name)
+    .front.sqlite    scratch while the run works: stages 1-3's indexes (ids seen, exact and
+                     MinHash LSH dedup keys, candidate order, seeds that passed; synthesis.index),
+                     so memory stays flat with the source's size; removed when the run finishes
 
 Sharding: `--shard I/N` keeps the candidates whose id hashes to I mod N (shard_of), decided as
 each candidate leaves the source, before any filter or teacher work, so N runs (processes or
@@ -45,15 +48,17 @@ order answers arrived in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import queue
 import re
+import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,6 +74,7 @@ from plumbing import (
 )
 from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
 from synthesis.filters import FilterConfig, Rejection, check_code
+from synthesis.index import IdSpool, KeyIndex, SeedSpool, open_index
 from synthesis.parser import ParsedResponse, parse_response
 from synthesis.schema import SPLITS, Triple
 from synthesis.seeds import Seed
@@ -85,6 +91,7 @@ STAGES = ("source", "filter", "dedup", "teacher", "parse", "sandbox")
 KEPT = "kept"
 TRIPLES, REJECTED, RESPONSES = "triples.jsonl", "rejected.jsonl", "responses.jsonl"
 STATS, RUN_CONFIG, CANDIDATES = "stats.json", "run_config.json", "candidates.jsonl"
+FRONT_INDEX = ".front.sqlite"  # the front stages' on-disk indexes (synthesis.index), scratch
 # Placeholders a prompt template may use; every template needs {code} (the paper's code-snippet
 # prompt has only {code}); {instruction} is the seed's task (empty for raw code).
 PLACEHOLDERS = ("{instruction}", "{code}")
@@ -538,19 +545,22 @@ def _load_cache(path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
 
 
 def _front_stages(
-    cfg: SynthConfig, run: _Run | None
-) -> tuple[list[str], list[Seed], dict[str, Any]]:
-    """Stages 1-3 over every candidate. Returns (all candidate ids in order, seeds that passed,
-    sources info). Rejections of ids not finished before are written to the log. A --shard run
-    takes only its share of the candidates and writes candidates.jsonl for --merge."""
+    cfg: SynthConfig, run: _Run | None, db: sqlite3.Connection | None = None
+) -> tuple[IdSpool, SeedSpool, dict[str, Any]]:
+    """Stages 1-3 over every candidate, streamed: returns (every candidate id in source order,
+    the seeds that passed, sources info), the first two spooled to the sqlite database `db`
+    (synthesis.index; default a private temporary one) with the dedup indexes, so memory does
+    not grow with the source. Rejections of ids not finished before are written to the log. A
+    --shard run takes only its share of the candidates and writes candidates.jsonl for
+    --merge."""
+    db = db if db is not None else open_index()
     fieldmap = FieldMap.from_flags(cfg.fields)
     specs = [parse_source(s) for s in cfg.sources]
-    dedup = Deduplicator(cfg.near_dup_threshold) if cfg.dedup else None
     shard = parse_shard(cfg.shard) if cfg.shard is not None else None
-    if dedup is not None and shard is not None:
-        # exact duplicates only: dropping C for a near-duplicate shard-mate B is wrong when B
-        # itself is a near duplicate of a seed in another shard and C is not (--merge does it)
-        dedup = Deduplicator(None)
+    # a shard removes exact duplicates only: dropping C for a near-duplicate shard-mate B is
+    # wrong when B itself is a near duplicate of a seed in another shard and C is not (--merge)
+    near = cfg.near_dup_threshold if shard is None else None
+    dedup = Deduplicator(near, db) if cfg.dedup else None
     decontam = (
         Decontaminator(
             load_benchmark_texts(cfg.decontam), cfg.decontam_ngram, cfg.decontam_threshold
@@ -558,54 +568,72 @@ def _front_stages(
         if cfg.decontam
         else None
     )
-    order: list[str] = []
-    seen: dict[str, str] = {}
-    passed: list[Seed] = []
-    shard_rows: list[dict[str, Any]] = []  # candidates.jsonl of a shard run
-    position = -1  # in the whole stream of candidates, every shard counting alike
-    for spec in specs:
-        for item in iter_candidates(
-            spec,
-            fieldmap,
-            limit=cfg.n,
-            toy_n=cfg.n or 1000,
-            seed=cfg.seed,
-            toy_world=cfg.toy_world,
-            raw=raw_code(cfg),
-        ):
-            position += 1
-            if shard is not None:
-                if shard_of(item.id, shard[1]) != shard[0]:
+    order, passed = IdSpool(db, "front_order"), SeedSpool(db, "front_passed")
+    seen = KeyIndex(db, "front_ids")  # candidate id -> the source it came from
+    shard_log = None  # candidates.jsonl of a shard run, renamed into place when complete
+    with contextlib.ExitStack() as stack:
+        if shard is not None and run is not None:
+            shard_log = stack.enter_context(
+                stack.enter_context(atomic_path(run.out / CANDIDATES)).open("w", encoding="utf-8")
+            )
+        position = -1  # in the whole stream of candidates, every shard counting alike
+        for spec in specs:
+            for item in iter_candidates(
+                spec,
+                fieldmap,
+                limit=cfg.n,
+                toy_n=cfg.n or 1000,
+                seed=cfg.seed,
+                toy_world=cfg.toy_world,
+                raw=raw_code(cfg),
+            ):
+                position += 1
+                if shard is not None and shard_of(item.id, shard[1]) != shard[0]:
                     continue
-                shard_rows.append({"id": item.id, "pos": position})
-            if item.id in seen:
-                raise InputError(
-                    f"--source {spec.text}: id {item.id!r} also comes from {seen[item.id]}"
-                )
-            seen[item.id] = spec.text
-            order.append(item.id)
-            fresh = run is not None and item.id not in run.finished
-            if isinstance(item, SourceReject):
-                if fresh:
-                    rej = Rejection(item.reason, item.detail)
-                    run.reject(_reject(item.id, "source", rej, item.source), advance=False)
-                continue
-            rejection, stage = check_code(item.code, cfg.filters), "filter"
-            if rejection is None and shard is not None:
-                shard_rows[-1]["code"] = item.code  # reached dedup: --merge dedups it again
-            if rejection is None and dedup is not None:
-                rejection, stage = dedup.check(item.id, item.code), "dedup"
-            if rejection is None and decontam is not None:
-                text = f"{item.instruction or ''}\n{item.code}"
-                rejection, stage = decontam.check(text), "dedup"
-            if rejection is not None:
-                if fresh:
-                    run.reject(_reject(item.id, stage, rejection, item.source), advance=False)
-                continue
-            passed.append(item)
-    if shard is not None and run is not None:
-        _rewrite_jsonl(run.out / CANDIDATES, shard_rows)
+                first = seen.add(item.id, spec.text)
+                if first is not None:
+                    raise InputError(
+                        f"--source {spec.text}: id {item.id!r} also comes from {first}"
+                    )
+                order.append(item.id)
+                reached_dedup = _front_one(item, cfg, dedup, decontam, run, passed)
+                if shard_log is not None:
+                    row = {"id": item.id, "pos": position}
+                    if reached_dedup:  # --merge dedups it again
+                        row["code"] = item.code
+                    shard_log.write(json.dumps(row, ensure_ascii=False) + "\n")
     return order, passed, {"sources": [s.text for s in specs]}
+
+
+def _front_one(
+    item: Seed | SourceReject,
+    cfg: SynthConfig,
+    dedup: Deduplicator | None,
+    decontam: Decontaminator | None,
+    run: _Run | None,
+    passed: SeedSpool,
+) -> bool:
+    """Stages 1-3 of one candidate: spool it to `passed` or log its rejection (unless its id
+    finished in an earlier attempt). Returns whether it passed the filter (reached dedup)."""
+    fresh = run is not None and item.id not in run.finished
+    if isinstance(item, SourceReject):
+        if fresh:
+            rej = Rejection(item.reason, item.detail)
+            run.reject(_reject(item.id, "source", rej, item.source), advance=False)
+        return False
+    rejection, stage = check_code(item.code, cfg.filters), "filter"
+    reached_dedup = rejection is None
+    if rejection is None and dedup is not None:
+        rejection, stage = dedup.check(item.id, item.code), "dedup"
+    if rejection is None and decontam is not None:
+        text = f"{item.instruction or ''}\n{item.code}"
+        rejection, stage = decontam.check(text), "dedup"
+    if rejection is not None:
+        if fresh:
+            run.reject(_reject(item.id, stage, rejection, item.source), advance=False)
+    else:
+        passed.append(item)
+    return reached_dedup
 
 
 def _teacher_replies(
@@ -646,7 +674,7 @@ def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
     )
 
 
-def compute_stats(out: Path, order: list[str]) -> dict[str, Any]:
+def compute_stats(out: Path, order: IdSpool | list[str]) -> dict[str, Any]:
     """Per-stage counts from the files on disk (so they cover every resumed attempt)."""
     final: dict[str, tuple[str, str]] = {}  # id -> (stage or "kept", reason)
     for record in repair_jsonl(out / TRIPLES)[0]:
@@ -689,7 +717,7 @@ def _split_counts(out: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _finalize_order(out: Path, order: list[str]) -> None:
+def _finalize_order(out: Path, order: Iterable[str]) -> None:
     """Rewrite triples.jsonl and rejected.jsonl in seed order (atomic)."""
     rank = {seed_id: i for i, seed_id in enumerate(order)}
     for name in (TRIPLES, REJECTED):
@@ -748,10 +776,11 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     finished, repaired = _load_state(out)
     run = _Run(cfg, out)
     run.finished = finished
+    front_db = open_index(out / FRONT_INDEX)  # scratch, removed when the run finishes
     sandbox: _SandboxStage | None = None
     try:
         with manifest.timed("front_stages"):
-            order, passed, info = _front_stages(cfg, run)
+            order, passed, info = _front_stages(cfg, run, front_db)
         pending = [s for s in passed if s.id not in run.finished]
         requests = [
             TeacherRequest(hashlib.sha256(f"{teacher.cache_id}\n{p}".encode()).hexdigest(), p, seed)
@@ -810,6 +839,8 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
 
     _finalize_order(out, order)
     stats = compute_stats(out, order)
+    front_db.close()
+    (out / FRONT_INDEX).unlink()
     wall = time.perf_counter() - t_start
     stats.update(
         splits=_split_counts(out),
@@ -834,5 +865,6 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
         outputs=outputs,
         summary={"kept": stats["kept"], "seeds": stats["seeds"], "keep_rate": stats["keep_rate"]},
         shard=cfg.shard,
+        teacher=teacher.name,  # what reports trace an SFT study's data back to (teacher swap)
     )
     return stats
