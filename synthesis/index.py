@@ -61,6 +61,10 @@ class KeyIndex:
             return None
         return self.get(key)
 
+    def put(self, key: str | bytes, value: str) -> None:
+        """Set `key` to `value` (the last put wins)."""
+        self.db.execute(f"INSERT OR REPLACE INTO {self.name} VALUES (?, ?)", (key, value))
+
     def get(self, key: str | bytes) -> str | None:
         row = self.db.execute(f"SELECT value FROM {self.name} WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]

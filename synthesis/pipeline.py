@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -91,6 +92,8 @@ STAGES = ("source", "filter", "dedup", "teacher", "parse", "sandbox")
 KEPT = "kept"
 TRIPLES, REJECTED, RESPONSES = "triples.jsonl", "rejected.jsonl", "responses.jsonl"
 STATS, RUN_CONFIG, CANDIDATES = "stats.json", "run_config.json", "candidates.jsonl"
+# seeds asked of the teacher per teacher.run call: the prompts held in memory at once
+TEACHER_CHUNK = 4096
 FRONT_INDEX = ".front.sqlite"  # the front stages' on-disk indexes (synthesis.index), scratch
 # Placeholders a prompt template may use; every template needs {code} (the paper's code-snippet
 # prompt has only {code}); {instruction} is the seed's task (empty for raw code).
@@ -532,16 +535,29 @@ def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
     return finished, repaired
 
 
-def _load_cache(path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
-    cache: dict[str, dict[str, Any]] = {}
-    if not path.exists() or not keys:
-        return cache
-    with path.open("rb") as handle:
-        for raw in handle:
-            record = json.loads(raw)
-            if record["key"] in keys:
-                cache[record["key"]] = record
-    return cache
+class _ResponseCache:
+    """The answers already in responses.jsonl, looked up by prompt key through an on-disk index
+    of their byte offsets (the last answer of a key wins), so a resumed run over many seeds does
+    not hold every earlier answer in memory."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection):
+        self.offsets = KeyIndex(db, "responses")
+        self._handle = path.open("rb") if path.exists() else None
+        offset = 0
+        for raw in self._handle or ():
+            self.offsets.put(json.loads(raw)["key"], str(offset))
+            offset += len(raw)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        offset = self.offsets.get(key)
+        if offset is None or self._handle is None:
+            return None
+        self._handle.seek(int(offset))
+        return json.loads(self._handle.readline())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
 
 
 def _front_stages(
@@ -637,16 +653,28 @@ def _front_one(
 
 
 def _teacher_replies(
-    teacher: Any, requests: list[TeacherRequest], cache: dict[str, dict[str, Any]]
+    teacher: Any, requests: Iterable[TeacherRequest], cache: _ResponseCache, counts: Counter[str]
 ) -> Iterator[tuple[TeacherRequest, TeacherReply, bool]]:
-    """Cached answers first, then the teacher's; the bool says whether the answer is new."""
-    for request in requests:
-        if request.key in cache:
-            hit = cache[request.key]
-            yield request, TeacherReply(hit["text"], hit.get("finish_reason")), False
-    fresh = [r for r in requests if r.key not in cache]
-    for request, reply in teacher.run(fresh):
-        yield request, reply, True
+    """Answers to `requests`, TEACHER_CHUNK requests at a time (the prompts of one chunk are
+    all that is held): cached answers of a chunk first, then the teacher's; the bool says
+    whether the answer is new. counts["cached"] counts the cached ones."""
+    chunk: list[TeacherRequest] = []
+    for request in itertools.chain(requests, [None]):
+        if request is not None:
+            chunk.append(request)
+            if len(chunk) < TEACHER_CHUNK:
+                continue
+        fresh = []
+        for pending in chunk:
+            hit = cache.get(pending.key)
+            if hit is None:
+                fresh.append(pending)
+                continue
+            counts["cached"] += 1
+            yield pending, TeacherReply(hit["text"], hit.get("finish_reason")), False
+        for asked, reply in teacher.run(fresh):
+            yield asked, reply, True
+        chunk = []
 
 
 def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
@@ -778,25 +806,29 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     run.finished = finished
     front_db = open_index(out / FRONT_INDEX)  # scratch, removed when the run finishes
     sandbox: _SandboxStage | None = None
+    cache: _ResponseCache | None = None
     try:
         with manifest.timed("front_stages"):
             order, passed, info = _front_stages(cfg, run, front_db)
-        pending = [s for s in passed if s.id not in run.finished]
-        requests = [
+        # seeds not finished before, read lazily from the spool (the sandbox thread marks only
+        # seeds already asked as finished, so filtering as they are read filters the same)
+        n_pending = sum(1 for s in passed if s.id not in run.finished)
+        requests = (
             TeacherRequest(hashlib.sha256(f"{teacher.cache_id}\n{p}".encode()).hexdigest(), p, seed)
-            for seed in pending
+            for seed in passed
+            if seed.id not in run.finished
             for p in [prompts.render(seed)]
-        ]
-        cache = _load_cache(out / RESPONSES, {r.key for r in requests})
-        n_cached = sum(r.key in cache for r in requests)
+        )
+        cache = _ResponseCache(out / RESPONSES, front_db)
+        counts: Counter[str] = Counter()
         t_teacher = time.perf_counter()
         with tqdm(
-            total=len(requests), desc="synth", unit="seed", disable=not cfg.progress, smoothing=0.1
+            total=n_pending, desc="synth", unit="seed", disable=not cfg.progress, smoothing=0.1
         ) as bar:
             run.bar = bar
             sandbox = _SandboxStage(run, cfg, teacher.name)
             batch: list[_Candidate] = []
-            for request, reply, new in _teacher_replies(teacher, requests, cache):
+            for request, reply, new in _teacher_replies(teacher, requests, cache, counts):
                 seed = request.seed
                 if reply.error is not None:
                     rej = Rejection("teacher_error", reply.error[:300])
@@ -836,6 +868,9 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
             except Exception:  # noqa: BLE001 (the first error is the one to report)
                 pass
         run.close()
+        if cache is not None:
+            cache.close()
+    n_cached = counts["cached"]
 
     _finalize_order(out, order)
     stats = compute_stats(out, order)
@@ -845,14 +880,14 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     stats.update(
         splits=_split_counts(out),
         this_attempt={
-            "processed": len(requests),
+            "processed": n_pending,
             "cached_responses": n_cached,
-            "teacher_requests": getattr(teacher, "n_requests", len(requests) - n_cached),
+            "teacher_requests": getattr(teacher, "n_requests", n_pending - n_cached),
             "repaired": repaired,
             "kept": run.counts["kept"],
             "wall_s": round(wall, 3),
             "teacher_and_sandbox_s": round(teacher_s, 3),
-            "seeds_per_s": round(len(requests) / teacher_s, 2) if teacher_s > 0 else None,
+            "seeds_per_s": round(n_pending / teacher_s, 2) if teacher_s > 0 else None,
             "kept_per_s": round(run.counts["kept"] / wall, 2) if wall > 0 else None,
         },
         **info,
