@@ -269,41 +269,51 @@ def load_prompts(cfg: SynthConfig) -> Prompts:
 # append-only logs
 
 
-def repair_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Records of an append-only jsonl file, dropping a half-written tail (rewritten in place).
+def repair_tail(path: Path) -> int:
+    """Drop a half-written tail of an append-only jsonl file (truncated in place); returns the
+    number of lines dropped (0 or 1). Read line by line, never whole.
 
     A kill -9 can leave the last line without its newline or cut mid-JSON; such a line is
-    removed. Returns (records, number of lines dropped).
+    removed. A line that is not JSON with complete lines after it is an InputError.
     """
     if not path.exists():
-        return [], 0
-    raw = path.read_bytes()
-    records: list[dict[str, Any]] = []
-    good_end = 0
-    dropped = 0
-    pos = 0
-    while pos < len(raw):
-        end = raw.find(b"\n", pos)
-        if end == -1:  # no newline: an unfinished last line
-            dropped += 1
-            break
-        line = raw[pos:end]
-        try:
-            obj = json.loads(line.decode("utf-8")) if line.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            obj = None
-            if raw.find(b"\n", end + 1) != -1:
-                lineno = raw.count(b"\n", 0, pos) + 1
-                raise InputError(f"{path}: line {lineno} is corrupt (not JSON)") from None
-            dropped += 1
-            break
-        if obj is not None:
-            records.append(obj)
-        pos = good_end = end + 1
-    if good_end != len(raw):
-        with path.open("r+b") as handle:
-            handle.truncate(good_end)
-    return records, dropped
+        return 0
+    good_end, corrupt = 0, None  # corrupt: the number of a line that is not JSON
+    with path.open("rb") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):  # an unfinished last line
+                break
+            if corrupt is not None:
+                raise InputError(f"{path}: line {corrupt} is corrupt (not JSON)")
+            try:
+                if line.strip():
+                    json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                corrupt = lineno
+                continue
+            good_end += len(line)
+        size = handle.seek(0, os.SEEK_END)
+    if good_end == size:
+        return 0
+    with path.open("r+b") as handle:
+        handle.truncate(good_end)
+    return 1
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a jsonl log (repaired with repair_tail first), one at a time."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def repair_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Records of an append-only jsonl file, dropping a half-written tail (repair_tail)."""
+    dropped = repair_tail(path)
+    return list(iter_records(path)), dropped
 
 
 class JsonlLog:
@@ -323,7 +333,7 @@ class JsonlLog:
         os.close(self._fd)
 
 
-def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+def _rewrite_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -517,15 +527,18 @@ class _SandboxStage:
 
 def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
     """Repair the logs of an earlier attempt; ids already finished; what was repaired."""
-    triples, bad_t = repair_jsonl(out / TRIPLES)
-    rejected, bad_r = repair_jsonl(out / REJECTED)
-    _, bad_c = repair_jsonl(out / RESPONSES)
+    bad_t, bad_r, bad_c = (repair_tail(out / name) for name in (TRIPLES, REJECTED, RESPONSES))
     # Transient teacher failures are retried: drop them from the log (atomic rewrite).
-    retry = {r["id"] for r in rejected if r.get("stage") == "teacher" and r.get("retryable")}
+    retry = {
+        r["id"]
+        for r in iter_records(out / REJECTED)
+        if r.get("stage") == "teacher" and r.get("retryable")
+    }
     if retry:
-        rejected = [r for r in rejected if r["id"] not in retry]
-        _rewrite_jsonl(out / REJECTED, rejected)
-    finished = {r["id"] for r in triples} | {r["id"] for r in rejected}
+        _rewrite_jsonl(
+            out / REJECTED, (r for r in iter_records(out / REJECTED) if r["id"] not in retry)
+        )
+    finished = {r["id"] for name in (TRIPLES, REJECTED) for r in iter_records(out / name)}
     repaired = {
         "triples": bad_t,
         "rejected": bad_r,
@@ -702,56 +715,97 @@ def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
     )
 
 
-def compute_stats(out: Path, order: IdSpool | list[str]) -> dict[str, Any]:
-    """Per-stage counts from the files on disk (so they cover every resumed attempt)."""
-    final: dict[str, tuple[str, str]] = {}  # id -> (stage or "kept", reason)
-    for record in repair_jsonl(out / TRIPLES)[0]:
-        final[record["id"]] = (KEPT, "")
-    for record in repair_jsonl(out / REJECTED)[0]:
-        final[record["id"]] = (record["stage"], record["reason"])
-    wanted = set(order)
+def compute_stats(
+    out: Path, order: IdSpool | list[str], db: sqlite3.Connection | None = None
+) -> dict[str, Any]:
+    """Per-stage counts from the files on disk (so they cover every resumed attempt). Each id's
+    outcome is indexed in sqlite (`db`, default a private temporary one), so memory does not
+    grow with the number of ids."""
+    db = db if db is not None else open_index()
+    db.execute("DROP TABLE IF EXISTS stats_outcome")
+    db.execute("DROP TABLE IF EXISTS stats_wanted")
+    final = KeyIndex(db, "stats_outcome")  # id -> [stage or "kept", reason] (the last record)
+    for record in iter_records(out / TRIPLES):
+        final.put(record["id"], json.dumps([KEPT, ""]))
+    for record in iter_records(out / REJECTED):
+        final.put(record["id"], json.dumps([record["stage"], record["reason"]]))
+    wanted = KeyIndex(db, "stats_wanted")
     rank = {name: i for i, name in enumerate((*STAGES, KEPT))}
+    reached: Counter[int] = Counter()  # furthest stage rank -> ids
+    reasons: dict[str, Counter[str]] = {stage: Counter() for stage in STAGES}
+    unfinished = 0
+    for seed_id in order:
+        wanted.add(seed_id, "")
+        outcome = final.get(seed_id)
+        if outcome is None:
+            unfinished += 1
+            continue
+        stage, reason = json.loads(outcome)
+        reached[rank[stage]] += 1
+        if stage != KEPT:
+            reasons[stage][reason] += 1
     per_stage: dict[str, Any] = {}
-    reached = [rank[final[i][0]] for i in order if i in final]
     for index, stage in enumerate(STAGES):
-        n_in = sum(r >= index for r in reached)
-        reasons = Counter(final[i][1] for i in order if i in final and final[i][0] == stage)
-        n_rej = sum(reasons.values())
+        n_in = sum(n for r, n in reached.items() if r >= index)
+        n_rej = sum(reasons[stage].values())
         per_stage[stage] = {
             "in": n_in,
             "out": n_in - n_rej,
             "rejected": n_rej,
             "keep_rate": round((n_in - n_rej) / n_in, 4) if n_in else None,
-            "reasons": dict(reasons.most_common()),
+            "reasons": dict(reasons[stage].most_common()),
         }
-    kept = sum(1 for i in order if final.get(i, ("", ""))[0] == KEPT)
+    kept = reached[rank[KEPT]]
     n_seeds = per_stage["source"]["out"]
+    (stray,) = db.execute(
+        "SELECT COUNT(*) FROM stats_outcome WHERE key NOT IN (SELECT key FROM stats_wanted)"
+    ).fetchone()
     return {
         "candidates": len(order),
         "seeds": n_seeds,
         "kept": kept,
         "rejected": sum(s["rejected"] for s in per_stage.values()),
-        "unfinished": sum(1 for i in order if i not in final),
+        "unfinished": unfinished,
         "keep_rate": round(kept / n_seeds, 4) if n_seeds else None,
         "stages": per_stage,
-        "stray_ids": len(set(final) - wanted),  # in the logs but not among the sources now
+        "stray_ids": stray,  # in the logs but not among the sources now
     }
 
 
 def _split_counts(out: Path) -> dict[str, int]:
     counts: Counter[str] = Counter()
-    for record in repair_jsonl(out / TRIPLES)[0]:
+    for record in iter_records(out / TRIPLES):
         counts[record.get("meta", {}).get("split", "?")] += 1
     return dict(sorted(counts.items()))
 
 
-def _finalize_order(out: Path, order: Iterable[str]) -> None:
-    """Rewrite triples.jsonl and rejected.jsonl in seed order (atomic)."""
-    rank = {seed_id: i for i, seed_id in enumerate(order)}
+def _finalize_order(out: Path, order: Iterable[str], db: sqlite3.Connection | None = None) -> None:
+    """Rewrite triples.jsonl and rejected.jsonl in seed order (atomic), sorting through sqlite
+    (`db`, default a private temporary one) rather than in memory; ids not in `order` go last,
+    in file order."""
+    db = db if db is not None else open_index()
+    for table in ("final_rank", "final_sorted"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    ranks = KeyIndex(db, "final_rank")
+    n_ranked = 0
+    for pos, seed_id in enumerate(order):
+        ranks.put(seed_id, str(pos))
+        n_ranked = pos + 1
     for name in (TRIPLES, REJECTED):
-        records = repair_jsonl(out / name)[0]
-        records.sort(key=lambda r: rank.get(r["id"], len(rank)))
-        _rewrite_jsonl(out / name, records)
+        db.execute("DROP TABLE IF EXISTS final_sorted")
+        db.execute("CREATE TABLE final_sorted (rank INTEGER, seq INTEGER, record TEXT)")
+        for seq, record in enumerate(iter_records(out / name)):
+            pos = ranks.get(record["id"])
+            row = (
+                n_ranked if pos is None else int(pos),
+                seq,
+                json.dumps(record, ensure_ascii=False),
+            )
+            db.execute("INSERT INTO final_sorted VALUES (?, ?, ?)", row)
+        cur = db.execute("SELECT record FROM final_sorted ORDER BY rank, seq")
+        with atomic_path(out / name) as tmp, tmp.open("w", encoding="utf-8") as handle:
+            while rows := cur.fetchmany(1024):
+                handle.writelines(record + "\n" for (record,) in rows)
 
 
 def main(cfg: SynthConfig) -> dict[str, Any]:
@@ -872,8 +926,8 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
             cache.close()
     n_cached = counts["cached"]
 
-    _finalize_order(out, order)
-    stats = compute_stats(out, order)
+    _finalize_order(out, order, front_db)
+    stats = compute_stats(out, order, front_db)
     front_db.close()
     (out / FRONT_INDEX).unlink()
     wall = time.perf_counter() - t_start
