@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import run_diag_here
 from test_replication import _eval_run
 
 from plumbing import InputError
@@ -163,3 +164,16 @@ def test_diag_report_writes_the_table(studies, tmp_path):
     assert '<section id="teacher_swap">' in page and "gpt-4o: pass@1 (95% CI)" in page
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["result"]["teacher_swap"]["teachers"] == ["gpt-4", "gpt-4o"]
+
+
+def test_cli_refuses_one_study_with_one_line_and_writes_nothing(studies, tmp_path):
+    out = tmp_path / "report"
+    proc = run_diag_here(
+        "report", "--runs", str(studies["gpt-4"]), "--out", str(out), "--no-images",
+        "--teacher-swap", f"gpt-4={studies['gpt-4']}",
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: --teacher-swap: give two or more studies (NAME=DIR, one per teacher)"
+    ]
+    assert not out.exists()
