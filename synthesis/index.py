@@ -27,7 +27,7 @@ from pathlib import Path
 from synthesis.seeds import Seed
 
 # sqlite's page cache per connection: what the indexes may hold in memory
-CACHE_KIB = 16 * 1024
+CACHE_KIB = 4 * 1024
 # rows fetched per step when iterating a table (bounded memory, few round trips)
 FETCH = 1024
 
