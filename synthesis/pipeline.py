@@ -37,6 +37,12 @@ dropped for a shard-mate that another shard's seed drops would be lost); `--merg
 OUT` (synthesis.merge) joins the finished shards and redoes exact and near-duplicate removal over
 all of them in source order, so the merged folder is the unsharded run's.
 
+Memory: what grows with the source lives on disk (synthesis.index; .front.sqlite above): the
+front stages stream the source (parquet by row batches) and keep ids, dedup keys and the
+seeds that passed in sqlite; the teacher is asked TEACHER_CHUNK seeds at a time, earlier answers
+found through an index of responses.jsonl; stats and the final seed-order rewrite go through
+sqlite too. What still grows: the set of finished ids (ids only) and --merge (synthesis.merge).
+
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
 from responses.jsonl whatever was asked before, and retries seeds whose teacher request failed
