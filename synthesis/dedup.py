@@ -86,8 +86,7 @@ class Deduplicator:
     def __init__(self, near_threshold: float | None = 0.85, db: sqlite3.Connection | None = None):
         """`db`: the sqlite database to keep the tables in (synthesis.index.open_index); by
         default a private temporary one."""
-        if near_threshold is not None and not 0.0 < near_threshold <= 1.0:
-            raise InputError(f"--near-dup-threshold {near_threshold}: must be in (0, 1]")
+        self.check_threshold(near_threshold)
         self.near_threshold = near_threshold
         self._db = db if db is not None else open_index()
         self._kept = KeyIndex(self._db, "dedup_exact")  # digest of normalized code -> seed id
@@ -104,6 +103,11 @@ class Deduplicator:
                 "CREATE TABLE IF NOT EXISTS dedup_bands (key BLOB PRIMARY KEY, id TEXT) "
                 "WITHOUT ROWID"
             )
+
+    @staticmethod
+    def check_threshold(near_threshold: float | None) -> None:
+        if near_threshold is not None and not 0.0 < near_threshold <= 1.0:
+            raise InputError(f"--near-dup-threshold {near_threshold}: must be in (0, 1]")
 
     def check(self, seed_id: str, code: str) -> Rejection | None:
         normalized = normalize_code(code)

@@ -426,6 +426,8 @@ def _check_config(cfg: SynthConfig) -> None:
     if cfg.sandbox_batch < 1:
         raise InputError(f"--sandbox-batch {cfg.sandbox_batch}: must be >= 1")
     raw_code(cfg).check()
+    if cfg.dedup:  # a shard run dedups exact copies only, but its --merge uses the threshold
+        Deduplicator.check_threshold(cfg.near_dup_threshold)
     if cfg.shard is not None:
         parse_shard(cfg.shard)
 
