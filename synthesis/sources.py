@@ -248,14 +248,17 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        # no pre-buffering: pyarrow would otherwise read the column chunks of every row group
+        # ahead, so memory grew with the file
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except Exception as err:  # pyarrow raises several types for a non-parquet file
         raise InputError(f"{path}: not a readable parquet file ({err})") from None
     index = 0
-    for batch in parquet.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield f"{path}:row {index}", row
-            index += 1
+    for group in range(parquet.num_row_groups):  # one row group at a time, in batches
+        for batch in parquet.iter_batches(batch_size=1024, row_groups=[group]):
+            for row in batch.to_pylist():
+                yield f"{path}:row {index}", row
+                index += 1
 
 
 def _hf_rows(path: Path, split: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
