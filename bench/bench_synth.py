@@ -15,9 +15,10 @@
    peak RSS (VmHWM) and the size of the on-disk index the stages keep (synthesis.index). Target:
    peak RSS at the largest size <= 1.2x the smallest's (memory flat with input size). Then
    `--shard 0/2` and `1/2` of the smallest file in two processes at once vs the whole file in
-   one: target >= 1.6x. Cost: the stages run at about 1,400-1,500 candidates/s on one core
-   (ast cutting, filter, normalisation, MinHash), about 9,300 candidates per MB of this code:
-   50 MB takes about 5 minutes, 200 MB about 22 (`--stream-mb 12.5,50` for a quicker check).
+   one: target >= 1.6x. Cost (measured 2026-12-04 on a shared 2-core machine): about 1,500-1,600
+   candidates/s on one core (ast cutting, filter, normalisation, MinHash), 9,200 candidates per
+   MB of this code: 50 MB took 285 s (peak RSS 152 MB, index 429 MB on disk), 200 MB 1,207 s
+   (peak RSS 156 MB, 1.03x; index 1.75 GB on disk). `--stream-mb 12.5,50` checks in ~7 minutes.
 
 Prints one line per measurement and the ratio; exits 1 when the concurrency target is missed.
 """
