@@ -69,6 +69,17 @@ class ReportConfig:
     )
     images: bool = field(default=True, metadata={"help": "Also write PNG + SVG (needs Chromium)."})
     scale: float = field(default=2.0, metadata={"help": "PNG pixel scale."})
+    teacher_swap: list[str] = field(
+        default_factory=list,
+        metadata={
+            "flag": "--teacher-swap",
+            "help": "NAME=DIR: the SFT study (eval runs) under DIR, whose data teacher NAME "
+            "synthesised; repeat per teacher (two or more) for the teacher-swap table "
+            "(teacher_swap.md/.csv: pass@1 per format with CIs under each teacher, the paired "
+            "tests, whether the format ordering agrees). A bare DIR is named by the teacher "
+            "its runs record (eval -> train run -> triples -> diag synth manifest).",
+        },
+    )
 
 
 def find_chromium() -> str | None:
@@ -274,6 +285,7 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
     _check_out(out)
     rs = ResultSet.load(cfg.runs)
     made_figs, skipped = build_figures(rs, cfg.only)
+    swap = _teacher_swap(cfg.teacher_swap)
     if cfg.images and made_figs and find_chromium() is None:
         raise InputError(CHROMIUM_HINT)
     import plotly.offline
@@ -291,9 +303,11 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
                     "utf-8",
                 )
             sections = report_section(rs.table("samples"), tmp) if rs.has("samples") else ""
-            (tmp / "report.html").write_text(
-                _report_html(rs, made_figs, skipped, cfg.images, sections), "utf-8"
-            )
+            page = _report_html(rs, made_figs, skipped, cfg.images, sections)
+            if swap is not None:
+                swap.write(tmp)
+                page = page.replace("</body></html>", swap.html() + "\n</body></html>")
+            (tmp / "report.html").write_text(page, "utf-8")
         if cfg.images and made_figs:
             with manifest.timed("images"):
                 _write_images(made_figs, tmp, cfg.scale)
@@ -312,6 +326,8 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
             "notes": rs.notes,
             "tables": ["multipl"] if sections else [],
         }
+        if swap is not None:
+            result["teacher_swap"] = swap.summary()
         manifest.finish(inputs=inputs, result=result)
     assert (out / MANIFEST).exists()
     print(
@@ -320,4 +336,15 @@ def main(cfg: ReportConfig) -> dict[str, Any]:
     )
     for name, note in skipped.items():
         print(f"  skipped {name}: {note}")
+    if swap is not None:
+        print(swap.markdown, end="")
     return result
+
+
+def _teacher_swap(specs: list[str]) -> Any:
+    """The teacher-swap table of --teacher-swap (reports.teacher_swap), or None without it."""
+    if not specs:
+        return None
+    from reports.teacher_swap import parse_groups, teacher_swap
+
+    return teacher_swap(parse_groups(specs))

@@ -26,12 +26,14 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from plumbing import InputError, require_file
 from synthesis.filters import Rejection
+from synthesis.index import KeyIndex, open_index
 from synthesis.sources import jsonl_rows
 
 BENCH_TEXT_FIELDS = ("prompt", "canonical_solution", "code", "text")
@@ -70,39 +72,77 @@ def normalize_code(code: str) -> str:
 
 
 class Deduplicator:
-    """Remembers the seeds it has kept; `check` says whether a new one repeats one of them."""
+    """Remembers the seeds it has kept; `check` says whether a new one repeats one of them.
 
-    def __init__(self, near_threshold: float | None = 0.85):
+    What it remembers lives in sqlite tables (synthesis.index), not in memory: the digest of
+    each kept seed's normalized code, and its MinHash's LSH band keys. The LSH is datasketch's
+    (its `MinHashLSH` band and row counts for the threshold, so the same pairs collide): a seed
+    is a near duplicate when one of its bands equals that band of a kept seed. A band key is
+    stored as a 16-byte BLAKE2 digest of the band's hash values (a false collision needs a
+    2**-128 chance). Each key belongs to exactly one kept seed (a seed sharing a key is never
+    kept), so the seed named in the rejection is the smallest id among those it collides with,
+    as datasketch's query would give."""
+
+    def __init__(self, near_threshold: float | None = 0.85, db: sqlite3.Connection | None = None):
+        """`db`: the sqlite database to keep the tables in (synthesis.index.open_index); by
+        default a private temporary one."""
+        self.check_threshold(near_threshold)
+        self.near_threshold = near_threshold
+        self._db = db if db is not None else open_index()
+        self._kept = KeyIndex(self._db, "dedup_exact")  # digest of normalized code -> seed id
+        self._bands: list[tuple[int, int]] = []
+        self._permutations = None
+        if near_threshold is not None:
+            from datasketch import MinHash, MinHashLSH
+
+            self._bands = MinHashLSH(threshold=near_threshold, num_perm=NUM_PERM).hashranges
+            # the permutations are drawn from MINHASH_SEED: draw them once, not per seed
+            template = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+            self._permutations = (template.permutations, template.scheme)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS dedup_bands (key BLOB PRIMARY KEY, id TEXT) "
+                "WITHOUT ROWID"
+            )
+
+    @staticmethod
+    def check_threshold(near_threshold: float | None) -> None:
         if near_threshold is not None and not 0.0 < near_threshold <= 1.0:
             raise InputError(f"--near-dup-threshold {near_threshold}: must be in (0, 1]")
-        self.near_threshold = near_threshold
-        self._exact: dict[str, str] = {}  # hash of normalized code -> first seed id
-        self._lsh = None
-        if near_threshold is not None:
-            from datasketch import MinHashLSH
-
-            self._lsh = MinHashLSH(threshold=near_threshold, num_perm=NUM_PERM)
 
     def check(self, seed_id: str, code: str) -> Rejection | None:
         normalized = normalize_code(code)
-        digest = hashlib.sha256(normalized.encode("utf-8")).hexdigest()
-        first = self._exact.get(digest)
+        digest = hashlib.sha256(normalized.encode("utf-8")).digest()
+        first = self._kept.get(digest)
         if first is not None:
             return Rejection("exact_duplicate", f"same normalized code as {first}")
-        if self._lsh is not None:
-            minhash = self._minhash(normalized)
-            similar = self._lsh.query(minhash)
-            if similar:
+        if self._bands:
+            keys = self._band_keys(normalized)
+            marks = ",".join("?" * len(keys))
+            (similar,) = self._db.execute(
+                f"SELECT MIN(id) FROM dedup_bands WHERE key IN ({marks})", keys
+            ).fetchone()
+            if similar is not None:
                 return Rejection(
-                    "near_duplicate",
-                    f"Jaccard >= {self.near_threshold} with {sorted(similar)[0]}",
+                    "near_duplicate", f"Jaccard >= {self.near_threshold} with {similar}"
                 )
-            self._lsh.insert(seed_id, minhash)
-        self._exact[digest] = seed_id
+            self._db.executemany(
+                "INSERT INTO dedup_bands VALUES (?, ?)", [(key, seed_id) for key in keys]
+            )
+        self._kept.add(digest, seed_id)
         return None
 
+    def _band_keys(self, normalized: str) -> list[bytes]:
+        """One key per LSH band of the seed's MinHash (band index folded in)."""
+        values = self._minhash(normalized, self._permutations).hashvalues
+        return [
+            hashlib.blake2b(
+                values[start:end].tobytes(), digest_size=16, salt=band.to_bytes(16)
+            ).digest()
+            for band, (start, end) in enumerate(self._bands)
+        ]
+
     @staticmethod
-    def _minhash(normalized: str):  # -> datasketch.MinHash
+    def _minhash(normalized: str, permutations=None):  # -> datasketch.MinHash
         from datasketch import MinHash
 
         toks = tokens(normalized)
@@ -110,7 +150,8 @@ class Deduplicator:
             shingles = {" ".join(toks)}
         else:
             shingles = {" ".join(toks[i : i + SHINGLE]) for i in range(len(toks) - SHINGLE + 1)}
-        minhash = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+        perms, scheme = permutations or (None, None)
+        minhash = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED, permutations=perms, scheme=scheme)
         minhash.update_batch([s.encode("utf-8") for s in sorted(shingles)])
         return minhash
 

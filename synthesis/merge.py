@@ -230,5 +230,6 @@ def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[
             summary={"kept": stats["kept"], "seeds": stats["seeds"],
                      "keep_rate": stats["keep_rate"]},
             merged=merged,
+            teacher=(read_manifest(shards[0].folder) or {}).get("teacher"),
         )  # fmt: skip
     return stats

@@ -24,7 +24,10 @@ The run folder holds:
     candidates.jsonl --shard runs only: {id, pos, code?} per candidate of the shard, `pos` its
                      place in the whole source stream, `code` the seed code when it reached the
                      dedup stage (what `--merge` dedups across shards)
-    manifest.json    written last (plumbing.Manifest)
+    manifest.json    written last (plumbing.Manifest; `teacher`: the teacher's name)
+    .front.sqlite    scratch while the run works: stages 1-3's indexes (ids seen, exact and
+                     MinHash LSH dedup keys, candidate order, seeds that passed; synthesis.index),
+                     so memory stays flat with the source's size; removed when the run finishes
 
 Sharding: `--shard I/N` keeps the candidates whose id hashes to I mod N (shard_of), decided as
 each candidate leaves the source, before any filter or teacher work, so N runs (processes or
@@ -33,6 +36,12 @@ A shard removes only exact duplicates within itself (near duplication is not tra
 dropped for a shard-mate that another shard's seed drops would be lost); `--merge DIR ... --out
 OUT` (synthesis.merge) joins the finished shards and redoes exact and near-duplicate removal over
 all of them in source order, so the merged folder is the unsharded run's.
+
+Memory: what grows with the source lives on disk (synthesis.index; .front.sqlite above): the
+front stages stream the source (parquet by row batches) and keep ids, dedup keys and the
+seeds that passed in sqlite; the teacher is asked TEACHER_CHUNK seeds at a time, earlier answers
+found through an index of responses.jsonl; stats and the final seed-order rewrite go through
+sqlite too. What still grows: the set of finished ids (ids only) and --merge (synthesis.merge).
 
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
@@ -45,15 +54,18 @@ order answers arrived in.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import queue
 import re
+import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -69,6 +81,7 @@ from plumbing import (
 )
 from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
 from synthesis.filters import FilterConfig, Rejection, check_code
+from synthesis.index import IdSpool, KeyIndex, SeedSpool, open_index
 from synthesis.parser import ParsedResponse, parse_response
 from synthesis.schema import SPLITS, Triple
 from synthesis.seeds import Seed
@@ -85,6 +98,9 @@ STAGES = ("source", "filter", "dedup", "teacher", "parse", "sandbox")
 KEPT = "kept"
 TRIPLES, REJECTED, RESPONSES = "triples.jsonl", "rejected.jsonl", "responses.jsonl"
 STATS, RUN_CONFIG, CANDIDATES = "stats.json", "run_config.json", "candidates.jsonl"
+# seeds asked of the teacher per teacher.run call: the prompts held in memory at once
+TEACHER_CHUNK = 4096
+FRONT_INDEX = ".front.sqlite"  # the front stages' on-disk indexes (synthesis.index), scratch
 # Placeholders a prompt template may use; every template needs {code} (the paper's code-snippet
 # prompt has only {code}); {instruction} is the seed's task (empty for raw code).
 PLACEHOLDERS = ("{instruction}", "{code}")
@@ -267,41 +283,51 @@ def load_prompts(cfg: SynthConfig) -> Prompts:
 # append-only logs
 
 
-def repair_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Records of an append-only jsonl file, dropping a half-written tail (rewritten in place).
+def repair_tail(path: Path) -> int:
+    """Drop a half-written tail of an append-only jsonl file (truncated in place); returns the
+    number of lines dropped (0 or 1). Read line by line, never whole.
 
     A kill -9 can leave the last line without its newline or cut mid-JSON; such a line is
-    removed. Returns (records, number of lines dropped).
+    removed. A line that is not JSON with complete lines after it is an InputError.
     """
     if not path.exists():
-        return [], 0
-    raw = path.read_bytes()
-    records: list[dict[str, Any]] = []
-    good_end = 0
-    dropped = 0
-    pos = 0
-    while pos < len(raw):
-        end = raw.find(b"\n", pos)
-        if end == -1:  # no newline: an unfinished last line
-            dropped += 1
-            break
-        line = raw[pos:end]
-        try:
-            obj = json.loads(line.decode("utf-8")) if line.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            obj = None
-            if raw.find(b"\n", end + 1) != -1:
-                lineno = raw.count(b"\n", 0, pos) + 1
-                raise InputError(f"{path}: line {lineno} is corrupt (not JSON)") from None
-            dropped += 1
-            break
-        if obj is not None:
-            records.append(obj)
-        pos = good_end = end + 1
-    if good_end != len(raw):
-        with path.open("r+b") as handle:
-            handle.truncate(good_end)
-    return records, dropped
+        return 0
+    good_end, corrupt = 0, None  # corrupt: the number of a line that is not JSON
+    with path.open("rb") as handle:
+        for lineno, line in enumerate(handle, 1):
+            if not line.endswith(b"\n"):  # an unfinished last line
+                break
+            if corrupt is not None:
+                raise InputError(f"{path}: line {corrupt} is corrupt (not JSON)")
+            try:
+                if line.strip():
+                    json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                corrupt = lineno
+                continue
+            good_end += len(line)
+        size = handle.seek(0, os.SEEK_END)
+    if good_end == size:
+        return 0
+    with path.open("r+b") as handle:
+        handle.truncate(good_end)
+    return 1
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a jsonl log (repaired with repair_tail first), one at a time."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def repair_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Records of an append-only jsonl file, dropping a half-written tail (repair_tail)."""
+    dropped = repair_tail(path)
+    return list(iter_records(path)), dropped
 
 
 class JsonlLog:
@@ -321,7 +347,7 @@ class JsonlLog:
         os.close(self._fd)
 
 
-def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+def _rewrite_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -408,6 +434,8 @@ def _check_config(cfg: SynthConfig) -> None:
     if cfg.sandbox_batch < 1:
         raise InputError(f"--sandbox-batch {cfg.sandbox_batch}: must be >= 1")
     raw_code(cfg).check()
+    if cfg.dedup:  # a shard run dedups exact copies only, but its --merge uses the threshold
+        Deduplicator.check_threshold(cfg.near_dup_threshold)
     if cfg.shard is not None:
         parse_shard(cfg.shard)
 
@@ -515,15 +543,18 @@ class _SandboxStage:
 
 def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
     """Repair the logs of an earlier attempt; ids already finished; what was repaired."""
-    triples, bad_t = repair_jsonl(out / TRIPLES)
-    rejected, bad_r = repair_jsonl(out / REJECTED)
-    _, bad_c = repair_jsonl(out / RESPONSES)
+    bad_t, bad_r, bad_c = (repair_tail(out / name) for name in (TRIPLES, REJECTED, RESPONSES))
     # Transient teacher failures are retried: drop them from the log (atomic rewrite).
-    retry = {r["id"] for r in rejected if r.get("stage") == "teacher" and r.get("retryable")}
+    retry = {
+        r["id"]
+        for r in iter_records(out / REJECTED)
+        if r.get("stage") == "teacher" and r.get("retryable")
+    }
     if retry:
-        rejected = [r for r in rejected if r["id"] not in retry]
-        _rewrite_jsonl(out / REJECTED, rejected)
-    finished = {r["id"] for r in triples} | {r["id"] for r in rejected}
+        _rewrite_jsonl(
+            out / REJECTED, (r for r in iter_records(out / REJECTED) if r["id"] not in retry)
+        )
+    finished = {r["id"] for name in (TRIPLES, REJECTED) for r in iter_records(out / name)}
     repaired = {
         "triples": bad_t,
         "rejected": bad_r,
@@ -533,32 +564,48 @@ def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
     return finished, repaired
 
 
-def _load_cache(path: Path, keys: set[str]) -> dict[str, dict[str, Any]]:
-    cache: dict[str, dict[str, Any]] = {}
-    if not path.exists() or not keys:
-        return cache
-    with path.open("rb") as handle:
-        for raw in handle:
-            record = json.loads(raw)
-            if record["key"] in keys:
-                cache[record["key"]] = record
-    return cache
+class _ResponseCache:
+    """The answers already in responses.jsonl, looked up by prompt key through an on-disk index
+    of their byte offsets (the last answer of a key wins), so a resumed run over many seeds does
+    not hold every earlier answer in memory."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection):
+        self.offsets = KeyIndex(db, "responses")
+        self._handle = path.open("rb") if path.exists() else None
+        offset = 0
+        for raw in self._handle or ():
+            self.offsets.put(json.loads(raw)["key"], str(offset))
+            offset += len(raw)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        offset = self.offsets.get(key)
+        if offset is None or self._handle is None:
+            return None
+        self._handle.seek(int(offset))
+        return json.loads(self._handle.readline())
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
 
 
 def _front_stages(
-    cfg: SynthConfig, run: _Run | None
-) -> tuple[list[str], list[Seed], dict[str, Any]]:
-    """Stages 1-3 over every candidate. Returns (all candidate ids in order, seeds that passed,
-    sources info). Rejections of ids not finished before are written to the log. A --shard run
-    takes only its share of the candidates and writes candidates.jsonl for --merge."""
+    cfg: SynthConfig, run: _Run | None, db: sqlite3.Connection | None = None
+) -> tuple[IdSpool, SeedSpool, dict[str, Any]]:
+    """Stages 1-3 over every candidate, streamed: returns (every candidate id in source order,
+    the seeds that passed, sources info), the first two spooled to the sqlite database `db`
+    (synthesis.index; default a private temporary one) with the dedup indexes, so memory does
+    not grow with the source. Rejections of ids not finished before are written to the log. A
+    --shard run takes only its share of the candidates and writes candidates.jsonl for
+    --merge."""
+    db = db if db is not None else open_index()
     fieldmap = FieldMap.from_flags(cfg.fields)
     specs = [parse_source(s) for s in cfg.sources]
-    dedup = Deduplicator(cfg.near_dup_threshold) if cfg.dedup else None
     shard = parse_shard(cfg.shard) if cfg.shard is not None else None
-    if dedup is not None and shard is not None:
-        # exact duplicates only: dropping C for a near-duplicate shard-mate B is wrong when B
-        # itself is a near duplicate of a seed in another shard and C is not (--merge does it)
-        dedup = Deduplicator(None)
+    # a shard removes exact duplicates only: dropping C for a near-duplicate shard-mate B is
+    # wrong when B itself is a near duplicate of a seed in another shard and C is not (--merge)
+    near = cfg.near_dup_threshold if shard is None else None
+    dedup = Deduplicator(near, db) if cfg.dedup else None
     decontam = (
         Decontaminator(
             load_benchmark_texts(cfg.decontam), cfg.decontam_ngram, cfg.decontam_threshold
@@ -566,67 +613,97 @@ def _front_stages(
         if cfg.decontam
         else None
     )
-    order: list[str] = []
-    seen: dict[str, str] = {}
-    passed: list[Seed] = []
-    shard_rows: list[dict[str, Any]] = []  # candidates.jsonl of a shard run
-    position = -1  # in the whole stream of candidates, every shard counting alike
-    for spec in specs:
-        for item in iter_candidates(
-            spec,
-            fieldmap,
-            limit=cfg.n,
-            toy_n=cfg.n or 1000,
-            seed=cfg.seed,
-            toy_world=cfg.toy_world,
-            raw=raw_code(cfg),
-        ):
-            position += 1
-            if shard is not None:
-                if shard_of(item.id, shard[1]) != shard[0]:
+    order, passed = IdSpool(db, "front_order"), SeedSpool(db, "front_passed")
+    seen = KeyIndex(db, "front_ids")  # candidate id -> the source it came from
+    shard_log = None  # candidates.jsonl of a shard run, renamed into place when complete
+    with contextlib.ExitStack() as stack:
+        if shard is not None and run is not None:
+            shard_log = stack.enter_context(
+                stack.enter_context(atomic_path(run.out / CANDIDATES)).open("w", encoding="utf-8")
+            )
+        position = -1  # in the whole stream of candidates, every shard counting alike
+        for spec in specs:
+            for item in iter_candidates(
+                spec,
+                fieldmap,
+                limit=cfg.n,
+                toy_n=cfg.n or 1000,
+                seed=cfg.seed,
+                toy_world=cfg.toy_world,
+                raw=raw_code(cfg),
+            ):
+                position += 1
+                if shard is not None and shard_of(item.id, shard[1]) != shard[0]:
                     continue
-                shard_rows.append({"id": item.id, "pos": position})
-            if item.id in seen:
-                raise InputError(
-                    f"--source {spec.text}: id {item.id!r} also comes from {seen[item.id]}"
-                )
-            seen[item.id] = spec.text
-            order.append(item.id)
-            fresh = run is not None and item.id not in run.finished
-            if isinstance(item, SourceReject):
-                if fresh:
-                    rej = Rejection(item.reason, item.detail)
-                    run.reject(_reject(item.id, "source", rej, item.source), advance=False)
-                continue
-            rejection, stage = check_code(item.code, cfg.filters), "filter"
-            if rejection is None and shard is not None:
-                shard_rows[-1]["code"] = item.code  # reached dedup: --merge dedups it again
-            if rejection is None and dedup is not None:
-                rejection, stage = dedup.check(item.id, item.code), "dedup"
-            if rejection is None and decontam is not None:
-                text = f"{item.instruction or ''}\n{item.code}"
-                rejection, stage = decontam.check(text), "dedup"
-            if rejection is not None:
-                if fresh:
-                    run.reject(_reject(item.id, stage, rejection, item.source), advance=False)
-                continue
-            passed.append(item)
-    if shard is not None and run is not None:
-        _rewrite_jsonl(run.out / CANDIDATES, shard_rows)
+                first = seen.add(item.id, spec.text)
+                if first is not None:
+                    raise InputError(
+                        f"--source {spec.text}: id {item.id!r} also comes from {first}"
+                    )
+                order.append(item.id)
+                reached_dedup = _front_one(item, cfg, dedup, decontam, run, passed)
+                if shard_log is not None:
+                    row = {"id": item.id, "pos": position}
+                    if reached_dedup:  # --merge dedups it again
+                        row["code"] = item.code
+                    shard_log.write(json.dumps(row, ensure_ascii=False) + "\n")
     return order, passed, {"sources": [s.text for s in specs]}
 
 
+def _front_one(
+    item: Seed | SourceReject,
+    cfg: SynthConfig,
+    dedup: Deduplicator | None,
+    decontam: Decontaminator | None,
+    run: _Run | None,
+    passed: SeedSpool,
+) -> bool:
+    """Stages 1-3 of one candidate: spool it to `passed` or log its rejection (unless its id
+    finished in an earlier attempt). Returns whether it passed the filter (reached dedup)."""
+    fresh = run is not None and item.id not in run.finished
+    if isinstance(item, SourceReject):
+        if fresh:
+            rej = Rejection(item.reason, item.detail)
+            run.reject(_reject(item.id, "source", rej, item.source), advance=False)
+        return False
+    rejection, stage = check_code(item.code, cfg.filters), "filter"
+    reached_dedup = rejection is None
+    if rejection is None and dedup is not None:
+        rejection, stage = dedup.check(item.id, item.code), "dedup"
+    if rejection is None and decontam is not None:
+        text = f"{item.instruction or ''}\n{item.code}"
+        rejection, stage = decontam.check(text), "dedup"
+    if rejection is not None:
+        if fresh:
+            run.reject(_reject(item.id, stage, rejection, item.source), advance=False)
+    else:
+        passed.append(item)
+    return reached_dedup
+
+
 def _teacher_replies(
-    teacher: Any, requests: list[TeacherRequest], cache: dict[str, dict[str, Any]]
+    teacher: Any, requests: Iterable[TeacherRequest], cache: _ResponseCache, counts: Counter[str]
 ) -> Iterator[tuple[TeacherRequest, TeacherReply, bool]]:
-    """Cached answers first, then the teacher's; the bool says whether the answer is new."""
-    for request in requests:
-        if request.key in cache:
-            hit = cache[request.key]
-            yield request, TeacherReply(hit["text"], hit.get("finish_reason")), False
-    fresh = [r for r in requests if r.key not in cache]
-    for request, reply in teacher.run(fresh):
-        yield request, reply, True
+    """Answers to `requests`, TEACHER_CHUNK requests at a time (the prompts of one chunk are
+    all that is held): cached answers of a chunk first, then the teacher's; the bool says
+    whether the answer is new. counts["cached"] counts the cached ones."""
+    chunk: list[TeacherRequest] = []
+    for request in itertools.chain(requests, [None]):
+        if request is not None:
+            chunk.append(request)
+            if len(chunk) < TEACHER_CHUNK:
+                continue
+        fresh = []
+        for pending in chunk:
+            hit = cache.get(pending.key)
+            if hit is None:
+                fresh.append(pending)
+                continue
+            counts["cached"] += 1
+            yield pending, TeacherReply(hit["text"], hit.get("finish_reason")), False
+        for asked, reply in teacher.run(fresh):
+            yield asked, reply, True
+        chunk = []
 
 
 def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
@@ -654,56 +731,97 @@ def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
     )
 
 
-def compute_stats(out: Path, order: list[str]) -> dict[str, Any]:
-    """Per-stage counts from the files on disk (so they cover every resumed attempt)."""
-    final: dict[str, tuple[str, str]] = {}  # id -> (stage or "kept", reason)
-    for record in repair_jsonl(out / TRIPLES)[0]:
-        final[record["id"]] = (KEPT, "")
-    for record in repair_jsonl(out / REJECTED)[0]:
-        final[record["id"]] = (record["stage"], record["reason"])
-    wanted = set(order)
+def compute_stats(
+    out: Path, order: IdSpool | list[str], db: sqlite3.Connection | None = None
+) -> dict[str, Any]:
+    """Per-stage counts from the files on disk (so they cover every resumed attempt). Each id's
+    outcome is indexed in sqlite (`db`, default a private temporary one), so memory does not
+    grow with the number of ids."""
+    db = db if db is not None else open_index()
+    db.execute("DROP TABLE IF EXISTS stats_outcome")
+    db.execute("DROP TABLE IF EXISTS stats_wanted")
+    final = KeyIndex(db, "stats_outcome")  # id -> [stage or "kept", reason] (the last record)
+    for record in iter_records(out / TRIPLES):
+        final.put(record["id"], json.dumps([KEPT, ""]))
+    for record in iter_records(out / REJECTED):
+        final.put(record["id"], json.dumps([record["stage"], record["reason"]]))
+    wanted = KeyIndex(db, "stats_wanted")
     rank = {name: i for i, name in enumerate((*STAGES, KEPT))}
+    reached: Counter[int] = Counter()  # furthest stage rank -> ids
+    reasons: dict[str, Counter[str]] = {stage: Counter() for stage in STAGES}
+    unfinished = 0
+    for seed_id in order:
+        wanted.add(seed_id, "")
+        outcome = final.get(seed_id)
+        if outcome is None:
+            unfinished += 1
+            continue
+        stage, reason = json.loads(outcome)
+        reached[rank[stage]] += 1
+        if stage != KEPT:
+            reasons[stage][reason] += 1
     per_stage: dict[str, Any] = {}
-    reached = [rank[final[i][0]] for i in order if i in final]
     for index, stage in enumerate(STAGES):
-        n_in = sum(r >= index for r in reached)
-        reasons = Counter(final[i][1] for i in order if i in final and final[i][0] == stage)
-        n_rej = sum(reasons.values())
+        n_in = sum(n for r, n in reached.items() if r >= index)
+        n_rej = sum(reasons[stage].values())
         per_stage[stage] = {
             "in": n_in,
             "out": n_in - n_rej,
             "rejected": n_rej,
             "keep_rate": round((n_in - n_rej) / n_in, 4) if n_in else None,
-            "reasons": dict(reasons.most_common()),
+            "reasons": dict(reasons[stage].most_common()),
         }
-    kept = sum(1 for i in order if final.get(i, ("", ""))[0] == KEPT)
+    kept = reached[rank[KEPT]]
     n_seeds = per_stage["source"]["out"]
+    (stray,) = db.execute(
+        "SELECT COUNT(*) FROM stats_outcome WHERE key NOT IN (SELECT key FROM stats_wanted)"
+    ).fetchone()
     return {
         "candidates": len(order),
         "seeds": n_seeds,
         "kept": kept,
         "rejected": sum(s["rejected"] for s in per_stage.values()),
-        "unfinished": sum(1 for i in order if i not in final),
+        "unfinished": unfinished,
         "keep_rate": round(kept / n_seeds, 4) if n_seeds else None,
         "stages": per_stage,
-        "stray_ids": len(set(final) - wanted),  # in the logs but not among the sources now
+        "stray_ids": stray,  # in the logs but not among the sources now
     }
 
 
 def _split_counts(out: Path) -> dict[str, int]:
     counts: Counter[str] = Counter()
-    for record in repair_jsonl(out / TRIPLES)[0]:
+    for record in iter_records(out / TRIPLES):
         counts[record.get("meta", {}).get("split", "?")] += 1
     return dict(sorted(counts.items()))
 
 
-def _finalize_order(out: Path, order: list[str]) -> None:
-    """Rewrite triples.jsonl and rejected.jsonl in seed order (atomic)."""
-    rank = {seed_id: i for i, seed_id in enumerate(order)}
+def _finalize_order(out: Path, order: Iterable[str], db: sqlite3.Connection | None = None) -> None:
+    """Rewrite triples.jsonl and rejected.jsonl in seed order (atomic), sorting through sqlite
+    (`db`, default a private temporary one) rather than in memory; ids not in `order` go last,
+    in file order."""
+    db = db if db is not None else open_index()
+    for table in ("final_rank", "final_sorted"):
+        db.execute(f"DROP TABLE IF EXISTS {table}")
+    ranks = KeyIndex(db, "final_rank")
+    n_ranked = 0
+    for pos, seed_id in enumerate(order):
+        ranks.put(seed_id, str(pos))
+        n_ranked = pos + 1
     for name in (TRIPLES, REJECTED):
-        records = repair_jsonl(out / name)[0]
-        records.sort(key=lambda r: rank.get(r["id"], len(rank)))
-        _rewrite_jsonl(out / name, records)
+        db.execute("DROP TABLE IF EXISTS final_sorted")
+        db.execute("CREATE TABLE final_sorted (rank INTEGER, seq INTEGER, record TEXT)")
+        for seq, record in enumerate(iter_records(out / name)):
+            pos = ranks.get(record["id"])
+            row = (
+                n_ranked if pos is None else int(pos),
+                seq,
+                json.dumps(record, ensure_ascii=False),
+            )
+            db.execute("INSERT INTO final_sorted VALUES (?, ?, ?)", row)
+        cur = db.execute("SELECT record FROM final_sorted ORDER BY rank, seq")
+        with atomic_path(out / name) as tmp, tmp.open("w", encoding="utf-8") as handle:
+            while rows := cur.fetchmany(1024):
+                handle.writelines(record + "\n" for (record,) in rows)
 
 
 def main(cfg: SynthConfig) -> dict[str, Any]:
@@ -756,26 +874,31 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     finished, repaired = _load_state(out)
     run = _Run(cfg, out)
     run.finished = finished
+    front_db = open_index(out / FRONT_INDEX)  # scratch, removed when the run finishes
     sandbox: _SandboxStage | None = None
+    cache: _ResponseCache | None = None
     try:
         with manifest.timed("front_stages"):
-            order, passed, info = _front_stages(cfg, run)
-        pending = [s for s in passed if s.id not in run.finished]
-        requests = [
+            order, passed, info = _front_stages(cfg, run, front_db)
+        # seeds not finished before, read lazily from the spool (the sandbox thread marks only
+        # seeds already asked as finished, so filtering as they are read filters the same)
+        n_pending = sum(1 for s in passed if s.id not in run.finished)
+        requests = (
             TeacherRequest(hashlib.sha256(f"{teacher.cache_id}\n{p}".encode()).hexdigest(), p, seed)
-            for seed in pending
+            for seed in passed
+            if seed.id not in run.finished
             for p in [prompts.render(seed)]
-        ]
-        cache = _load_cache(out / RESPONSES, {r.key for r in requests})
-        n_cached = sum(r.key in cache for r in requests)
+        )
+        cache = _ResponseCache(out / RESPONSES, front_db)
+        counts: Counter[str] = Counter()
         t_teacher = time.perf_counter()
         with tqdm(
-            total=len(requests), desc="synth", unit="seed", disable=not cfg.progress, smoothing=0.1
+            total=n_pending, desc="synth", unit="seed", disable=not cfg.progress, smoothing=0.1
         ) as bar:
             run.bar = bar
             sandbox = _SandboxStage(run, cfg, teacher.name)
             batch: list[_Candidate] = []
-            for request, reply, new in _teacher_replies(teacher, requests, cache):
+            for request, reply, new in _teacher_replies(teacher, requests, cache, counts):
                 seed = request.seed
                 if reply.error is not None:
                     rej = Rejection("teacher_error", reply.error[:300])
@@ -815,21 +938,26 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
             except Exception:  # noqa: BLE001 (the first error is the one to report)
                 pass
         run.close()
+        if cache is not None:
+            cache.close()
+    n_cached = counts["cached"]
 
-    _finalize_order(out, order)
-    stats = compute_stats(out, order)
+    _finalize_order(out, order, front_db)
+    stats = compute_stats(out, order, front_db)
+    front_db.close()
+    (out / FRONT_INDEX).unlink()
     wall = time.perf_counter() - t_start
     stats.update(
         splits=_split_counts(out),
         this_attempt={
-            "processed": len(requests),
+            "processed": n_pending,
             "cached_responses": n_cached,
-            "teacher_requests": getattr(teacher, "n_requests", len(requests) - n_cached),
+            "teacher_requests": getattr(teacher, "n_requests", n_pending - n_cached),
             "repaired": repaired,
             "kept": run.counts["kept"],
             "wall_s": round(wall, 3),
             "teacher_and_sandbox_s": round(teacher_s, 3),
-            "seeds_per_s": round(len(requests) / teacher_s, 2) if teacher_s > 0 else None,
+            "seeds_per_s": round(n_pending / teacher_s, 2) if teacher_s > 0 else None,
             "kept_per_s": round(run.counts["kept"] / wall, 2) if wall > 0 else None,
         },
         **info,
@@ -842,5 +970,6 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
         outputs=outputs,
         summary={"kept": stats["kept"], "seeds": stats["seeds"], "keep_rate": stats["keep_rate"]},
         shard=cfg.shard,
+        teacher=teacher.name,  # what reports trace an SFT study's data back to (teacher swap)
     )
     return stats

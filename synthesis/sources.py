@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from plumbing import InputError, iter_jsonl
+from synthesis.index import KeyIndex, open_index
 from synthesis.seeds import Seed
 
 SOURCES = {
@@ -247,14 +248,17 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        # no pre-buffering: pyarrow would otherwise read the column chunks of every row group
+        # ahead, so memory grew with the file
+        parquet = pq.ParquetFile(path, pre_buffer=False)
     except Exception as err:  # pyarrow raises several types for a non-parquet file
         raise InputError(f"{path}: not a readable parquet file ({err})") from None
     index = 0
-    for batch in parquet.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            yield f"{path}:row {index}", row
-            index += 1
+    for group in range(parquet.num_row_groups):  # one row group at a time, in batches
+        for batch in parquet.iter_batches(batch_size=1024, row_groups=[group]):
+            for row in batch.to_pylist():
+                yield f"{path}:row {index}", row
+                index += 1
 
 
 def _hf_rows(path: Path, split: str | None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -348,7 +352,8 @@ def _row_candidates(
     each; raw-code rows (a code column, no instruction column) are cut like pysrc files."""
     dataset = SEED_DATASETS.get(spec.kind)
     resolved: dict[str, str | None] | None = None
-    seen: dict[str, str] = {}
+    # row ids seen (a seed id -> where it was): on disk, it grows with the source
+    seen = KeyIndex(open_index(), "row_ids")
     for index, (where, row) in enumerate(_rows(spec)):
         if limit is not None and index >= limit:
             break
@@ -364,9 +369,9 @@ def _row_candidates(
             raw_code = resolved["instruction"] is None
         raw_id = values.get("id")
         seed_id = f"{spec.tag}:{raw_id if raw_id is not None else index}"
-        if seed_id in seen:
-            raise InputError(f"{where}: duplicate id {raw_id!r} (first at {seen[seed_id]})")
-        seen[seed_id] = where
+        first = seen.add(seed_id, where)
+        if first is not None:
+            raise InputError(f"{where}: duplicate id {raw_id!r} (first at {first})")
         row_lang = values.get("lang")
         if isinstance(row_lang, str) and not raw.keeps(row_lang):
             detail = f"{where}: lang {row_lang!r} (--lang {raw.lang})"

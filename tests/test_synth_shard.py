@@ -152,3 +152,12 @@ def test_merge_refuses_overlapping_missing_or_foreign_shards(runs, tmp_path):
     proc = run_diag_here("synth", "--merge", str(s0), "--merge", str(s1), "--out", str(out))
     assert proc.returncode == 2 and "not empty" in proc.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_a_shard_run_refuses_a_bad_near_dup_threshold_before_writing(tmp_path: Path) -> None:
+    # a shard dedups exact copies only, but --merge redoes near dedup at the shards' threshold
+    out = tmp_path / "s0"
+    with pytest.raises(InputError, match="--near-dup-threshold 1.5: must be in"):
+        main(SynthConfig(sources=["toy"], n=4, shard="0/2", near_dup_threshold=1.5,
+                         out=str(out), progress=False))  # fmt: skip
+    assert not out.exists()
