@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -11,31 +12,43 @@ import time
 import pytest
 from conftest import DIAG
 
+from plumbing import read_manifest
+
 
 @pytest.mark.slow
 def test_quick_demo_resumes_after_kill_and_writes_the_report(tmp_path):
     out = tmp_path / "demo"
     env = dict(os.environ, CODECOT_CACHE=str(tmp_path / "cache"))
     cmd = [DIAG, "demo", "--out", str(out), "--preset", "quick"]
-    # 1. start, and kill -9 as soon as training has begun
+    # 1. start, and kill -9 (the demo and its step processes) as soon as a first training has
+    # finished: another one is then running beside it (--jobs 2, the default)
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
     deadline = time.time() + 600
-    while time.time() < deadline and "train: wo" not in (tmp_path / "first.log").read_text():
+    first = tmp_path / "first.log"
+    trained = re.compile(r"train: (\w+) \(seed 0\): done")
+    while time.time() < deadline and not trained.search(first.read_text()):
         time.sleep(0.5)
-        assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        assert proc.poll() is None, first.read_text()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    done_first = trained.search(first.read_text()).group(1)
     assert not (out / "report").exists()
+    unfinished = [
+        f
+        for f in ("seed", "wo", "follow", "precede")
+        if (read_manifest(out / "train" / f"{f}-s0") or {}).get("status") != "finished"
+    ]
+    assert unfinished and done_first not in unfinished
 
     # 2. rerun: finished steps are not redone, the rest completes
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "synth: toy world -> triples: already done" in second.stdout
     assert "pretrain: tiny base: already done" in second.stdout
-    assert "train: seed (seed 0): already done" in second.stdout
+    assert f"train: {done_first} (seed 0): already done" in second.stdout
     assert "report:" in second.stdout and str(out / "report" / "report.html") in second.stdout
 
     # 3. what a newcomer gets: every stage's run, the summary and the report with its figures
