@@ -28,13 +28,15 @@ setup: $(STAMP)
 
 # torch is pinned: an unpinned torch (or a dependency's torch>=...) pulls a multi-GB CUDA build;
 # 2.13.0 is the CPU wheel on this machine's disk (pip's find-links, handed on to uv).
-# uv installs from its cache in ~8 s where pip takes 1-1.5 minutes (2026-12-04, warm caches):
-# a minute off every `make demo` and `make test` on a clean clone. pip when uv cannot be had.
+# uv installs from its cache in ~26 s where pip takes 1-1.5 minutes (2026-12-04, warm caches).
+# --compile-bytecode as pip does: PYTHONDONTWRITEBYTECODE is set below, so without the .pyc files
+# written at install every process would compile torch and transformers again (a clean clone's
+# `make test` took 17:46 instead of ~12). pip when uv cannot be had.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	if $(BIN)/pip install -q --disable-pip-version-check uv 2>/dev/null; then \
 	  links="$${PIP_FIND_LINKS:-$$($(BIN)/pip config get global.find-links 2>/dev/null)}"; \
-	  UV_FIND_LINKS="$$(echo $$links | tr ' ' ',')" $(BIN)/uv pip install -q \
+	  UV_FIND_LINKS="$$(echo $$links | tr ' ' ',')" $(BIN)/uv pip install -q --compile-bytecode \
 	    --python $(BIN)/python -c constraints.txt torch==2.13.0 -e '.[dev]'; \
 	else \
 	  $(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 && \
