@@ -287,7 +287,7 @@ def text_base_steps(synth_n, base_synth_n, base_steps, synth_weights, base_weigh
 # What each preset trains, evaluates and diagnoses, and each step's ETA weight, written out.
 TRAIN = {  # seeds, steps, save_steps, logging_steps, weight
     "quick": (1, 24, 12, 1, 6.0),
-    "default": (1, 1000, 250, 50, 250.0),
+    "default": (1, 800, 200, 40, 200.0),
     "full": (3, 1500, 250, 75, 375.0),
 }
 EVAL = {  # test tasks, OOD tasks, max_new_tokens, weights: a run on test, on OOD, the base
@@ -302,7 +302,7 @@ DIAG = {  # examples, attn examples, saved patterns, weights: ppl, kl, valloss, 
 }
 ABLATE = {  # precede on seed 0: variants, max_steps, save_steps, verify, weight
     "quick": ("signature", 12, 6, True, 5.88),
-    "default": ("signature", None, None, False, 259.6),
+    "default": None,  # no ablation in the default (its 11 minutes): `full` has it
     "full": ("signature,comments", None, None, False, 798.0),
 }
 
@@ -312,7 +312,6 @@ def expected_after_the_base(preset: str) -> list[Planned]:
     seeds, steps, save_steps, logging_steps, train_weight = TRAIN[preset]
     test, ood, new_tokens, test_weight, ood_weight, base_weight = EVAL[preset]
     examples, attn_examples, patterns, diag_weights = DIAG[preset]
-    variants, ablate_steps, ablate_save_steps, verify, ablate_weight = ABLATE[preset]
     finals = [f"demo/train/{fmt}-s{seed}" for seed in range(seeds) for fmt in FOUR]
     return [
         *train_calls(
@@ -340,17 +339,26 @@ def expected_after_the_base(preset: str) -> list[Planned]:
             patterns=patterns,
             weights=diag_weights,
         ),
+        *ablate_calls(preset, tasks=test, new_tokens=new_tokens),
+        *SUMMARY_AND_REPORT,
+    ]
+
+
+def ablate_calls(preset: str, tasks: int, new_tokens: int) -> list[Planned]:
+    if ABLATE[preset] is None:
+        return []
+    variants, steps, save_steps, verify, weight = ABLATE[preset]
+    return [
         ablate_call(
             "precede",
             variants,
-            tasks=test,
+            tasks=tasks,
             new_tokens=new_tokens,
-            steps=ablate_steps,
-            save_steps=ablate_save_steps,
+            steps=steps,
+            save_steps=save_steps,
             verify=verify,
-            weight=ablate_weight,
-        ),
-        *SUMMARY_AND_REPORT,
+            weight=weight,
+        )
     ]
 
 
@@ -376,7 +384,7 @@ def expected_quick(cached: str) -> list[Planned]:
 
 def expected_default() -> list[Planned]:
     return [
-        *text_base_steps(6000, 5000, 1000, (150.0, 125.0), 400.0),
+        *text_base_steps(6000, 5000, 800, (150.0, 125.0), 320.0),
         *expected_after_the_base("default"),
     ]
 
@@ -432,7 +440,7 @@ def test_the_default_and_full_presets_plan_their_steps_with_a_base_of_their_own(
     recorder, preset, expected
 ):
     got, info = planned(recorder, preset=preset, cache="cache")
-    assert len(got) == {"default": 24, "full": 48}[preset]
+    assert len(got) == {"default": 23, "full": 48}[preset]
     assert_same_plan(got, expected())
     assert info["base_cache"] == "demo/base"  # the demo's own data: never cached
     assert not Path("cache").exists()
@@ -448,7 +456,7 @@ def test_the_base_is_finished_only_with_its_data_there(recorder, preset):
         Path(data).mkdir(parents=True)
         (Path(data) / "triples.jsonl").write_text("")
     assert base.done()
-    want = text_base(1000 if preset == "default" else 1500)
+    want = text_base(800 if preset == "default" else 1500)
     [(what, where, config)] = recorder.calls
     assert (what, where) == ("is_finished_base", "demo/base")
     assert config == (PretrainConfig(out="demo/base", preset="tiny") if preset == "quick" else want)
