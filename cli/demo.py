@@ -1,6 +1,6 @@
 """`diag demo`: the whole study on the embedded default, end to end, resumable.
 
-    diag demo --out demo_out                       # default preset (~12-16 min on 2 idle cores)
+    diag demo --out demo_out                       # default preset (~10 min on 2 idle cores)
     diag demo --out /tmp/q --preset quick          # smoke test (<= 3 min): numbers meaningless
     diag demo --out runs/full --preset full --seeds 3   # the replication (README table)
     diag demo --out runs/arch --preset arch        # the same study on bases of three architectures
@@ -161,7 +161,7 @@ PRESETS: dict[str, DemoPreset] = {
     "default": DemoPreset(
         # measured on 2 idle cores: README, "What the demo does". Sized for the 11 minutes asked
         # of `make demo`: 800 + 800 steps and no ablation (in `full`); the 1,000 + 1,000-step
-        # budget with the ablation took 13:5x with --jobs 2 on 2026-12-05 (README)
+        # budget with the ablation took 13:45 with --jobs 2 on 2026-12-05 (README)
         synth_n=6000,
         base_preset="toy",
         base_steps=800,
@@ -237,7 +237,7 @@ class DemoConfig:
     preset: str = field(
         default="default",
         metadata={
-            "help": "quick (smoke, <= 3 min) | default (12-16 min) | full (replication) | "
+            "help": "quick (smoke, <= 3 min) | default (~10 min) | full (replication) | "
             "arch (three base architectures)."
         },
     )
