@@ -27,7 +27,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from reports.replication import _fmt_key, final_pass_matrix
+from reports.replication import _fmt_key, compare_task_matrices, final_pass_matrix
 
 BENCH_PREFIX = "multipl-e:"
 PYTHON_BENCHES = {"humaneval": "py"}  # benches read as the Python column
@@ -64,7 +64,7 @@ def multipl_tables(samples: Any, opts: Any = None) -> tuple[Any, Any]:
     """(table, comparisons) of the module doc; both empty without MultiPL-E samples."""
     import pandas as pd
 
-    from plumbing.stats import bootstrap_mean, compare_pooled
+    from plumbing.stats import bootstrap_mean
 
     frame = multipl_samples(samples)
     if frame.empty:
@@ -93,17 +93,9 @@ def multipl_tables(samples: Any, opts: Any = None) -> tuple[Any, Any]:
         models = [m for m, lg in order if lg == lang]
         for a, b in itertools.combinations(models, 2):
             ma, mb = mats[(a, lang)], mats[(b, lang)]
-            tasks = ma.index.intersection(mb.index)
-            if len(tasks) == 0:
+            if len(ma.index.intersection(mb.index)) == 0:
                 continue
-            row = compare_pooled(
-                [ma.loc[tasks, s].to_numpy(float) for s in ma.columns],
-                [mb.loc[tasks, s].to_numpy(float) for s in mb.columns],
-                metric=f"pass@1:{lang}",
-                name_a=a,
-                name_b=b,
-                opts=opts,
-            )
+            row = compare_task_matrices(ma, mb, f"pass@1:{lang}", a, b, opts)
             comparisons.append({"language": lang, **row})
     return pd.DataFrame(rows), pd.DataFrame(comparisons)
 

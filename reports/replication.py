@@ -168,6 +168,24 @@ def _base_first(frame: Any) -> Any:
     return frame[["base", *[c for c in frame.columns if c != "base"]]]
 
 
+def compare_task_matrices(
+    ma: Any, mb: Any, metric: str, name_a: str, name_b: str, opts: Any
+) -> dict[str, Any]:
+    """`compare_pooled` of two pass matrices (rows: tasks, columns: seeds) on the tasks both
+    have: the paired difference per task, its CI and the Wilcoxon p."""
+    from plumbing.stats import compare_pooled
+
+    tasks = ma.index.intersection(mb.index)
+    return compare_pooled(
+        [ma.loc[tasks, s].to_numpy(float) for s in ma.columns],
+        [mb.loc[tasks, s].to_numpy(float) for s in mb.columns],
+        metric=metric,
+        name_a=name_a,
+        name_b=name_b,
+        opts=opts,
+    )
+
+
 def replicate(
     tables: dict[str, Any], opts: Any
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, dict]:
@@ -176,7 +194,7 @@ def replicate(
     {label: (step, loss tokens)} of the token-matched reading)."""
     import numpy as np
 
-    from plumbing.stats import bootstrap_mean, compare_pooled
+    from plumbing.stats import bootstrap_mean
 
     rows: list[dict[str, Any]] = []
     comparisons: list[dict[str, Any]] = []
@@ -207,15 +225,8 @@ def replicate(
         for split in sorted({split for _, split in mats}):
             fmts = sorted({f for f, s in mats if s == split and f != "base"}, key=_fmt_key)
             for a, b in itertools.combinations(fmts, 2):
-                ma, mb = mats[(a, split)], mats[(b, split)]
-                tasks = ma.index.intersection(mb.index)
-                row = compare_pooled(
-                    [ma.loc[tasks, s].to_numpy(float) for s in ma.columns],
-                    [mb.loc[tasks, s].to_numpy(float) for s in mb.columns],
-                    metric=f"{metric}:{split}",
-                    name_a=a,
-                    name_b=b,
-                    opts=opts,
+                row = compare_task_matrices(
+                    mats[(a, split)], mats[(b, split)], f"{metric}:{split}", a, b, opts
                 )
                 comparisons.append(row)
 
