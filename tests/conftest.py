@@ -19,11 +19,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 # Never reach a hub; keep library caches out of $HOME.
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +48,34 @@ from helpers import write_test_triples  # noqa: E402
 DIAG = str(Path(sys.executable).with_name("diag"))
 STRICT_ENV = "CODECOT_STRICT"
 STRICT = os.environ.get(STRICT_ENV) == "1"
+
+
+def contained_batch(
+    run: Callable[[int], T], write_dirs: list[str], token: str, uid_base: int
+) -> tuple[T, dict[str, Any]]:
+    """Run a batch of hostile programs (`run(port)`, port: a listener on the host's 127.0.0.1)
+    and collect what escaped it: processes of its private uids still alive (`leftovers`), the
+    write_dirs where a file named `token` appeared (removed again: `written`), and whether
+    anything reached the listener (`connected`). Shared by the Python and native hostile suites."""
+    import select
+    import socket
+
+    from sandbox.procs import leftovers
+
+    for d in write_dirs:
+        assert not os.path.exists(os.path.join(d, token))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.setblocking(False)
+    result = run(server.getsockname()[1])
+    left = leftovers(uids=range(uid_base, uid_base + 17_000))
+    written = [d for d in write_dirs if os.path.exists(os.path.join(d, token))]
+    for d in written:
+        os.unlink(os.path.join(d, token))
+    connected = bool(select.select([server], [], [], 0.2)[0])
+    server.close()
+    return result, {"leftovers": left, "written": written, "connected": connected}
 
 
 def skip_or_fail(reason: str) -> NoReturn:

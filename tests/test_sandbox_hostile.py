@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import socket
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ import pytest
 
 from sandbox import Program, SandboxConfig, Verdict, isolation_mode, run_program, run_programs
 from sandbox.isolation import probe
-from sandbox.procs import leftovers
+from tests.conftest import contained_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 _IN_TMP = str(ROOT).startswith("/tmp/")
@@ -487,30 +485,20 @@ def batch(request: pytest.FixtureRequest):
     reason = _skip_reason(mode)
     if reason:
         pytest.skip(reason)
-    for d in WRITE_DIRS:
-        assert not os.path.exists(os.path.join(d, TOKEN))
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.setblocking(False)
-    cases = _catalog(server.getsockname()[1])
-    programs = [Program(name, c.code, c.tests) for name, c in cases.items()]
-    verdicts = run_programs(programs, _config(mode), workers=4)
-    left = leftovers(uids=range(UID_BASE, UID_BASE + 17_000))
-    written = [d for d in WRITE_DIRS if os.path.exists(os.path.join(d, TOKEN))]
-    for d in written:
-        os.unlink(os.path.join(d, TOKEN))
-    connected = bool(select.select([server], [], [], 0.2)[0])
-    server.close()
+
+    def run(port: int) -> tuple[dict[str, Case], list[Verdict]]:
+        cases = _catalog(port)
+        programs = [Program(name, c.code, c.tests) for name, c in cases.items()]
+        return cases, run_programs(programs, _config(mode), workers=4)
+
+    (cases, verdicts), escaped = contained_batch(run, WRITE_DIRS, TOKEN, UID_BASE)
     after = run_program(Program("after", "def f():\n    return 2\n", ["assert f() == 2"]))
     yield {
         "mode": mode,
         "cases": cases,
         "verdicts": {v.id: v for v in verdicts},
         "order": [v.id for v in verdicts],
-        "leftovers": left,
-        "written": written,
-        "connected": connected,
+        **escaped,
         "after": after,
     }
 

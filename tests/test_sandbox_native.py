@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import select
-import socket
 from pathlib import Path
 
 import pytest
@@ -28,9 +26,8 @@ from sandbox.languages import (
     require_toolchain,
     resolve_toolchain,
 )
-from sandbox.procs import leftovers
 from sandbox.verdict import NativeOutcome, decide_native
-from tests.conftest import skip_or_fail
+from tests.conftest import contained_batch, skip_or_fail
 
 needs_netns = pytest.mark.skipif(
     isolation_mode() != "netns", reason="native programs need the netns isolation (root)"
@@ -214,28 +211,18 @@ def _programs(port: int) -> tuple[list[NativeProgram], dict[str, str]]:
 def batch() -> dict[str, object]:
     if isolation_mode() != "netns":
         pytest.skip("native programs need the netns isolation (root)")
-    for d in WRITE_DIRS:
-        assert not os.path.exists(os.path.join(d, TOKEN))
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    server.setblocking(False)
-    programs, missing = _programs(server.getsockname()[1])
-    verdicts = run_programs(programs, CONFIG, workers=2)
-    left = leftovers(uids=range(UID_BASE, UID_BASE + 17_000))
-    written = [d for d in WRITE_DIRS if os.path.exists(os.path.join(d, TOKEN))]
-    for d in written:
-        os.unlink(os.path.join(d, TOKEN))
-    connected = bool(select.select([server], [], [], 0.2)[0])
-    server.close()
+
+    def run(port: int) -> tuple[list[NativeProgram], dict[str, str], list[Verdict]]:
+        programs, missing = _programs(port)
+        return programs, missing, run_programs(programs, CONFIG, workers=2)
+
+    (programs, missing, verdicts), escaped = contained_batch(run, WRITE_DIRS, TOKEN, UID_BASE)
     return {
         "order": [v.id for v in verdicts],
         "ids": [p.id for p in programs],
         "v": {v.id: v for v in verdicts},
-        "leftovers": left,
-        "written": written,
-        "connected": connected,
         "missing": missing,
+        **escaped,
     }
 
 
