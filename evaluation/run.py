@@ -758,10 +758,14 @@ def _validate(cfg: EvalConfig) -> None:
             )
 
 
+def _profiled(cfg: EvalConfig) -> bool:
+    """Whether the run counts instructions (evalperf always does, any bench with --profile)."""
+    return cfg.profile or cfg.bench == "evalperf"
+
+
 def _identity(cfg: EvalConfig) -> dict[str, Any]:
     values = asdict(cfg)
-    profiled = cfg.profile or cfg.bench == "evalperf"
-    return {k: values[k] for k in _IDENTITY + (_PERF_IDENTITY if profiled else ())}
+    return {k: values[k] for k in _IDENTITY + (_PERF_IDENTITY if _profiled(cfg) else ())}
 
 
 def plan(cfg: EvalConfig) -> Plan:
@@ -786,7 +790,7 @@ def plan(cfg: EvalConfig) -> Plan:
             for entry in entries:
                 _check_loadable(entry)
     context["tasks"] = tasks
-    if cfg.profile or cfg.bench == "evalperf":
+    if _profiled(cfg):
         from evaluation.perf import resolve_counter
 
         context["counter"], context["ref_costs"] = resolve_counter(cfg.perf_counter), {}
