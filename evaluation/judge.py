@@ -58,7 +58,6 @@ anything runs.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -71,7 +70,6 @@ if TYPE_CHECKING:
     from sandbox import NativeProgram, Program, SandboxConfig, Verdict
 
 EXTRA_STATUSES = ("no_code", "syntax_error", "skipped")
-_BUILD_EXIT_RE = re.compile(r"build failed \(exit (-?\d+)\)")
 
 
 def eval_sandbox_config(
@@ -362,8 +360,7 @@ def _native_outcome(judged: Judged, language: str, verdict: Verdict) -> None:
     judged.exit_code = verdict.exit_code
     if verdict.status == "error":
         judged.stdout, judged.stderr = "", verdict.build_log or verdict.detail
-        build_exit = _BUILD_EXIT_RE.match(verdict.detail)
-        judged.exit_code = int(build_exit.group(1)) if build_exit else None
+        judged.exit_code = verdict.build_exit_code
 
 
 def _order(item: tuple[int, str]) -> tuple[int, int, int]:

@@ -186,7 +186,8 @@ class Verdict:
     failed_test: index of the failing statement (list tests), else None.
     For a NativeProgram: passed when its run step exited 0; exit_code is the run step's exit
     code (None if it never exited normally, or for a Program); build_log is the tail of the build
-    step's stdout+stderr ("" without a build step).
+    step's stdout+stderr ("" without a build step), build_exit_code its exit code (None without
+    a build step or when it did not exit normally).
     """
 
     id: str
@@ -198,6 +199,7 @@ class Verdict:
     stderr: str
     exit_code: int | None = None
     build_log: str = ""
+    build_exit_code: int | None = None
 
     @property
     def passed(self) -> bool:

@@ -412,7 +412,8 @@ class _Batch:
             if slot.totals["res"] > len(slot.data["res"]):
                 log = f"[... {slot.totals['res'] - len(slot.data['res'])} bytes before]\n" + log
             return Verdict(program.id, status, detail, failed_test, duration, out, err,
-                           exit_code=exit_code(slot.exit), build_log=log)  # fmt: skip
+                           exit_code=exit_code(slot.exit), build_log=log,
+                           build_exit_code=exit_code(slot.build_report))  # fmt: skip
         run = RunOutcome(
             nonce=slot.nonce,
             res=bytes(slot.data["res"]),

@@ -254,6 +254,9 @@ def test_compile_error_is_error_with_the_build_log(batch) -> None:
     assert "'undeclared' was not declared" in cpp.build_log.replace("‘", "'").replace("’", "'")
     assert (rs.status, rs.detail) == ("error", "build failed (exit 1)")
     assert "mismatched types" in rs.build_log
+    assert cpp.build_exit_code == rs.build_exit_code == 1
+    ok = _v(batch, "cpp_ok")
+    assert ok.build_exit_code == 0
 
 
 def test_fork_bomb_is_contained(batch) -> None:
