@@ -32,12 +32,15 @@ setup: $(STAMP)
 # --compile-bytecode as pip does: PYTHONDONTWRITEBYTECODE is set below, so without the .pyc files
 # written at install every process would compile torch and transformers again (a clean clone's
 # `make test` took 17:46 instead of ~12). pip when uv cannot be had.
+# uv leaves its .venv/.lock writable by everyone: the sandbox's uid could write it, so that bit goes
+# (tests/test_sandbox_hostile.py walks the file system for any such place).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	if $(BIN)/pip install -q --disable-pip-version-check uv 2>/dev/null; then \
 	  links="$${PIP_FIND_LINKS:-$$($(BIN)/pip config get global.find-links 2>/dev/null)}"; \
 	  UV_FIND_LINKS="$$(echo $$links | tr ' ' ',')" $(BIN)/uv pip install -q --compile-bytecode \
-	    --python $(BIN)/python -c constraints.txt torch==2.13.0 -e '.[dev]'; \
+	    --python $(BIN)/python -c constraints.txt torch==2.13.0 -e '.[dev]' && \
+	  find $(VENV) -perm -o+w ! -type l -exec chmod o-w {} +; \
 	else \
 	  $(BIN)/pip install -q --disable-pip-version-check torch==2.13.0 && \
 	  $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'; \
