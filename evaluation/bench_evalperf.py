@@ -20,13 +20,19 @@ dataset (its `test` split, e.g. exported with `datasets`' to_json):
                  for humaneval+/mbpp+; without it, the slowest reference's signature is shown
 
 Correctness. evalplus checks a sample on the HumanEval+/MBPP+ tests of the same task_id
-(base + plus inputs, `correctness_check`); the EvalPerf file carries none of them. Here a sample
-is correct when its output on the performance-exercising input equals the fastest reference's
-output there (both called on deep copies of it, in the same sandboxed program; equality as
-evalplus compares: exact, or, where the expected output is a float or a sequence of floats,
-within rtol 1e-7 / atol 1e-6). So one input, and a heavy one: give `--timeout` room for both
-calls. The task's sandbox gets evalplus's 12 GiB memory limit for profiling
-(evaluation/perf.py), and 4 GiB for this check (evalplus's checker default).
+(base + plus inputs, `correctness_check`); the EvalPerf file carries none of them.
+- With `--tests-file` (repeatable: the HumanEval+ and the MBPP+ release files, as
+  `--bench humaneval+|mbpp+` read them; evalplus uses their "noextreme" versions): a sample is
+  correct when it passes the base and the plus tests of its task there, judged exactly as for
+  humaneval+/mbpp+ (the same expected outputs, per-input time limits and sandbox; evalplus runs
+  base + plus as one call list that stops at the first failure, here they are two programs: the
+  same verdict). A task of the EvalPerf file without tests in those files is an error.
+- Without it: a sample is correct when its output on the performance-exercising input equals
+  the fastest reference's output there (both called on deep copies of it, in the same sandboxed
+  program; equality as evalplus compares: exact, or, where the expected output is a float or a
+  sequence of floats, within rtol 1e-7 / atol 1e-6). So one input, and a heavy one: give
+  `--timeout` room for both calls; the sandbox gets 4 GiB (evalplus's checker default).
+Profiling gets evalplus's 12 GiB memory limit either way (evaluation/perf.py).
 
 Scoring (evaluation/perf.py, as evalplus/evalperf.py): the correct samples are profiled on
 pe_input and scored DPS and DPS_norm against the references' instruction counts.
@@ -37,7 +43,7 @@ from __future__ import annotations
 import ast
 import json
 import marshal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from evaluation.benchmarks import (
@@ -197,4 +203,35 @@ def load_evalperf(spec: BenchSpec) -> list[BenchTask]:
                 pe_args=args,
             )
         )
-    return _check_unique(tasks, path)
+    tasks = _check_unique(tasks, path)
+    return _with_release_tests(tasks, spec.tests_files) if spec.tests_files else tasks
+
+
+def _with_release_tests(tasks: list[BenchTask], files: tuple[str, ...]) -> list[BenchTask]:
+    """Each task judged by the HumanEval+/MBPP+ tests of its task_id in `files` (evalplus's
+    correctness check) instead of the pe_input comparison."""
+    from evaluation.bench_evalplus import dataset_of, load_release_file
+
+    release: dict[str, BenchTask] = {}
+    for path in files:
+        for task in load_release_file(path, dataset_of(path, "--tests-file"), "--tests-file"):
+            release.setdefault(task.task_id, task)
+    missing = [t.task_id for t in tasks if t.task_id not in release]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise InputError(
+            f"--tests-file {', '.join(files)}: no tests for {shown} of --bench-file (give the "
+            "HumanEval+ and the MBPP+ release files its tasks come from)"
+        )
+    return [
+        replace(
+            task,
+            tests=release[task.task_id].tests,
+            base_tests=release[task.task_id].base_tests,
+            timeout_s=release[task.task_id].timeout_s,
+            sandbox=dict(release[task.task_id].sandbox),
+        )
+        for task in tasks
+    ]

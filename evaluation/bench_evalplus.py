@@ -519,11 +519,23 @@ def _ground_truth(
 def _load(spec: BenchSpec, dataset: str) -> list[BenchTask]:
     if not spec.bench_file:
         raise InputError(f"--bench {spec.name}: needs --bench-file (the official release file)")
-    path = str(require_file(spec.bench_file, "--bench-file"))
+    return load_release_file(spec.bench_file, dataset, "--bench-file")
+
+
+def dataset_of(path: str, flag: str) -> str:
+    """Which release a file is ("humaneval" or "mbpp"), by its first task_id (Mbpp/...)."""
+    for _, obj in iter_jsonl(path, flag):
+        return "mbpp" if str(obj.get("task_id", "")).startswith("Mbpp/") else "humaneval"
+    raise InputError(f"{flag} {path}: holds no tasks")
+
+
+def load_release_file(path: str, dataset: str, flag: str) -> list[BenchTask]:
+    """The tasks of a HumanEval+ / MBPP+ release file (`flag` names the option in errors)."""
+    path = str(require_file(path, flag))
     legacy: dict[str, BenchTask] = {}
     official: list[tuple[str, dict[str, Any]]] = []
     order: list[tuple[str, str]] = []  # (kind, task_id) in file order
-    for where, obj in iter_jsonl(path, "--bench-file"):
+    for where, obj in iter_jsonl(path, flag):
         if _is_legacy(obj):
             task = _humaneval_like(obj, where)
             legacy[task.task_id] = task

@@ -126,6 +126,7 @@ class BenchSpec:
     until: str | None = None  # LiveCodeBench: contest_date <= until
     subset: str = "full"  # BigCodeBench: full | hard
     calibrated: bool = True  # BigCodeBench: the code prompt is prepended, as its harness does
+    tests_files: tuple[str, ...] = ()  # EvalPerf: HumanEval+/MBPP+ files that decide correctness
 
 
 @dataclass

@@ -199,6 +199,14 @@ class EvalConfig:
         },
     )
     max_tasks: int | None = None  # evaluate only the first N tasks
+    tests_file: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "evalperf: a HumanEval+ / MBPP+ release file whose tests decide correctness, "
+            "as evalplus does (repeat for both; without it: the output on pe_input must equal "
+            "the fastest reference's)."
+        },
+    )
     # instruction counts (evaluation/perf.py); evalperf always profiles
     profile: bool = field(
         default=False,
@@ -712,6 +720,7 @@ def _spec(cfg: EvalConfig) -> BenchSpec:
         until=cfg.until,
         subset=cfg.subset,
         calibrated=cfg.calibrated,
+        tests_files=tuple(cfg.tests_file),
     )
 
 
@@ -746,6 +755,10 @@ def _validate(cfg: EvalConfig) -> None:
         raise InputError(f"--k {cfg.ks}: every k must be >= 1")
     if cfg.timeout_s <= 0:
         raise InputError(f"--timeout {cfg.timeout_s}: must be > 0")
+    if cfg.tests_file and cfg.bench != "evalperf":
+        raise InputError(
+            f"--tests-file is for --bench evalperf (its correctness tests), not --bench {cfg.bench}"
+        )
     if cfg.max_tasks is not None and cfg.max_tasks < 1:
         raise InputError(f"--max-tasks {cfg.max_tasks}: must be >= 1")
     if cfg.model is not None:
@@ -765,7 +778,10 @@ def _profiled(cfg: EvalConfig) -> bool:
 
 def _identity(cfg: EvalConfig) -> dict[str, Any]:
     values = asdict(cfg)
-    return {k: values[k] for k in _IDENTITY + (_PERF_IDENTITY if _profiled(cfg) else ())}
+    identity = {k: values[k] for k in _IDENTITY + (_PERF_IDENTITY if _profiled(cfg) else ())}
+    if cfg.tests_file:  # only then, so runs started before the option resume
+        identity["tests_file"] = list(cfg.tests_file)
+    return identity
 
 
 def plan(cfg: EvalConfig) -> Plan:

@@ -227,6 +227,55 @@ def test_correctness_against_the_reference():
     assert "output differs from the reference's: got 79800" in got[1].detail
 
 
+RELEASE = (
+    str(FIXTURE.parent / "HumanEvalPlus-evalperf.jsonl"),
+    str(FIXTURE.parent / "MbppPlus-evalperf.jsonl"),
+)
+
+
+def test_correctness_from_the_release_tests_with_tests_file(tmp_path, monkeypatch):
+    """--tests-file: the HumanEval+/MBPP+ base and plus tests decide, as evalplus's
+    correctness_check does; the pe_input comparison no longer applies."""
+    from evaluation.judge import Candidate, judge
+    from sandbox import SandboxConfig
+
+    monkeypatch.setenv("CODECOT_CACHE_DIR", str(tmp_path / "cache"))
+    spec = BenchSpec("evalperf", bench_file=str(FIXTURE), tests_files=RELEASE)
+    tasks = {t.task_id: t for t in load_evalperf(spec)}
+    sum_to, dup, mbpp = tasks["HumanEval/9001"], tasks["HumanEval/9002"], tasks["Mbpp/106"]
+    assert sum_to.base_tests is not None and "_evalplus_check" in sum_to.tests
+    assert sum_to.reference and sum_to.pe_args == [400]  # still profiled on pe_input
+    candidates = [
+        Candidate(sum_to, sum_to.reference[0]),
+        # right on pe_input (n = 400), wrong on the base input 0: the release tests catch it
+        Candidate(sum_to, "def sum_to(n):\n    return n * (n + 1) // 2 if n else -1\n"),
+        # wrong on pe_input only: the pe_input comparison would fail it, the release tests pass it
+        Candidate(sum_to, "def sum_to(n):\n    return 0 if n > 300 else n * (n + 1) // 2\n"),
+        Candidate(dup, "def has_duplicate(xs):\n    return len(xs) > 2\n"),
+        Candidate(mbpp, mbpp.reference[0]),  # MBPP+ inputs deserialised (a tuple second)
+    ]
+    got = judge(candidates, SandboxConfig(timeout_s=20), workers=2)
+    assert [j.status for j in got] == ["passed", "failed", "passed", "failed", "passed"]
+    assert "base input 1/3" in got[1].detail
+    assert [j.base_passed for j in got] == [True, False, True, False, True]
+
+    plain = {t.task_id: t for t in load_evalperf(BenchSpec("evalperf", bench_file=str(FIXTURE)))}
+    again = judge(
+        [Candidate(plain["HumanEval/9001"], candidates[2].code)], SandboxConfig(), workers=1
+    )
+    assert again[0].status == "failed"  # the same sample, judged on pe_input
+
+
+def test_tests_file_must_cover_every_task():
+    spec = BenchSpec("evalperf", bench_file=str(FIXTURE), tests_files=RELEASE[:1])
+    with pytest.raises(InputError, match=r"--tests-file .*HumanEvalPlus-evalperf.jsonl: no tests "
+                       r"for Mbpp/106 of --bench-file"):  # fmt: skip
+        load_evalperf(spec)
+    missing = BenchSpec("evalperf", bench_file=str(FIXTURE), tests_files=("nowhere.jsonl",))
+    with pytest.raises(InputError, match="--tests-file nowhere.jsonl: no such file"):
+        load_evalperf(missing)
+
+
 # ---------------------------------------------------------------------------------------------
 # the cost-per-format figure's numbers (pure): relative costs on the tasks every model solved
 
