@@ -7,20 +7,24 @@
     ids.add("jsonl:a.jsonl:3", "jsonl:a.jsonl")  # None (new), else the value stored first
     spool = SeedSpool(db, "passed")
     spool.append(seed); len(spool); for seed in spool: ...   # in append order, re-iterable
+    finished = IdSet(["a", "b"]); finished.add("c"); "a" in finished   # thread-safe, own file
 
 Everything the front stages remember about earlier candidates (ids seen, exact-duplicate
 digests, MinHash LSH band keys, the candidates' order, the seeds that passed) grows with the
 input, so it lives in sqlite tables rather than Python dicts: sqlite keeps a bounded page cache
-(CACHE_KIB) in memory and the rest on disk. The file is scratch: no journal, no fsync, one open
+(CACHE_KIB) in memory and the rest on disk. The same goes for the ids a run has finished
+(IdSet), which the teacher loop and the sandbox thread share. The file is scratch: no journal, no fsync, one open
 transaction; a killed run leaves it behind and the next attempt recreates it (the front stages
 are recomputed on resume anyway, see synthesis.pipeline).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -114,3 +118,39 @@ class SeedSpool(Spool):
     def __iter__(self) -> Iterator[Seed]:
         for item in self.iter_json():
             yield Seed(**item)  # type: ignore[arg-type]
+
+
+class IdSet:
+    """A set of ids on disk, in a private temporary sqlite file of its own (deleted on close).
+
+    Two threads may use it (the synthesis loop asks, its sandbox thread adds): every call holds
+    the set's lock, and no other table shares its connection."""
+
+    def __init__(self, ids: Iterable[str] = ()):
+        self._db = open_index()
+        self._db.execute("CREATE TABLE ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._lock = threading.Lock()
+        self.update(ids)
+
+    def add(self, seed_id: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO ids VALUES (?)", (seed_id,))
+
+    def update(self, ids: Iterable[str]) -> None:
+        iterator = iter(ids)
+        while chunk := list(itertools.islice(iterator, FETCH)):
+            with self._lock:
+                self._db.executemany("INSERT OR IGNORE INTO ids VALUES (?)", ((i,) for i in chunk))
+
+    def __contains__(self, seed_id: object) -> bool:
+        with self._lock:
+            found = self._db.execute("SELECT 1 FROM ids WHERE id = ?", (seed_id,)).fetchone()
+        return found is not None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM ids").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

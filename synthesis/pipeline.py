@@ -41,7 +41,7 @@ Memory: what grows with the source lives on disk (synthesis.index; .front.sqlite
 front stages stream the source (parquet by row batches) and keep ids, dedup keys and the
 seeds that passed in sqlite; the teacher is asked TEACHER_CHUNK seeds at a time, earlier answers
 found through an index of responses.jsonl; stats and the final seed-order rewrite go through
-sqlite too. What still grows: the set of finished ids (ids only) and --merge (synthesis.merge).
+sqlite too, and so does the set of ids finished (kept or rejected) that resuming skips.
 
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
@@ -81,7 +81,7 @@ from plumbing import (
 )
 from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
 from synthesis.filters import FilterConfig, Rejection, check_code
-from synthesis.index import IdSpool, KeyIndex, SeedSpool, open_index
+from synthesis.index import IdSet, IdSpool, KeyIndex, SeedSpool, open_index
 from synthesis.parser import ParsedResponse, parse_response
 from synthesis.schema import SPLITS, Triple
 from synthesis.seeds import Seed
@@ -459,13 +459,14 @@ class _Candidate:
 class _Run:
     """The open logs of one attempt; the teacher loop and the sandbox thread both record here."""
 
-    def __init__(self, cfg: SynthConfig, out: Path, bar: Any = None):
+    def __init__(self, cfg: SynthConfig, out: Path, finished: IdSet | None = None, bar: Any = None):
         self.cfg = cfg
         self.out = out
         self.triples = JsonlLog(out / TRIPLES)
         self.rejected = JsonlLog(out / REJECTED)
         self.responses = JsonlLog(out / RESPONSES)
-        self.finished: set[str] = set()
+        # ids kept or rejected (in earlier attempts too): on disk, as they grow with the source
+        self.finished = finished if finished is not None else IdSet()
         self.counts: Counter[str] = Counter()
         self.bar = bar  # a tqdm bar, advanced once per seed that ends in this attempt
         self._lock = threading.Lock()
@@ -541,7 +542,7 @@ class _SandboxStage:
             raise self._error
 
 
-def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
+def _load_state(out: Path) -> tuple[IdSet, dict[str, int]]:
     """Repair the logs of an earlier attempt; ids already finished; what was repaired."""
     bad_t, bad_r, bad_c = (repair_tail(out / name) for name in (TRIPLES, REJECTED, RESPONSES))
     # Transient teacher failures are retried: drop them from the log (atomic rewrite).
@@ -554,7 +555,7 @@ def _load_state(out: Path) -> tuple[set[str], dict[str, int]]:
         _rewrite_jsonl(
             out / REJECTED, (r for r in iter_records(out / REJECTED) if r["id"] not in retry)
         )
-    finished = {r["id"] for name in (TRIPLES, REJECTED) for r in iter_records(out / name)}
+    finished = IdSet(r["id"] for name in (TRIPLES, REJECTED) for r in iter_records(out / name))
     repaired = {
         "triples": bad_t,
         "rejected": bad_r,
@@ -872,8 +873,7 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
     manifest = Manifest("synth", out, config=cfg, seed=cfg.seed)
 
     finished, repaired = _load_state(out)
-    run = _Run(cfg, out)
-    run.finished = finished
+    run = _Run(cfg, out, finished)
     front_db = open_index(out / FRONT_INDEX)  # scratch, removed when the run finishes
     sandbox: _SandboxStage | None = None
     cache: _ResponseCache | None = None
@@ -938,6 +938,7 @@ def main(cfg: SynthConfig) -> dict[str, Any]:
             except Exception:  # noqa: BLE001 (the first error is the one to report)
                 pass
         run.close()
+        run.finished.close()
         if cache is not None:
             cache.close()
     n_cached = counts["cached"]

@@ -367,3 +367,34 @@ def test_repair_jsonl_drops_a_half_written_last_line(tmp_path: Path) -> None:
     path.write_bytes(b'{"id": "a"}\n{"id": \n{"id": "c"}\n')
     with pytest.raises(InputError, match="line 2 is corrupt"):
         repair_jsonl(path)
+
+
+def test_id_set_on_disk_equals_a_python_set_under_two_threads() -> None:
+    """synthesis.index.IdSet (the ids a run finished): what a set says, with the synthesis loop
+    asking while the sandbox thread adds."""
+    import threading
+
+    from synthesis.index import FETCH, IdSet
+
+    earlier = [f"jsonl:a.jsonl:{i}" for i in range(FETCH * 2 + 7)]  # more than one chunk
+    finished = IdSet(earlier + earlier[:10])  # a repeated id counts once
+    assert len(finished) == len(earlier) and earlier[0] in finished and "x" not in finished
+    missing: list[str] = []
+
+    def adder(parity: int) -> None:
+        for i in range(parity, 4000, 2):
+            seed_id = f"toy-0-{i}"
+            finished.add(seed_id)
+            if seed_id not in finished or f"never-{i}" in finished:
+                missing.append(seed_id)
+
+    threads = [threading.Thread(target=adder, args=(p,)) for p in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert missing == []
+    expected = set(earlier) | {f"toy-0-{i}" for i in range(4000)}
+    assert len(finished) == len(expected)
+    assert all(i in finished for i in expected) and "toy-0-4000" not in finished
+    finished.close()
