@@ -141,6 +141,17 @@ def stream_child(path: Path, shard: str = "") -> subprocess.Popen:
     )
 
 
+def rss_growth(results: dict[float, dict], unit: str, what: str = "") -> float:
+    """Peak RSS at the largest size over the smallest's, printed (target: <= 1.2x)."""
+    small, large = min(results), max(results)
+    growth = results[large]["hwm_mb"] / results[small]["hwm_mb"]
+    print(
+        f"{what}peak RSS {large:g} {unit} / {small:g} {unit}: {growth:.2f}x (target <= 1.2x)",
+        flush=True,
+    )
+    return growth
+
+
 def raw_code_at_scale(sizes: list[float]) -> bool:
     """Part 3 (see the module docstring); True when both targets are met."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,9 +168,8 @@ def raw_code_at_scale(sizes: list[float]) -> bool:
                 f"peak RSS {out['hwm_mb']:.0f} MB, on-disk index {out['index_mb']:.0f} MB",
                 flush=True,
             )
-        small, large = min(sizes), max(sizes)
-        growth = results[large]["hwm_mb"] / results[small]["hwm_mb"]
-        print(f"peak RSS {large:g} MB / {small:g} MB: {growth:.2f}x (target <= 1.2x)", flush=True)
+        growth = rss_growth(results, "MB")
+        small = min(sizes)
         path = Path(tmp) / f"stack-{small:g}mb.parquet"
         t0 = time.perf_counter()
         shards = [stream_child(path, f"{i}/2") for i in range(2)]
@@ -269,10 +279,7 @@ def merge_at_scale(sizes: list[int]) -> bool:
             f"peak RSS {out['hwm_mb']:.0f} MB",
             flush=True,
         )
-    small, large = min(sizes), max(sizes)
-    growth = results[large]["hwm_mb"] / results[small]["hwm_mb"]
-    print(f"merge peak RSS {large} / {small} candidates: {growth:.2f}x (target <= 1.2x)")
-    return growth <= 1.2
+    return rss_growth(results, "candidates", "merge ") <= 1.2
 
 
 def main() -> int:
