@@ -28,6 +28,15 @@ The merged folder is what the unsharded run over the same sources would have wri
     identity   run_config.json is the shards' with "shard" null (resumable as an unsharded run);
                manifest.json and stats.json["merge"] name the shards merged
 
+Memory stays flat with the number of candidates: what the merge remembers lives in one scratch
+sqlite database (synthesis.index.open_index: a private temporary file, deleted on close, never
+in the merged folder): every shard's candidates (source position, id, shard, the byte offset of
+the candidate's line when it carries code) and each id's outcome (kept or not, the byte offset
+of its record in the shard's triples.jsonl or rejected.jsonl: records are not copied), plus the
+Deduplicator's tables and compute_stats' index. The merged files are written in one pass over
+the candidates ordered by `pos` (an index, read in chunks), each record read back from its
+shard at its offset. bench/bench_synth.py part 4 measures it.
+
 Why this equals the unsharded run: a shard removes only exact duplicates (synthesis.pipeline),
 and a seed dropped as an exact duplicate of a shard-mate is dropped by the global pass too (same
 normalized code: same digest, same MinHash), so every seed the global pass keeps reached the
@@ -37,11 +46,14 @@ the same seeds in the same order as the unsharded run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
-from dataclasses import dataclass, field
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from plumbing import (
     InputError,
@@ -51,9 +63,11 @@ from plumbing import (
     check_out_dir,
     iter_jsonl,
     read_manifest,
+    require_file,
 )
 from synthesis.dedup import Deduplicator
 from synthesis.filters import Rejection
+from synthesis.index import FETCH, open_index
 from synthesis.pipeline import (
     CANDIDATES,
     REJECTED,
@@ -62,7 +76,6 @@ from synthesis.pipeline import (
     STATS,
     TRIPLES,
     _reject,
-    _rewrite_jsonl,
     _split_counts,
     compute_stats,
 )
@@ -75,8 +88,6 @@ class _Shard:
     index: int
     count: int
     stats: dict[str, Any]
-    # filled by _read_outcomes
-    outcomes: dict[str, tuple[bool, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -139,45 +150,125 @@ def _check_shards(shards: list[_Shard]) -> None:
         raise InputError(f"--merge {labels}: shard {', '.join(missing)} missing")
 
 
-def _read_outcomes(shard: _Shard) -> None:
-    for name, kept in ((TRIPLES, True), (REJECTED, False)):
-        for _, record in iter_jsonl(shard.folder / name, what="--merge"):
-            shard.outcomes[record["id"]] = (kept, record)
+def _records_at(path: Path) -> Iterator[tuple[str, dict[str, Any], int]]:
+    """("FILE:LINE", record, byte offset of its line) per record of a shard's jsonl file, with
+    iter_jsonl's checks and messages; the offset lets the merge read the record again when it
+    writes it instead of holding it."""
+    require_file(path, "--merge")
+    with path.open("rb") as raw:
+        lineno, offset = 0, 0
+        for where, record in iter_jsonl(path, what="--merge"):
+            # iter_jsonl skips blank lines only: advance the raw file to the same line
+            target = int(where.rsplit(":", 1)[1])
+            while lineno < target:
+                start, line = offset, raw.readline()
+                offset, lineno = offset + len(line), lineno + 1
+            yield where, record, start
 
 
-def _join(
-    shards: list[_Shard], near_dup_threshold: float | None, dedup: bool
-) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(ids in source order, triples, rejections) of the merged run."""
-    pos: dict[str, int] = {}
-    code: dict[str, str] = {}
-    owner: dict[str, _Shard] = {}
-    for shard in shards:
-        _read_outcomes(shard)
-        for where, row in iter_jsonl(shard.folder / CANDIDATES, what="--merge"):
+def _index_shards(db: sqlite3.Connection, shards: list[_Shard]) -> None:
+    """Every shard's candidates (source position, where its code is) and outcomes (kept or
+    not, where the record is) into `db`; refuses an id in two shards or without an outcome."""
+    db.execute(
+        "CREATE TABLE merge_outcome (shard INTEGER, id TEXT, kept INTEGER, at INTEGER, "
+        "PRIMARY KEY (shard, id)) WITHOUT ROWID"
+    )
+    # seq (the rowid) breaks ties of pos in reading order, as a stable sort would
+    db.execute(
+        "CREATE TABLE merge_candidate (seq INTEGER PRIMARY KEY, pos INTEGER, id TEXT UNIQUE, "
+        "shard INTEGER, code_at INTEGER)"
+    )
+    for number, shard in enumerate(shards):
+        for name, kept in ((TRIPLES, 1), (REJECTED, 0)):
+            # a record repeated by a resumed attempt: the last one is the outcome
+            db.executemany(
+                "INSERT OR REPLACE INTO merge_outcome VALUES (?, ?, ?, ?)",
+                ((number, record["id"], kept, at)
+                 for _, record, at in _records_at(shard.folder / name)),
+            )  # fmt: skip
+        for where, row, at in _records_at(shard.folder / CANDIDATES):
             seed_id = row["id"]
-            if seed_id in owner:
+            code_at = at if "code" in row else None
+            added = db.execute(
+                "INSERT OR IGNORE INTO merge_candidate (pos, id, shard, code_at) "
+                "VALUES (?, ?, ?, ?)",
+                (row["pos"], seed_id, number, code_at),
+            ).rowcount
+            if not added:
+                (first,) = db.execute(
+                    "SELECT shard FROM merge_candidate WHERE id = ?", (seed_id,)
+                ).fetchone()
                 raise InputError(
-                    f"--merge {owner[seed_id].folder}, {shard.folder}: id {seed_id!r} is in both"
+                    f"--merge {shards[first].folder}, {shard.folder}: id {seed_id!r} is in both"
                 )
-            if seed_id not in shard.outcomes:
+            known = db.execute(
+                "SELECT 1 FROM merge_outcome WHERE shard = ? AND id = ?", (number, seed_id)
+            ).fetchone()
+            if known is None:
                 raise InputError(f"{where}: id {seed_id!r} has no outcome in {shard.folder}")
-            owner[seed_id], pos[seed_id] = shard, row["pos"]
-            if "code" in row:
-                code[seed_id] = row["code"]
-    order = sorted(pos, key=pos.__getitem__)
-    deduplicator = Deduplicator(near_dup_threshold) if dedup else None
-    triples: list[dict[str, Any]] = []
-    rejected: list[dict[str, Any]] = []
-    for seed_id in order:
-        kept, record = owner[seed_id].outcomes[seed_id]
-        if deduplicator is not None and seed_id in code:
-            rejection: Rejection | None = deduplicator.check(seed_id, code[seed_id])
-            if rejection is not None:
-                rejected.append(_reject(seed_id, "dedup", rejection, record["source"]))
-                continue
-        (triples if kept else rejected).append(record)
-    return order, triples, rejected
+    db.execute("CREATE INDEX merge_candidate_pos ON merge_candidate (pos)")
+
+
+class _SourceOrder:
+    """The merged candidates' ids in source order, read from `db` (what compute_stats counts)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __len__(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM merge_candidate").fetchone()[0]
+
+    def __iter__(self) -> Iterator[str]:
+        cur = self.db.execute("SELECT id FROM merge_candidate ORDER BY pos, seq")
+        while rows := cur.fetchmany(FETCH):
+            for (seed_id,) in rows:
+                yield seed_id
+
+
+class _LineReader:
+    """Reads the JSON line at a byte offset of a shard's file (each file opened once)."""
+
+    def __init__(self, stack: contextlib.ExitStack):
+        self.stack = stack
+        self.handles: dict[Path, BinaryIO] = {}
+
+    def at(self, path: Path, offset: int) -> dict[str, Any]:
+        handle = self.handles.get(path)
+        if handle is None:
+            handle = self.handles[path] = self.stack.enter_context(path.open("rb"))
+        handle.seek(offset)
+        return json.loads(handle.readline())
+
+
+def _write_merged(
+    db: sqlite3.Connection,
+    shards: list[_Shard],
+    out: Path,
+    near_dup_threshold: float | None,
+    dedup: bool,
+) -> None:
+    """triples.jsonl and rejected.jsonl of the merged run into `out`: the candidates in source
+    order, each with its shard's outcome unless the merged dedup rejects it."""
+    deduplicator = Deduplicator(near_dup_threshold, db=db) if dedup else None
+    cur = db.execute(
+        "SELECT c.id, c.shard, c.code_at, o.kept, o.at FROM merge_candidate c "
+        "JOIN merge_outcome o ON o.shard = c.shard AND o.id = c.id ORDER BY c.pos, c.seq"
+    )
+    with contextlib.ExitStack() as stack:
+        lines = _LineReader(stack)
+        kept_out = stack.enter_context((out / TRIPLES).open("w", encoding="utf-8"))
+        rejected_out = stack.enter_context((out / REJECTED).open("w", encoding="utf-8"))
+        while rows := cur.fetchmany(FETCH):
+            for seed_id, number, code_at, kept, at in rows:
+                folder = shards[number].folder
+                record = lines.at(folder / (TRIPLES if kept else REJECTED), at)
+                if deduplicator is not None and code_at is not None:
+                    code = lines.at(folder / CANDIDATES, code_at)["code"]
+                    rejection: Rejection | None = deduplicator.check(seed_id, code)
+                    if rejection is not None:
+                        record, kept = _reject(seed_id, "dedup", rejection, record["source"]), 0
+                line = json.dumps(record, ensure_ascii=False) + "\n"
+                (kept_out if kept else rejected_out).write(line)
 
 
 def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[str, Any]:
@@ -196,7 +287,24 @@ def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[
     _check_shards(shards)
     shards.sort(key=lambda s: s.index)
     settings = shards[0].identity["shard"]
-    order, triples, rejected = _join(shards, settings["near_dup_threshold"], settings["dedup"])
+    # scratch: a private temporary file that sqlite deletes on close, never in the merged folder
+    db = open_index()
+    try:
+        _index_shards(db, shards)
+        return _write_run(db, shards, dirs, out, target, settings)
+    finally:
+        db.close()
+
+
+def _write_run(
+    db: sqlite3.Connection,
+    shards: list[_Shard],
+    dirs: list[str],
+    out: str,
+    target: Path,
+    settings: dict[str, Any],
+) -> dict[str, Any]:
+    """The merged run folder (atomic), from the shards indexed in `db`; returns its stats."""
     identity = {**shards[0].identity, "shard": None}
     merged = {
         "count": shards[0].count,
@@ -211,15 +319,14 @@ def merge_shards(dirs: list[str], out: str, *, overwrite: bool = False) -> dict[
         ],  # fmt: skip
     }
     with atomic_dir(target) as tmp:
-        _rewrite_jsonl(tmp / TRIPLES, triples)
-        _rewrite_jsonl(tmp / REJECTED, rejected)
+        _write_merged(db, shards, tmp, settings["near_dup_threshold"], settings["dedup"])
         with (tmp / RESPONSES).open("wb") as joined:
             for shard in shards:
                 if (shard.folder / RESPONSES).is_file():
                     with (shard.folder / RESPONSES).open("rb") as part:
                         shutil.copyfileobj(part, joined)
         atomic_write_json(tmp / RUN_CONFIG, identity)
-        stats = compute_stats(tmp, order)
+        stats = compute_stats(tmp, _SourceOrder(db), db)
         stats.update(splits=_split_counts(tmp), sources=shards[0].stats.get("sources"))
         stats["merge"] = merged
         atomic_write_json(tmp / STATS, stats)

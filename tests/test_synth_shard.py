@@ -85,6 +85,11 @@ def test_merged_shards_equal_the_unsharded_run(runs):
     assert manifest["status"] == "finished"
     assert [s["shard"] for s in manifest["merged"]["shards"]] == ["0/2", "1/2"]
     assert [s["dir"] for s in manifest["merged"]["shards"]] == [str(s0), str(s1)]
+    # the merge's scratch database (synthesis.index) never lands in the merged folder
+    assert sorted(p.name for p in merged.iterdir()) == [
+        "manifest.json", "rejected.jsonl", "responses.jsonl", "run_config.json", "stats.json",
+        "triples.jsonl",
+    ]  # fmt: skip
 
 
 def test_bad_shard_is_refused_before_writing(tmp_path):
@@ -152,6 +157,28 @@ def test_merge_refuses_overlapping_missing_or_foreign_shards(runs, tmp_path):
     proc = run_diag_here("synth", "--merge", str(s0), "--merge", str(s1), "--out", str(out))
     assert proc.returncode == 2 and "not empty" in proc.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_merge_reads_records_past_blank_lines_and_refuses_a_candidate_without_an_outcome(
+    runs, tmp_path
+):
+    # the merge finds records again by byte offset: blank lines before them change nothing
+    s1, blank, lost = runs["s1"], tmp_path / "blank", tmp_path / "lost"
+    shutil.copytree(runs["s0"], blank)
+    triples = (blank / "triples.jsonl").read_text().splitlines(keepends=True)
+    (blank / "triples.jsonl").write_text("\n" + triples[0] + "\n\n" + "".join(triples[1:]))
+    proc = run_diag_here("synth", "--merge", str(blank), "--merge", str(s1), "--out",
+                         str(tmp_path / "merged"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for name in ("triples.jsonl", "rejected.jsonl"):
+        assert (tmp_path / "merged" / name).read_bytes() == (runs["merged"] / name).read_bytes()
+    # a shard whose triples.jsonl lost a record (blank lines in it are skipped, not counted)
+    shutil.copytree(runs["s0"], lost)
+    gone = json.loads(triples[1])["id"]
+    (lost / "triples.jsonl").write_text("\n" + triples[0] + "".join(triples[2:]))
+    line = next(i for i, r in enumerate(_lines(lost / "candidates.jsonl"), 1) if r["id"] == gone)
+    err = _merge_error(tmp_path / "out", lost, s1)
+    assert f"{lost / 'candidates.jsonl'}:{line}: id {gone!r} has no outcome in {lost}" in err
 
 
 def test_a_shard_run_refuses_a_bad_near_dup_threshold_before_writing(tmp_path: Path) -> None:
