@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Protocol
 
 from synthesis.seeds import Seed
 
@@ -72,6 +73,14 @@ class KeyIndex:
     def get(self, key: str | bytes) -> str | None:
         row = self.db.execute(f"SELECT value FROM {self.name} WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
+
+
+class IdOrder(Protocol):
+    """Ids in source order that can be counted and read once (IdSpool, a list, a table)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[str]: ...
 
 
 class Spool:

@@ -41,7 +41,8 @@ Memory: what grows with the source lives on disk (synthesis.index; .front.sqlite
 front stages stream the source (parquet by row batches) and keep ids, dedup keys and the
 seeds that passed in sqlite; the teacher is asked TEACHER_CHUNK seeds at a time, earlier answers
 found through an index of responses.jsonl; stats and the final seed-order rewrite go through
-sqlite too, and so does the set of ids finished (kept or rejected) that resuming skips.
+sqlite too, and so does the set of ids finished (kept or rejected) that resuming skips;
+--merge (synthesis.merge) keeps the shards' candidates and outcomes in sqlite as well.
 
 Resuming: a rerun over an unfinished folder (or `--resume` over a finished one) repairs a
 half-written last line of each jsonl file, skips every seed already kept or rejected, answers
@@ -81,7 +82,7 @@ from plumbing import (
 )
 from synthesis.dedup import Decontaminator, Deduplicator, load_benchmark_texts
 from synthesis.filters import FilterConfig, Rejection, check_code
-from synthesis.index import IdSet, IdSpool, KeyIndex, SeedSpool, open_index
+from synthesis.index import IdOrder, IdSet, IdSpool, KeyIndex, SeedSpool, open_index
 from synthesis.parser import ParsedResponse, parse_response
 from synthesis.schema import SPLITS, Triple
 from synthesis.seeds import Seed
@@ -733,7 +734,7 @@ def _to_triple(cand: _Candidate, cfg: SynthConfig, teacher_name: str) -> Triple:
 
 
 def compute_stats(
-    out: Path, order: IdSpool | list[str], db: sqlite3.Connection | None = None
+    out: Path, order: IdOrder, db: sqlite3.Connection | None = None
 ) -> dict[str, Any]:
     """Per-stage counts from the files on disk (so they cover every resumed attempt). Each id's
     outcome is indexed in sqlite (`db`, default a private temporary one), so memory does not
