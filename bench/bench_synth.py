@@ -16,7 +16,7 @@
    peak RSS (VmHWM) and the size of the on-disk index the stages keep (synthesis.index). Target:
    peak RSS at the largest size <= 1.2x the smallest's (memory flat with input size). Then
    `--shard 0/2` and `1/2` of the smallest file in two processes at once vs the whole file in
-   one: target >= 1.6x. Cost (measured 2026-12-04 on a shared 2-core machine): about 1,500-1,600
+   one: target >= 1.6x (5 MB, idle, 2026-12-05: 2.92x; each shard parses only its own rows). Cost (measured 2026-12-04 on a shared 2-core machine): about 1,500-1,600
    candidates/s on one core (ast cutting, filter, normalisation, MinHash), 9,200 candidates per
    MB of this code: 50 MB took 285 s (peak RSS 152 MB, index 429 MB on disk), 200 MB 1,207 s
    (peak RSS 156 MB, 1.03x; index 1.75 GB on disk). `--stream-mb 12.5,50` checks in ~7 minutes.

@@ -123,14 +123,19 @@ def _check_shards(shards: list[_Shard]) -> None:
         raise InputError(f"--merge {labels}: shards of different N")
     first = shards[0]
     for other in shards[1:]:
-        # the shard dict holds I, N and the dedup settings: those must agree apart from I
+        # the shard dict holds I, N, how units were cut and the dedup settings: all must agree
+        # apart from I (a shard made before shards were cut by unit has no "by": never mixed)
         differ = [
             key
             for key in sorted(set(first.identity) | set(other.identity))
             if key != "shard" and first.identity.get(key) != other.identity.get(key)
         ]
         if {**first.identity["shard"], "index": 0} != {**other.identity["shard"], "index": 0}:
-            differ.append("dedup settings")
+            differ.append(
+                "dedup settings"
+                if first.identity["shard"].get("by") == other.identity["shard"].get("by")
+                else "shard cut (by unit since 2026-12-05; rerun the older shards)"
+            )
         if differ:
             raise InputError(
                 f"--merge {first.folder}, {other.folder}: not shards of one run "

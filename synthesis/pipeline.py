@@ -21,17 +21,20 @@ The run folder holds:
     responses.jsonl  the teacher's answers, cached by prompt hash (flushed one by one)
     stats.json       per stage: in, out, rejected, keep_rate, reasons; totals and throughput
     run_config.json  what identifies the run (sources, fields, n, seed, teacher, prompts, shard)
-    candidates.jsonl --shard runs only: {id, pos, code?} per candidate of the shard, `pos` its
-                     place in the whole source stream, `code` the seed code when it reached the
-                     dedup stage (what `--merge` dedups across shards)
+    candidates.jsonl --shard runs only: {id, pos, code?} per candidate of the shard, `pos` the
+                     place of its unit (row, file, toy item) in the whole source stream (the
+                     candidates of a unit share it, in order), `code` the seed code when it
+                     reached the dedup stage (what `--merge` dedups across shards)
     manifest.json    written last (plumbing.Manifest; `teacher`: the teacher's name)
     .front.sqlite    scratch while the run works: stages 1-3's indexes (ids seen, exact and
                      MinHash LSH dedup keys, candidate order, seeds that passed; synthesis.index),
                      so memory stays flat with the source's size; removed when the run finishes
 
-Sharding: `--shard I/N` keeps the candidates whose id hashes to I mod N (shard_of), decided as
-each candidate leaves the source, before any filter or teacher work, so N runs (processes or
-machines) over the same sources synthesise disjoint parts without reading the source first.
+Sharding: `--shard I/N` keeps the units (rows, files, toy items: synthesis.sources.iter_units)
+whose id hashes to I mod N (shard_of), decided as each unit leaves the source, before it is cut
+into candidates (a raw-code row's parse) and before any filter or teacher work, so N runs
+(processes or machines) over the same sources synthesise disjoint parts, each parsing only its
+own rows. An instruction row or toy item is one candidate, its unit id its candidate id.
 A shard removes only exact duplicates within itself (near duplication is not transitive: a seed
 dropped for a shard-mate that another shard's seed drops would be lost); `--merge DIR ... --out
 OUT` (synthesis.merge) joins the finished shards and redoes exact and near-duplicate removal over
@@ -90,7 +93,7 @@ from synthesis.sources import (
     FieldMap,
     RawCode,
     SourceReject,
-    iter_candidates,
+    iter_units,
     parse_source,
 )
 from synthesis.teacher import TeacherConfig, TeacherReply, TeacherRequest, make_teacher
@@ -215,8 +218,9 @@ class SynthConfig:
     shard: str | None = field(
         default=None,
         metadata={
-            "help": "I/N: synthesise only the candidates whose id hashes to I of N (0 <= I < N), "
-            "so N runs make disjoint parts; join them with --merge."
+            "help": "I/N: synthesise only the rows/files whose id hashes to I of N (0 <= I < N; "
+            "decided before a row is parsed), so N runs make disjoint parts; join them with "
+            "--merge."
         },
     )
     merge: list[str] = field(
@@ -386,12 +390,15 @@ def shard_of(seed_id: str, count: int) -> int:
 
 
 def shard_identity(cfg: SynthConfig) -> dict[str, Any] | None:
-    """What a shard run records of its shard: I, N and the dedup settings --merge redoes."""
+    """What a shard run records of its shard: I, N, the dedup settings --merge redoes, and
+    that shards are cut by unit (rows, files; `pos` numbers units), so shards of runs made
+    before, by candidate, are never merged with these."""
     if cfg.shard is None:
         return None
     index, count = parse_shard(cfg.shard)
     near = cfg.near_dup_threshold if cfg.dedup else None
-    return {"index": index, "count": count, "dedup": cfg.dedup, "near_dup_threshold": near}
+    return {"index": index, "count": count, "by": "unit", "dedup": cfg.dedup,
+            "near_dup_threshold": near}  # fmt: skip
 
 
 def _reject(seed_id: str, stage: str, rej: Rejection, source: str, **extra: Any) -> dict[str, Any]:
@@ -623,9 +630,9 @@ def _front_stages(
             shard_log = stack.enter_context(
                 stack.enter_context(atomic_path(run.out / CANDIDATES)).open("w", encoding="utf-8")
             )
-        position = -1  # in the whole stream of candidates, every shard counting alike
+        position = -1  # the unit's place in the whole stream of units, every shard counting alike
         for spec in specs:
-            for item in iter_candidates(
+            for unit in iter_units(
                 spec,
                 fieldmap,
                 limit=cfg.n,
@@ -635,20 +642,23 @@ def _front_stages(
                 raw=raw_code(cfg),
             ):
                 position += 1
-                if shard is not None and shard_of(item.id, shard[1]) != shard[0]:
+                # decided before the unit is cut: a shard parses only its own rows and files
+                if shard is not None and shard_of(unit.id, shard[1]) != shard[0]:
                     continue
-                first = seen.add(item.id, spec.text)
-                if first is not None:
-                    raise InputError(
-                        f"--source {spec.text}: id {item.id!r} also comes from {first}"
-                    )
-                order.append(item.id)
-                reached_dedup = _front_one(item, cfg, dedup, decontam, run, passed)
-                if shard_log is not None:
-                    row = {"id": item.id, "pos": position}
-                    if reached_dedup:  # --merge dedups it again
-                        row["code"] = item.code
-                    shard_log.write(json.dumps(row, ensure_ascii=False) + "\n")
+                for item in unit.candidates():
+                    first = seen.add(item.id, spec.text)
+                    if first is not None:
+                        raise InputError(
+                            f"--source {spec.text}: id {item.id!r} also comes from {first}"
+                        )
+                    order.append(item.id)
+                    reached_dedup = _front_one(item, cfg, dedup, decontam, run, passed)
+                    if shard_log is not None:
+                        # a unit's candidates share its pos and follow each other in the file
+                        row = {"id": item.id, "pos": position}
+                        if reached_dedup:  # --merge dedups it again
+                            row["code"] = item.code
+                        shard_log.write(json.dumps(row, ensure_ascii=False) + "\n")
     return order, passed, {"sources": [s.text for s in specs]}
 
 

@@ -1,12 +1,14 @@
 """Stage 1 of `diag synth`: sources that yield seeds (or say why a candidate is not one).
 
-    from synthesis.sources import SOURCES, RawCode, parse_source, iter_candidates
+    from synthesis.sources import SOURCES, RawCode, parse_source, iter_candidates, iter_units
     spec = parse_source("jsonl:data/alpaca.jsonl")
     for item in iter_candidates(spec, FieldMap.from_flags(["instruction=question"]), limit=100):
         if isinstance(item, SourceReject): ...   # item.id, item.reason, item.detail
         else: ...                                # a synthesis.seeds.Seed
     stack = parse_source("parquet:stack-python.parquet")   # raw code: a `content` column
     seeds = iter_candidates(stack, FieldMap(), raw=RawCode(unit="file", max_chars=4000))
+    for unit in iter_units(stack, FieldMap()):      # rows/files, cut only when asked (--shard)
+        if shard_of(unit.id, 2) == 0: for item in unit.candidates(): ...
 
 Source specs (`--source`, repeatable):
     jsonl:PATH      rows, one JSON object a line (instruction data or raw code)
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import json
 import re
 import sys
@@ -89,6 +92,21 @@ LANG_SPELLINGS = {"python": ("python", "py", "python3", "python 3")}
 _FENCED_RE = re.compile(r"```[\w+.-]*[ \t]*\n(.*?)```", re.DOTALL)
 _BUILTINS = frozenset(dir(builtins))
 _STDLIB = frozenset(sys.stdlib_module_names)
+
+
+@dataclass
+class Unit:
+    """One row or file of a source (or one toy item): its id, and what cuts it into candidates
+    (called at most once; cheap for instruction rows, an `ast` parse for raw code). --shard
+    decides by the unit's id, before cutting."""
+
+    id: str
+    candidates: Callable[[], Iterator[Seed | SourceReject]]
+
+    @classmethod
+    def of(cls, unit_id: str, *items: Seed | SourceReject) -> Unit:
+        """A unit whose candidates are already made."""
+        return cls(unit_id, lambda: iter(items))
 
 
 @dataclass
@@ -345,11 +363,12 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _row_candidates(
+def _row_units(
     spec: SourceSpec, fields: FieldMap, limit: int | None, raw: RawCode
-) -> Iterator[Seed | SourceReject]:
-    """Rows of jsonl/parquet/hf files and named datasets: instruction rows become one seed
-    each; raw-code rows (a code column, no instruction column) are cut like pysrc files."""
+) -> Iterator[Unit]:
+    """Rows of jsonl/parquet/hf files and named datasets, a unit each: instruction rows become
+    one seed each; raw-code rows (a code column, no instruction column) are cut like pysrc files
+    when their unit is read. The checks that raise (columns, duplicate ids) run on every row."""
     dataset = SEED_DATASETS.get(spec.kind)
     resolved: dict[str, str | None] | None = None
     # row ids seen (a seed id -> where it was): on disk, it grows with the source
@@ -375,37 +394,45 @@ def _row_candidates(
         row_lang = values.get("lang")
         if isinstance(row_lang, str) and not raw.keeps(row_lang):
             detail = f"{where}: lang {row_lang!r} (--lang {raw.lang})"
-            yield SourceReject(seed_id, "other_lang", detail, spec.text)
+            yield Unit.of(seed_id, SourceReject(seed_id, "other_lang", detail, spec.text))
             continue
         extra = {k: v for k, v in values.get("meta", {}).items() if v is not None}
         meta = {"row": where.rsplit(":", 1)[-1], **extra}
         if raw_code:
             code = _text(values.get("code"))
             if code is None:
-                yield SourceReject(seed_id, "empty_field", f"{where}: no code", spec.text)
+                yield Unit.of(
+                    seed_id, SourceReject(seed_id, "empty_field", f"{where}: no code", spec.text)
+                )
                 continue
             meta.update((c, row[c]) for c in RAW_META_COLUMNS if row.get(c) is not None)
-            yield from _code_candidates(code, seed_id, where, spec, raw, meta, report_empty=True)
+            args = (code, seed_id, where, spec, raw, meta)
+            yield Unit(seed_id, functools.partial(_code_candidates, *args, report_empty=True))
             continue
         instruction, answer = _text(values.get("instruction")), _text(values.get("answer"))
         if instruction is None:
-            yield SourceReject(seed_id, "empty_field", f"{where}: no instruction", spec.text)
+            detail = f"{where}: no instruction"
+            yield Unit.of(seed_id, SourceReject(seed_id, "empty_field", detail, spec.text))
             continue
         if "code" in values:
             code = _text(values["code"])
         else:
             code = code_from_answer(answer) if answer else None
         if code is None:
-            yield SourceReject(seed_id, "no_code", f"{where}: no code in the answer", spec.text)
+            detail = f"{where}: no code in the answer"
+            yield Unit.of(seed_id, SourceReject(seed_id, "no_code", detail, spec.text))
             continue
-        yield Seed(
-            id=seed_id,
-            code=code,
-            instruction=instruction,
-            seed_answer=answer if answer is not None else f"```python\n{code}\n```",
-            entry_point=_text(values.get("entry_point")),
-            source=spec.text,
-            meta=meta,
+        yield Unit.of(
+            seed_id,
+            Seed(
+                id=seed_id,
+                code=code,
+                instruction=instruction,
+                seed_answer=answer if answer is not None else f"```python\n{code}\n```",
+                entry_point=_text(values.get("entry_point")),
+                source=spec.text,
+                meta=meta,
+            ),
         )
 
 
@@ -563,9 +590,20 @@ def _code_candidates(
         yield SourceReject(file_id, "no_function", detail, spec.text)
 
 
-def _pysrc_candidates(
-    spec: SourceSpec, limit: int | None, raw: RawCode
+def _pysrc_file(
+    path: Path, file_id: str, rel: str, spec: SourceSpec, raw: RawCode
 ) -> Iterator[Seed | SourceReject]:
+    try:
+        source = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        yield SourceReject(file_id, "file_not_utf8", f"{rel}: {err.reason}", spec.text)
+        return
+    yield from _code_candidates(source, file_id, rel, spec, raw, {"file": rel})
+
+
+def _pysrc_units(spec: SourceSpec, limit: int | None, raw: RawCode) -> Iterator[Unit]:
+    """A unit per .py file, read and cut when asked. With `limit` (functions, or files under
+    --raw-unit file, not unreadable files) every file up to the limit is cut to count."""
     assert spec.path is not None
     root = spec.path
     files = sorted(
@@ -576,21 +614,27 @@ def _pysrc_candidates(
             part.startswith(".") or part == "__pycache__" for part in p.relative_to(root).parts
         )
     )
-    count = 0  # --n counts functions (files under --raw-unit file), not unreadable files
+    count = 0
     for path in files:
         rel = path.relative_to(root).as_posix()
         file_id = f"{spec.tag}:{rel}"
-        try:
-            source = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as err:
-            yield SourceReject(file_id, "file_not_utf8", f"{rel}: {err.reason}", spec.text)
+        cut = functools.partial(_pysrc_file, path, file_id, rel, spec, raw)
+        if limit is None:
+            yield Unit(file_id, cut)
             continue
-        for item in _code_candidates(source, file_id, rel, spec, raw, {"file": rel}):
+        items: list[Seed | SourceReject] = []
+        full = False  # the first counted candidate past the limit ends the source
+        for item in cut():
             counted = item.id != file_id or raw.unit == "file"
-            if counted and limit is not None and count >= limit:
-                return
+            if counted and count >= limit:
+                full = True
+                break
             count += counted
-            yield item
+            items.append(item)
+        if items:
+            yield Unit.of(file_id, *items)
+        if full:
+            return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -740,16 +784,16 @@ def _self_oss_instruct(row: dict[str, Any]) -> dict[str, Any]:
 # the toy world
 
 
-def _toy_candidates(n: int, seed: int, world: dict[str, Any] | None) -> Iterator[Seed]:
+def _toy_units(n: int, seed: int, world: dict[str, Any] | None) -> Iterator[Unit]:
     from synthesis.toyworld import ToyWorld
 
     for item in ToyWorld(seed, **(world or {})).generate(n):
         if not item.source:
             item.source = "toy"
-        yield item
+        yield Unit.of(item.id, item)
 
 
-def iter_candidates(
+def iter_units(
     spec: SourceSpec,
     fields: FieldMap,
     *,
@@ -758,17 +802,30 @@ def iter_candidates(
     seed: int = 0,
     toy_world: dict[str, Any] | None = None,
     raw: RawCode | None = None,
-) -> Iterator[Seed | SourceReject]:
-    """Every candidate of one source, in a stable order: seeds and the rejected ones.
+) -> Iterator[Unit]:
+    """The units of one source (rows, files, toy items) in a stable order; a unit's
+    candidates are cut only when `unit.candidates()` is called, so a --shard run skips the
+    parsing of other shards' rows.
 
-    `toy_world`: keyword options of `ToyWorld` (families, ood_families, depth_weights, ...).
-    `raw`: how raw code (pysrc files, rows without an instruction) is cut, and the --lang kept.
+    `limit`: rows (pysrc: functions, or files under --raw-unit file); `toy_n`, `seed`: the toy
+    world's size and seed; `toy_world`: keyword options of `ToyWorld` (families, ood_families,
+    depth_weights, ...); `raw`: how raw code (pysrc files, rows without an instruction) is cut,
+    and the --lang kept.
     """
     raw = raw or RawCode()
     raw.check()
     if spec.kind == "toy":
-        yield from _toy_candidates(toy_n, seed, toy_world)
+        yield from _toy_units(toy_n, seed, toy_world)
     elif spec.kind == "pysrc":
-        yield from _pysrc_candidates(spec, limit, raw)
+        yield from _pysrc_units(spec, limit, raw)
     else:
-        yield from _row_candidates(spec, fields, limit, raw)
+        yield from _row_units(spec, fields, limit, raw)
+
+
+def iter_candidates(
+    spec: SourceSpec, fields: FieldMap, **options: Any
+) -> Iterator[Seed | SourceReject]:
+    """Every candidate of one source, in a stable order: seeds and the rejected ones (the
+    units of iter_units, each cut; the same keyword options)."""
+    for unit in iter_units(spec, fields, **options):
+        yield from unit.candidates()

@@ -326,3 +326,48 @@ def test_raw_code_parquet_in_two_shards_merges_to_the_unsharded_run(tmp_path: Pa
         "exact_duplicate",
         "other_lang",
     ]
+
+
+def test_shards_cut_raw_code_by_row_before_parsing(tmp_path: Path) -> None:
+    """--shard decides by row (the unit), before the row is cut into functions: every row's
+    functions land in the shard its row id hashes to, each shard parses only its own rows (a row
+    that does not parse is rejected in its own shard only), and the merge equals the whole run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from synthesis.pipeline import shard_of
+
+    pairs = [("clamp_all", "run_length"), ("gcd_all", "clamp_all"), ("run_length", "gcd_all"),
+             ("gcd_all", "run_length"), ("clamp_all", "gcd_all"), ("run_length", "clamp_all")]  # fmt: skip
+    rows = [{"content": FUNCTIONS[a][0] + "\n\n" + FUNCTIONS[b][0]} for a, b in pairs]
+    rows.append({"content": "def broken(:\n    pass\n"})
+    data = tmp_path / "stack.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), data, row_group_size=3)
+    options = dict(fields=["code=content"], raw_unit="function", decontam=[])
+    with FakeTeacher(answer) as server:
+        for name, shard in {"whole": None, "s0": "0/2", "s1": "1/2"}.items():
+            main(_config(tmp_path / name, [f"parquet:{data}"], server.url, shard=shard, **options))
+    main(SynthConfig(merge=[str(tmp_path / "s0"), str(tmp_path / "s1")], out=str(tmp_path / "m")))
+    row_shards: dict[str, set[int]] = {}
+    for k in (0, 1):
+        for record in _records(tmp_path / f"s{k}" / "candidates.jsonl"):
+            row = record["id"].rsplit(":", 1)[0] if record["id"].count(":") > 2 else record["id"]
+            row_shards.setdefault(row, set()).add(k)
+    assert len(row_shards) == len(rows) and all(len(s) == 1 for s in row_shards.values())
+    assert all(shard_of(row, 2) in s for row, s in row_shards.items())
+    assert {k for s in row_shards.values() for k in s} == {0, 1}  # both shards got rows
+    broken = [r for r in row_shards if r.endswith(f":{len(rows) - 1}")]
+    (broken_row,) = broken
+    for k in (0, 1):
+        reasons = {r["reason"] for r in _records(tmp_path / f"s{k}" / "rejected.jsonl")}
+        assert ("file_syntax_error" in reasons) == (k in row_shards[broken_row])
+
+    def by_id(run: str, name: str) -> list[dict]:
+        return sorted(_records(tmp_path / run / name), key=lambda r: r["id"])
+
+    assert len(by_id("whole", "triples.jsonl")) == 3  # three distinct functions, the rest dups
+    for name in ("triples.jsonl", "rejected.jsonl"):
+        assert by_id("m", name) == by_id("whole", name)
+    assert (tmp_path / "m" / "triples.jsonl").read_text() == (
+        tmp_path / "whole" / "triples.jsonl"
+    ).read_text()  # in the same (source) order
