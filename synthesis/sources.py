@@ -7,8 +7,9 @@
         else: ...                                # a synthesis.seeds.Seed
     stack = parse_source("parquet:stack-python.parquet")   # raw code: a `content` column
     seeds = iter_candidates(stack, FieldMap(), raw=RawCode(unit="file", max_chars=4000))
-    for unit in iter_units(stack, FieldMap()):      # rows/files, cut only when asked (--shard)
-        if shard_of(unit.id, 2) == 0: for item in unit.candidates(): ...
+    for unit in iter_units(stack, FieldMap()):      # rows/files, cut only when asked: --shard
+        if synthesis.pipeline.shard_of(unit.id, 2) == 0:   # skips the others' parsing
+            for item in unit.candidates(): ...
 
 Source specs (`--source`, repeatable):
     jsonl:PATH      rows, one JSON object a line (instruction data or raw code)
